@@ -1,0 +1,46 @@
+# Rapport — two commands: `make run` and `make test`. See README.md.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PYTEST_WORKERS ?= 2
+
+.PHONY: run test install test-deps lint test-sqlite test-postgres test-browser bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+run: install
+	@mkdir -p var
+	$(BIN)/rapport migrate --noinput
+	$(BIN)/rapport demo --if-empty
+	$(BIN)/rapport run
+
+test: install test-deps lint test-sqlite test-postgres test-browser
+
+test-deps:
+	@scripts/install-test-deps.sh
+
+lint: install
+	$(BIN)/ruff check src tests bench scripts
+
+test-sqlite: install
+	$(BIN)/pytest -q -n $(PYTEST_WORKERS) -m "not browser"
+
+test-postgres: install
+	scripts/with-postgres.sh $(BIN)/pytest -q -n $(PYTEST_WORKERS) -m "not browser"
+
+test-browser: install
+	$(BIN)/pytest -q -m browser
+
+bench: install
+	$(BIN)/python bench/api.py && $(BIN)/python bench/search.py
+
+clean:
+	rm -rf $(VENV) var/*.sqlite3* build *.egg-info

@@ -1,0 +1,209 @@
+"""P1–P3 reads. Every function takes the user and starts from ``visible_to(user)`` (S2)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+from django.db.models import Prefetch, Q, QuerySet
+
+from rapport.core.search import fold, fold_tokens, prefix_q
+from rapport.identity.normalise import InvalidIdentifier, normalise_phone, phone_search_key
+from rapport.people.models import ContactPoint, Employment, Interaction, Organisation, Person
+
+SEARCH_LIMIT = 8
+
+
+def person_list(*, user: Any, name: str = "", email: str = "", phone: str = "",
+                organisation: str = "", tag: str = "", updated_since: dt.datetime | None = None,
+                country: str = "") -> QuerySet[Person]:
+    """People visible to ``user`` matching every given filter (A1 filters, U list view)."""
+    people = Person.objects.visible_to(user)
+    if name:
+        people = people.filter(_name_q(name))
+    if email:
+        people = people.filter(pk__in=ContactPoint.objects.filter(
+            kind=ContactPoint.Kind.EMAIL, normalised=email.strip().lower()).values("person_id"))
+    if phone:
+        people = people.filter(pk__in=_phone_matches(phone, exact=True).values("person_id"))
+    if organisation:
+        people = people.filter(pk__in=Employment.objects.filter(
+            _organisation_ref_q(organisation, "organisation__")).values("person_id"))
+    if tag:
+        people = people.filter(tags__name=tag)
+    if updated_since:
+        people = people.filter(updated_at__gte=updated_since)
+    if country:
+        people = people.filter(country=country.upper())
+    return people
+
+
+def person_list_for_display(*, user: Any, **filters: Any) -> QuerySet[Person]:
+    """``person_list`` with what a list row shows fetched up front (constant query count)."""
+    return person_list(user=user, **filters).prefetch_related(
+        Prefetch("contact_points", queryset=ContactPoint.objects.filter(primary=True)),
+        Prefetch("employments", queryset=Employment.objects.filter(end_date__isnull=True)
+                 .select_related("organisation")),
+        "tags",
+    )
+
+
+def person_get(*, user: Any, person_id: Any, action: str = "read") -> Person:
+    """One person visible to ``user`` with their contact points, jobs and tags; 404 otherwise."""
+    return (
+        Person.objects.visible_to(user, action)
+        .select_related("owner")
+        .prefetch_related(
+            "contact_points", "tags",
+            Prefetch("employments", queryset=Employment.objects.select_related("organisation")
+                     .order_by("end_date", "-start_date")),
+        )
+        .get(pk=person_id)
+    )
+
+
+def person_timeline(*, user: Any, person: Person, limit: int = 50,
+                    before: dt.datetime | None = None) -> list[Interaction]:
+    """Newest first, across every channel (P3)."""
+    interactions = Interaction.objects.filter(person=person).select_related("organisation", "created_by")
+    if before is not None:
+        interactions = interactions.filter(occurred_at__lt=before)
+    return list(interactions.order_by("-occurred_at", "-created_at")[:limit])
+
+
+def organisation_list(*, user: Any, name: str = "", domain: str = "", parent: str = "",
+                      tag: str = "", updated_since: dt.datetime | None = None) -> QuerySet[Organisation]:
+    organisations = Organisation.objects.visible_to(user)
+    if name:
+        tokens = fold_tokens(name)
+        folded = "".join(tokens)
+        organisations = organisations.filter(prefix_q("name_key", folded)) if folded else organisations
+    if domain:
+        organisations = organisations.filter(domain=domain.strip().lower())
+    if parent:
+        organisations = organisations.filter(parent_id=parent)
+    if tag:
+        organisations = organisations.filter(tags__name=tag)
+    if updated_since:
+        organisations = organisations.filter(updated_at__gte=updated_since)
+    return organisations
+
+
+def organisation_get(*, user: Any, organisation_id: Any, action: str = "read") -> Organisation:
+    return (
+        Organisation.objects.visible_to(user, action)
+        .select_related("parent", "owner")
+        .prefetch_related("tags")
+        .get(pk=organisation_id)
+    )
+
+
+def organisation_people(*, user: Any, organisation: Organisation) -> tuple[list[Employment], list[Employment]]:
+    """Current and former employees of ``organisation`` that ``user`` may see."""
+    visible = Person.objects.visible_to(user).values("pk")
+    jobs = list(
+        Employment.objects.filter(organisation=organisation, person__in=visible)
+        .select_related("person").order_by("person__family_key", "person__given_key", "-start_date")
+    )
+    return [j for j in jobs if j.end_date is None], [j for j in jobs if j.end_date is not None]
+
+
+# ------------------------------------------------------------------------------- search
+
+
+@dataclass(frozen=True)
+class SearchHit:
+    kind: str  # "person" or "organisation"
+    id: Any
+    title: str
+    subtitle: str
+    matched: str  # what matched: name, email, phone, organisation
+
+
+def global_search(*, user: Any, query: str, limit: int = SEARCH_LIMIT) -> list[SearchHit]:
+    """Search-while-typing by name, email, phone (any format) or organisation (U).
+
+    Each branch is an index range scan capped at ``limit``; results are merged in order of
+    how specific the match is (identifier first, then name, then organisation).
+    """
+    query = query.strip()
+    if len(query) < 2:
+        return []
+    visible_people = Person.objects.visible_to(user)
+    hits: list[SearchHit] = []
+    seen: set[Any] = set()
+
+    def add_people(people: QuerySet[Person], matched: str) -> None:
+        for person in people[: limit]:
+            if person.pk in seen or len(hits) >= limit:
+                continue
+            seen.add(person.pk)
+            hits.append(SearchHit("person", person.pk, person.display_name,
+                                  _person_subtitle(person), matched))
+
+    with_points = visible_people.prefetch_related(
+        Prefetch("contact_points", queryset=ContactPoint.objects.filter(primary=True)))
+    if "@" in query:
+        emails = ContactPoint.objects.filter(prefix_email_q(query)).values_list("person_id", flat=True)[:limit]
+        add_people(with_points.filter(pk__in=list(emails)), "email")
+    digits = sum(ch.isdigit() for ch in query)
+    if digits >= 3 and digits >= len(query.replace(" ", "")) // 2:
+        add_people(with_points.filter(pk__in=list(_phone_matches(query).values_list("person_id", flat=True)[:limit])),
+                   "phone")
+    if len(hits) < limit and not query.startswith("+"):
+        add_people(with_points.filter(_name_q(query)).order_by("family_key", "given_key"), "name")
+    if len(hits) < limit:
+        folded = fold(query)
+        if folded:
+            for org in Organisation.objects.visible_to(user).filter(prefix_q("name_key", folded))[: limit]:
+                if len(hits) >= limit:
+                    break
+                hits.append(SearchHit("organisation", org.pk, org.name, org.domain, "organisation"))
+    return hits
+
+
+def prefix_email_q(query: str) -> Q:
+    """Emails whose folded form starts with the folded query (search keys are a-z0-9 only)."""
+    return Q(kind=ContactPoint.Kind.EMAIL) & prefix_q("search_key", fold(query))
+
+
+def _name_q(text: str) -> Q:
+    """Every word of ``text`` must start one of the person's names."""
+    tokens = fold_tokens(text)
+    q = Q()
+    for token in tokens:
+        q &= prefix_q("given_key", token) | prefix_q("family_key", token) | prefix_q("preferred_key", token)
+    return q
+
+
+def _phone_matches(text: str, *, exact: bool = False) -> QuerySet[ContactPoint]:
+    points = ContactPoint.objects.filter(kind=ContactPoint.Kind.PHONE)
+    if exact:
+        try:
+            return points.filter(normalised=normalise_phone(text).normalised)
+        except InvalidIdentifier:
+            return points.filter(search_key=phone_search_key(text) or "-")
+    key = phone_search_key(text)
+    if not key:
+        return points.none()
+    return points.filter(prefix_q("search_key", key))
+
+
+def _organisation_ref_q(value: str, prefix: str = "") -> Q:
+    """An organisation given by id or by (the start of) its name."""
+    import uuid
+
+    try:
+        return Q(**{f"{prefix}pk": uuid.UUID(str(value))})
+    except ValueError:
+        return prefix_q(f"{prefix}name_key", fold(value))
+
+
+def _person_subtitle(person: Person) -> str:
+    points = list(person.contact_points.all())
+    for kind in (ContactPoint.Kind.EMAIL, ContactPoint.Kind.PHONE):
+        for point in points:
+            if point.kind == kind:
+                return point.value
+    return ""

@@ -1,0 +1,429 @@
+"""P1–P3 — the only place people, organisations, employment and timeline entries are written.
+
+Every function is keyword-only, validates, writes inside one transaction and records the
+access audit entry for the change. Adapters (UI, API, CLI, jobs) parse input and call these.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from rapport.access.audit import record_person_access
+from rapport.core.search import fold
+from rapport.identity.normalise import InvalidIdentifier, normalise_contact_value
+from rapport.people.models import ContactPoint, Employment, Interaction, Organisation, Person, Tag
+from rapport.privacy.suppression import ensure_not_suppressed
+
+PERSON_FIELDS = ("honorific", "given_name", "middle_names", "family_name", "preferred_name",
+                 "language", "timezone", "country", "notes")
+ORGANISATION_FIELDS = ("name", "domain", "notes")
+
+
+@dataclass(frozen=True)
+class ContactPointInput:
+    kind: str
+    value: str
+    label: str = ""
+    source: str = ""
+    verified: bool = False
+    primary: bool = False
+
+
+@dataclass
+class _NormalisedContactPoint:
+    data: ContactPointInput
+    normalised: str
+    search_key: str
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+# ---------------------------------------------------------------------------------- people
+
+
+def person_create(*, actor: Any, given_name: str = "", family_name: str = "",
+                  preferred_name: str = "", honorific: str = "", middle_names: str = "",
+                  language: str = "", timezone_name: str = "", country: str = "", notes: str = "",
+                  tags: Iterable[str] = (), owner: Any = None,
+                  contact_points: Sequence[ContactPointInput] = (), channel: str = "ui") -> Person:
+    """Create a person with their contact points. Refuses suppressed (erased) identifiers."""
+    person = Person(
+        honorific=honorific.strip(), given_name=given_name.strip(), middle_names=middle_names.strip(),
+        family_name=family_name.strip(), preferred_name=preferred_name.strip(),
+        language=language.strip(), timezone=timezone_name.strip(), country=country.strip().upper(),
+        notes=notes, owner=owner if owner is not None else _as_user(actor),
+    )
+    normalised = _normalise_contact_points(contact_points, region=person.country or None)
+    if not (person.given_name or person.family_name or person.preferred_name or normalised):
+        raise ValidationError({"given_name": ["Give a name or at least one contact point."]})
+    _set_name_keys(person)
+    _validate(person)
+    ensure_not_suppressed(
+        emails=[n.normalised for n in normalised if n.data.kind == ContactPoint.Kind.EMAIL],
+        phones=[n.normalised for n in normalised if n.data.kind == ContactPoint.Kind.PHONE],
+    )
+    with transaction.atomic():
+        person.save()
+        _write_contact_points(person, normalised)
+        _set_tags(person, tags)
+        record_person_access(actor=actor, action="create", people=[person], channel=channel)
+    return person
+
+
+def person_update(*, actor: Any, person: Person, changes: dict[str, Any],
+                  tags: Iterable[str] | None = None, expected_version: int | None = None,
+                  channel: str = "ui") -> Person:
+    """Change scalar fields (and optionally tags); bumps ``version`` for optimistic concurrency."""
+    unknown = set(changes) - set(PERSON_FIELDS) - {"owner", "timezone_name"}
+    if unknown:
+        raise ValidationError({name: ["Unknown field."] for name in sorted(unknown)})
+    with transaction.atomic():
+        locked = Person.objects.select_for_update().get(pk=person.pk)
+        if expected_version is not None and locked.version != expected_version:
+            raise ValidationError({"version": ["This person was changed by someone else; reload."]},
+                                  code="stale")
+        before = {name: getattr(locked, name) for name in PERSON_FIELDS}
+        for name, value in changes.items():
+            attr = "timezone" if name == "timezone_name" else name
+            if isinstance(value, str) and attr != "notes":
+                value = value.strip()
+            if attr == "country" and isinstance(value, str):
+                value = value.upper()
+            setattr(locked, attr, value)
+        _set_name_keys(locked)
+        _validate(locked)
+        changed = {k: (before[k], getattr(locked, k)) for k in before if before[k] != getattr(locked, k)}
+        if "owner" in changes:
+            changed["owner"] = ("", str(changes["owner"]))
+        if tags is not None:
+            changed.update(_set_tags(locked, tags))
+        if changed:
+            locked.version += 1
+            locked.save()
+            record_person_access(actor=actor, action="change", people=[locked], channel=channel,
+                                 detail={"fields": sorted(changed)})
+    person.refresh_from_db()
+    return person
+
+
+def person_touch(*, person: Person) -> None:
+    """Bump the person's version after a change to something they own (contact points, jobs)."""
+    Person.objects.filter(pk=person.pk).update(version=person.version + 1, updated_at=timezone.now())
+    person.version += 1
+
+
+def contact_point_add(*, actor: Any, person: Person, data: ContactPointInput,
+                      channel: str = "ui") -> ContactPoint:
+    """Add a contact point; a value the person already has only updates its flags."""
+    [normalised] = _normalise_contact_points([data], region=person.country or None)
+    ensure_not_suppressed(
+        emails=[normalised.normalised] if data.kind == ContactPoint.Kind.EMAIL else [],
+        phones=[normalised.normalised] if data.kind == ContactPoint.Kind.PHONE else [],
+    )
+    with transaction.atomic():
+        Person.objects.select_for_update().filter(pk=person.pk).first()
+        [point] = _write_contact_points(person, [normalised])
+        person_touch(person=person)
+        record_person_access(actor=actor, action="change", people=[person], channel=channel,
+                             detail={"contact_point": data.kind})
+    return point
+
+
+def contact_point_update(*, actor: Any, point: ContactPoint, changes: dict[str, Any],
+                         channel: str = "ui") -> ContactPoint:
+    allowed = {"value", "label", "source", "verified", "primary"}
+    unknown = set(changes) - allowed
+    if unknown:
+        raise ValidationError({name: ["Unknown field."] for name in sorted(unknown)})
+    with transaction.atomic():
+        point = ContactPoint.objects.select_for_update().select_related("person").get(pk=point.pk)
+        if "value" in changes:
+            try:
+                result = normalise_contact_value(point.kind, str(changes["value"]),
+                                                 region=point.person.country or None)
+            except InvalidIdentifier as err:
+                raise ValidationError({"value": [str(err)]}) from err
+            point.value = str(changes["value"]).strip()
+            point.normalised, point.search_key = result.normalised, result.search_key
+        for name in ("label", "source", "verified"):
+            if name in changes:
+                setattr(point, name, changes[name])
+        if changes.get("primary"):
+            ContactPoint.objects.filter(person=point.person, kind=point.kind, primary=True).exclude(
+                pk=point.pk).update(primary=False)
+            point.primary = True
+        elif changes.get("primary") is False:
+            point.primary = False
+        point.full_clean()
+        point.save()
+        person_touch(person=point.person)
+        record_person_access(actor=actor, action="change", people=[point.person], channel=channel,
+                             detail={"contact_point": point.kind})
+    return point
+
+
+def contact_point_remove(*, actor: Any, point: ContactPoint, channel: str = "ui") -> None:
+    with transaction.atomic():
+        person = point.person
+        was_primary, kind = point.primary, point.kind
+        point.delete()
+        if was_primary:
+            successor = ContactPoint.objects.filter(person=person, kind=kind).order_by("created_at").first()
+            if successor is not None:
+                successor.primary = True
+                successor.save(update_fields=["primary", "updated_at"])
+        person_touch(person=person)
+        record_person_access(actor=actor, action="change", people=[person], channel=channel,
+                             detail={"contact_point_removed": kind})
+
+
+# --------------------------------------------------------------------------- organisations
+
+
+def organisation_create(*, actor: Any, name: str, domain: str = "", parent: Organisation | None = None,
+                        notes: str = "", tags: Iterable[str] = (), owner: Any = None) -> Organisation:
+    organisation = Organisation(name=name.strip(), domain=domain.strip().lower(), parent=parent,
+                                notes=notes, owner=owner if owner is not None else _as_user(actor))
+    organisation.name_key = fold(organisation.name)
+    _validate(organisation)
+    with transaction.atomic():
+        organisation.save()
+        _set_tags(organisation, tags)
+    return organisation
+
+
+def organisation_update(*, actor: Any, organisation: Organisation, changes: dict[str, Any],
+                        tags: Iterable[str] | None = None) -> Organisation:
+    unknown = set(changes) - set(ORGANISATION_FIELDS) - {"parent", "owner"}
+    if unknown:
+        raise ValidationError({name: ["Unknown field."] for name in sorted(unknown)})
+    with transaction.atomic():
+        locked = Organisation.objects.select_for_update().get(pk=organisation.pk)
+        for name, value in changes.items():
+            if name == "domain" and isinstance(value, str):
+                value = value.strip().lower()
+            elif name == "name" and isinstance(value, str):
+                value = value.strip()
+            setattr(locked, name, value)
+        if "parent" in changes:
+            _check_no_cycle(locked, changes["parent"])
+        locked.name_key = fold(locked.name)
+        _validate(locked)
+        if tags is not None:
+            _set_tags(locked, tags)
+        locked.version += 1
+        locked.save()
+    organisation.refresh_from_db()
+    return organisation
+
+
+def organisation_delete(*, actor: Any, organisation: Organisation) -> None:
+    """Delete an organisation; its employment history would be lost, so refuse when it has any."""
+    if organisation.employments.exists():
+        raise ValidationError({"organisation": [
+            "This organisation has employment history; it cannot be deleted."]})
+    with transaction.atomic():
+        Organisation.objects.filter(parent=organisation).update(parent=organisation.parent)
+        organisation.delete()
+
+
+def _check_no_cycle(organisation: Organisation, parent: Organisation | None) -> None:
+    seen = {organisation.pk}
+    node = parent
+    while node is not None:
+        if node.pk in seen:
+            raise ValidationError({"parent": ["An organisation cannot be its own ancestor."]})
+        seen.add(node.pk)
+        node = node.parent
+
+
+# ------------------------------------------------------------------------------ employment
+
+
+def employment_start(*, actor: Any, person: Person, organisation: Organisation, title: str = "",
+                     start_date: dt.date | None = None, end_other_jobs: bool = True,
+                     channel: str = "ui") -> Employment:
+    """Start a job. By default current jobs elsewhere end the day the new one starts (P2)."""
+    start_date = start_date or timezone.localdate()
+    with transaction.atomic():
+        Person.objects.select_for_update().filter(pk=person.pk).first()
+        if end_other_jobs:
+            current = Employment.objects.filter(person=person, end_date__isnull=True).exclude(
+                organisation=organisation)
+            for job in current:
+                job.end_date = max(start_date, job.start_date) if job.start_date else start_date
+                job.save(update_fields=["end_date", "updated_at"])
+        job = Employment(person=person, organisation=organisation, title=title.strip(),
+                         start_date=start_date)
+        _validate(job)
+        job.save()
+        person_touch(person=person)
+        record_person_access(actor=actor, action="change", people=[person], channel=channel,
+                             detail={"employment": str(organisation.pk)})
+    return job
+
+
+def employment_update(*, actor: Any, employment: Employment, changes: dict[str, Any],
+                      channel: str = "ui") -> Employment:
+    allowed = {"title", "start_date", "end_date", "organisation"}
+    unknown = set(changes) - allowed
+    if unknown:
+        raise ValidationError({name: ["Unknown field."] for name in sorted(unknown)})
+    with transaction.atomic():
+        for name, value in changes.items():
+            setattr(employment, name, value)
+        _validate(employment)
+        employment.save()
+        person_touch(person=employment.person)
+        record_person_access(actor=actor, action="change", people=[employment.person],
+                             channel=channel, detail={"employment": str(employment.pk)})
+    return employment
+
+
+def employment_end(*, actor: Any, employment: Employment, end_date: dt.date | None = None,
+                   channel: str = "ui") -> Employment:
+    return employment_update(actor=actor, employment=employment,
+                             changes={"end_date": end_date or timezone.localdate()}, channel=channel)
+
+
+# -------------------------------------------------------------------------------- timeline
+
+
+def interaction_log(*, actor: Any, person: Person, channel: str, kind: str, summary: str,
+                    direction: str = Interaction.Direction.INBOUND, body: str = "",
+                    occurred_at: dt.datetime | None = None, sentiment: str = Interaction.Sentiment.NEUTRAL,
+                    organisation: Organisation | None = None, source_system: str = "",
+                    external_id: str = "", via: str = "ui") -> tuple[Interaction, bool]:
+    """Add an event to the timeline. The same (source system, external id) is stored once.
+
+    Returns ``(interaction, created)``; a repeat of an imported event returns the stored one.
+    """
+    if external_id:
+        existing = Interaction.objects.filter(source_system=source_system, external_id=external_id).first()
+        if existing is not None:
+            return existing, False
+    interaction = Interaction(
+        person=person, organisation=organisation, channel=channel, kind=kind, direction=direction,
+        occurred_at=occurred_at or timezone.now(), summary=summary.strip(), body=body,
+        sentiment=sentiment, source_system=source_system, external_id=external_id,
+        created_by=_as_user(actor),
+    )
+    _validate(interaction)
+    try:
+        with transaction.atomic():
+            interaction.save()
+            record_person_access(actor=actor, action="change", people=[person], channel=via,
+                                 detail={"interaction": kind})
+    except IntegrityError:
+        if not external_id:
+            raise
+        existing = Interaction.objects.get(source_system=source_system, external_id=external_id)
+        return existing, False
+    return interaction, True
+
+
+def interaction_update(*, actor: Any, interaction: Interaction, changes: dict[str, Any],
+                       via: str = "ui") -> Interaction:
+    allowed = {"channel", "kind", "direction", "occurred_at", "summary", "body", "sentiment", "organisation"}
+    unknown = set(changes) - allowed
+    if unknown:
+        raise ValidationError({name: ["Unknown field."] for name in sorted(unknown)})
+    with transaction.atomic():
+        for name, value in changes.items():
+            setattr(interaction, name, value)
+        _validate(interaction)
+        interaction.save()
+        record_person_access(actor=actor, action="change", people=[interaction.person], channel=via,
+                             detail={"interaction": str(interaction.pk)})
+    return interaction
+
+
+def interaction_delete(*, actor: Any, interaction: Interaction, via: str = "ui") -> None:
+    with transaction.atomic():
+        person = interaction.person
+        interaction.delete()
+        record_person_access(actor=actor, action="change", people=[person], channel=via,
+                             detail={"interaction_deleted": True})
+
+
+# --------------------------------------------------------------------------------- helpers
+
+
+def _as_user(actor: Any) -> Any:
+    return actor if getattr(actor, "is_authenticated", False) else None
+
+
+def _validate(instance: Any) -> None:
+    instance.full_clean(validate_unique=False, validate_constraints=True)
+
+
+def _set_name_keys(person: Person) -> None:
+    person.given_key = fold(person.given_name)[:100]
+    person.family_key = fold(person.family_name)[:100]
+    person.preferred_key = fold(person.preferred_name)[:100]
+
+
+def _normalise_contact_points(points: Sequence[ContactPointInput], *,
+                              region: str | None) -> list[_NormalisedContactPoint]:
+    errors: dict[str, list[str]] = {}
+    result = []
+    valid_kinds = set(ContactPoint.Kind.values)
+    for index, point in enumerate(points):
+        if point.kind not in valid_kinds:
+            errors[f"contact_points.{index}.kind"] = [
+                f"Choose one of {', '.join(sorted(valid_kinds))}."]
+            continue
+        try:
+            normalised = normalise_contact_value(point.kind, point.value or "", region=region)
+        except InvalidIdentifier as err:
+            errors[f"contact_points.{index}.value"] = [str(err)]
+            continue
+        result.append(_NormalisedContactPoint(point, normalised.normalised, normalised.search_key))
+    if errors:
+        raise ValidationError(errors)
+    return result
+
+
+def _write_contact_points(person: Person, points: list[_NormalisedContactPoint]) -> list[ContactPoint]:
+    """Store points, folding repeats of a value the person already has into the existing row."""
+    written: list[ContactPoint] = []
+    for item in points:
+        data = item.data
+        point = ContactPoint.objects.filter(person=person, kind=data.kind,
+                                            normalised=item.normalised).first()
+        if point is None:
+            has_primary = ContactPoint.objects.filter(person=person, kind=data.kind, primary=True).exists()
+            point = ContactPoint(person=person, kind=data.kind, value=data.value.strip(),
+                                 normalised=item.normalised, search_key=item.search_key,
+                                 label=data.label, source=data.source, verified=data.verified,
+                                 primary=data.primary or not has_primary)
+        else:
+            point.verified = point.verified or data.verified
+            point.label = point.label or data.label
+            point.source = point.source or data.source
+            point.primary = point.primary or data.primary
+        if point.primary:
+            ContactPoint.objects.filter(person=person, kind=data.kind, primary=True).exclude(
+                pk=point.pk).update(primary=False)
+        point.save()
+        written.append(point)
+    return written
+
+
+def _set_tags(instance: Person | Organisation, names: Iterable[str]) -> dict[str, tuple[Any, Any]]:
+    wanted = sorted({n.strip() for n in names if n and n.strip()})
+    before = sorted(instance.tags.values_list("name", flat=True)) if instance.pk else []
+    if wanted == before:
+        return {}
+    tags = []
+    for name in wanted:
+        tag, _ = Tag.objects.get_or_create(name=name[:64])
+        tags.append(tag)
+    instance.tags.set(tags)
+    return {"tags": (before, wanted)}
