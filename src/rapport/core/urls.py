@@ -1,5 +1,13 @@
+"""U — the staff home page and signing in and out."""
+
+from django.contrib.auth import views as auth_views
 from django.urls import path
 
 from rapport.core import views
 
-urlpatterns = [path("", views.home, name="home")]
+urlpatterns = [
+    path("", views.home, name="home"),
+    path("login/", auth_views.LoginView.as_view(template_name="registration/login.html",
+                                                redirect_authenticated_user=True), name="login"),
+    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+]

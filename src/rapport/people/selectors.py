@@ -207,3 +207,104 @@ def _person_subtitle(person: Person) -> str:
             if point.kind == kind:
                 return point.value
     return ""
+
+
+# -------------------------------------------------------------------------- staff UI reads
+
+HOME_WEEKS = 12
+HOME_CHANNELS = ("email", "phone", "post", "meeting", "web")
+
+
+def home_summary(*, user: Any, weeks: int = HOME_WEEKS) -> dict[str, Any]:
+    """U — what the home page shows: counts, weekly activity by channel, sentiment, recent entries.
+
+    Grouping happens in the database (``TruncWeek`` works on SQLite and PostgreSQL), so the
+    page costs the same few queries however many interactions there are.
+    """
+    from django.db.models import Count
+    from django.db.models.functions import TruncWeek
+    from django.utils import timezone
+
+    visible_people = Person.objects.visible_to(user)
+    interactions = Interaction.objects.filter(person__in=visible_people.values("pk"))
+    today = timezone.localdate()
+    first_monday = today - dt.timedelta(days=today.weekday()) - dt.timedelta(weeks=weeks - 1)
+    since = timezone.make_aware(dt.datetime.combine(first_monday, dt.time.min))
+    week_starts = [first_monday + dt.timedelta(weeks=i) for i in range(weeks)]
+    index = {start: i for i, start in enumerate(week_starts)}
+    by_channel: dict[str, list[int]] = {c: [0] * weeks for c in (*HOME_CHANNELS, "other")}
+    by_sentiment: dict[str, list[int]] = {"compliment": [0] * weeks, "complaint": [0] * weeks}
+    rows = (interactions.filter(occurred_at__gte=since)
+            .annotate(week=TruncWeek("occurred_at")).values("week", "channel", "sentiment")
+            .annotate(n=Count("pk")).order_by())
+    for row in rows:
+        week = row["week"]
+        week = week.date() if isinstance(week, dt.datetime) else week
+        slot = index.get(week)
+        if slot is None:
+            continue
+        channel = row["channel"] if row["channel"] in HOME_CHANNELS else "other"
+        by_channel[channel][slot] += row["n"]
+        if row["sentiment"] in by_sentiment:
+            by_sentiment[row["sentiment"]][slot] += row["n"]
+    labels = [start.strftime("%-d %b") for start in week_starts]
+    channel_labels = dict(Interaction.Channel.choices)
+    channel_series = [{"key": c, "label": channel_labels.get(c, "Other"), "values": v,
+                       "total": sum(v)} for c, v in by_channel.items()]
+    recent = list(interactions.select_related("person", "created_by").order_by("-occurred_at", "-created_at")[:8])
+    last_30 = timezone.now() - dt.timedelta(days=30)
+    return {
+        "counts": {
+            "people": visible_people.count(),
+            "organisations": Organisation.objects.visible_to(user).count(),
+            "interactions_30d": interactions.filter(occurred_at__gte=last_30).count(),
+            "complaints_30d": interactions.filter(occurred_at__gte=last_30,
+                                                  sentiment=Interaction.Sentiment.COMPLAINT).count(),
+        },
+        "activity_chart": {"labels": labels, "series": [s for s in channel_series if s["total"]]
+                           or channel_series[:1]},
+        "sentiment_chart": {"labels": labels, "series": [
+            {"key": "compliment", "label": "Compliments", "values": by_sentiment["compliment"],
+             "total": sum(by_sentiment["compliment"])},
+            {"key": "complaint", "label": "Complaints", "values": by_sentiment["complaint"],
+             "total": sum(by_sentiment["complaint"])},
+        ]},
+        "recent": recent,
+    }
+
+
+def organisation_list_for_display(*, user: Any, **filters: Any) -> QuerySet[Organisation]:
+    """``organisation_list`` with the parent, tags and current head count fetched up front."""
+    from django.db.models import Count
+
+    return (organisation_list(user=user, **filters).select_related("parent").prefetch_related("tags")
+            .annotate(current_people=Count("employments", filter=Q(employments__end_date__isnull=True))))
+
+
+def organisation_children(*, user: Any, organisation: Organisation) -> QuerySet[Organisation]:
+    return Organisation.objects.visible_to(user).filter(parent=organisation).order_by("name_key")
+
+
+def organisation_timeline(*, user: Any, organisation: Organisation, limit: int = 50) -> list[Interaction]:
+    """Interactions logged against the organisation, for people ``user`` may see; newest first."""
+    visible = Person.objects.visible_to(user).values("pk")
+    return list(Interaction.objects.filter(organisation=organisation, person__in=visible)
+                .select_related("person").order_by("-occurred_at", "-created_at")[:limit])
+
+
+def organisation_search(*, user: Any, query: str, limit: int = SEARCH_LIMIT) -> list[Organisation]:
+    """Organisations whose name starts with ``query`` (the job form's organisation picker)."""
+    folded = fold(query)
+    if not folded:
+        return []
+    return list(Organisation.objects.visible_to(user).filter(prefix_q("name_key", folded))
+                .select_related("parent").order_by("name_key")[:limit])
+
+
+def contact_point_get(*, user: Any, person: Person, point_id: Any) -> ContactPoint:
+    """A contact point of a person the caller may already see (raises DoesNotExist otherwise)."""
+    return ContactPoint.objects.get(person=person, pk=point_id)
+
+
+def employment_get(*, user: Any, person: Person, employment_id: Any) -> Employment:
+    return Employment.objects.select_related("organisation").get(person=person, pk=employment_id)
