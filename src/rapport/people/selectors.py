@@ -278,7 +278,8 @@ def organisation_list_for_display(*, user: Any, **filters: Any) -> QuerySet[Orga
     from django.db.models import Count
 
     return (organisation_list(user=user, **filters).select_related("parent").prefetch_related("tags")
-            .annotate(current_people=Count("employments", filter=Q(employments__end_date__isnull=True))))
+            .annotate(current_people=Count("employments", filter=Q(employments__end_date__isnull=True)))
+            .order_by("name_key", "pk"))
 
 
 def organisation_children(*, user: Any, organisation: Organisation) -> QuerySet[Organisation]:

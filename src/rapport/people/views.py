@@ -151,7 +151,7 @@ def person_timeline(request: HttpRequest, pk: UUID) -> HttpResponse:
 @login_required
 @require_http_methods(["GET", "POST"])
 def person_create(request: HttpRequest) -> HttpResponse:
-    form = PersonForm(request.POST or None, user=request.user, creating=True)
+    form = PersonForm(request.POST if request.method == "POST" else None, user=request.user, creating=True)
     candidates: list[dict[str, Any]] = []
     if request.method == "POST" and form.is_valid():
         points = form.contact_points()
@@ -209,7 +209,7 @@ def person_edit(request: HttpRequest, pk: UUID) -> HttpResponse:
                ("honorific", "given_name", "middle_names", "family_name", "preferred_name", "language",
                 "timezone", "country", "notes", "version")}
     initial["tags"] = ", ".join(t.name for t in person.tags.all())
-    form = PersonForm(request.POST or None, initial=initial, user=request.user, creating=False)
+    form = PersonForm(request.POST if request.method == "POST" else None, initial=initial, user=request.user, creating=False)
     if request.method == "POST" and form.is_valid():
         try:
             services.person_update(actor=request.user, person=person, changes=form.person_changes(),
@@ -282,7 +282,7 @@ def contact_point_edit(request: HttpRequest, pk: UUID, point_pk: UUID) -> HttpRe
     person = _person_or_404(request, pk, action="change")
     point = _contact_point_or_404(request, person, point_pk)
     initial = {f: getattr(point, f) for f in ("kind", "value", "label", "source", "verified", "primary")}
-    form = ContactPointForm(request.POST or None, initial=initial, editing=True)
+    form = ContactPointForm(request.POST if request.method == "POST" else None, initial=initial, editing=True)
     if request.method == "POST" and form.is_valid():
         changes = {k: v for k, v in form.cleaned_data.items() if k != "kind"}
         if changes["value"].strip() == point.value:
@@ -340,7 +340,8 @@ def employment_start(request: HttpRequest, pk: UUID) -> HttpResponse:
             else:
                 messages.success(request, f"New job at {organisation.name} recorded.")
                 return redirect(reverse("people:person-detail", kwargs={"pk": person.pk}) + "#employment")
-    return render(request, "people/employment_form.html", {"person": person, "form": form}, status=400)
+    return render(request, "people/employment_form.html", {"person": person, "employment_form": form},
+                  status=400)
 
 
 @login_required
@@ -407,7 +408,7 @@ def organisation_detail(request: HttpRequest, pk: UUID) -> HttpResponse:
 @login_required
 @require_http_methods(["GET", "POST"])
 def organisation_create(request: HttpRequest) -> HttpResponse:
-    form = OrganisationForm(request.POST or None, user=request.user, parents=_parents(request))
+    form = OrganisationForm(request.POST if request.method == "POST" else None, user=request.user, parents=_parents(request))
     if request.method == "POST" and form.is_valid():
         changes = form.changes()
         try:
@@ -428,7 +429,7 @@ def organisation_edit(request: HttpRequest, pk: UUID) -> HttpResponse:
     organisation = _organisation_or_404(request, pk, action="change")
     initial = {"name": organisation.name, "domain": organisation.domain, "parent": organisation.parent_id,
                "notes": organisation.notes, "tags": ", ".join(t.name for t in organisation.tags.all())}
-    form = OrganisationForm(request.POST or None, initial=initial, user=request.user,
+    form = OrganisationForm(request.POST if request.method == "POST" else None, initial=initial, user=request.user,
                             parents=_parents(request).exclude(pk=organisation.pk))
     if request.method == "POST" and form.is_valid():
         try:
