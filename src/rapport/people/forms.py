@@ -131,7 +131,7 @@ QUICK_ACTIONS: dict[str, tuple[str, str, str]] = {
 class InteractionForm(forms.Form):
     kind = forms.ChoiceField(choices=[(k, v[0]) for k, v in QUICK_ACTIONS.items()], initial="note",
                              widget=forms.RadioSelect)
-    direction = forms.ChoiceField(choices=[("", "Default for the kind"), *Interaction.Direction.choices],
+    direction = forms.ChoiceField(choices=[("", "Default"), *Interaction.Direction.choices],
                                   required=False)
     summary = forms.CharField(max_length=300)
     body = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 3}), label="Details")
