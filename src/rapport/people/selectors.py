@@ -309,3 +309,17 @@ def contact_point_get(*, user: Any, person: Person, point_id: Any) -> ContactPoi
 
 def employment_get(*, user: Any, person: Person, employment_id: Any) -> Employment:
     return Employment.objects.select_related("organisation").get(person=person, pk=employment_id)
+
+
+def person_timeline_page(*, user: Any, person: Person, limit: int = 50,
+                         after: tuple[dt.datetime, dt.datetime] | None = None) -> list[Interaction]:
+    """A page of the timeline after the keyset ``(occurred_at, created_at)`` of the last entry shown.
+
+    Unlike a plain ``occurred_at < before`` cut, entries sharing the boundary time are not skipped.
+    """
+    interactions = Interaction.objects.filter(person=person).select_related("organisation", "created_by")
+    if after is not None:
+        occurred, created = after
+        interactions = interactions.filter(Q(occurred_at__lt=occurred)
+                                           | Q(occurred_at=occurred, created_at__lt=created))
+    return list(interactions.order_by("-occurred_at", "-created_at")[:limit])

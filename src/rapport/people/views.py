@@ -17,6 +17,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.dateparse import parse_datetime
+from django.utils.http import urlencode
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from rapport.access.audit import record_person_access
@@ -111,7 +112,7 @@ def person_list(request: HttpRequest) -> HttpResponse:
 def person_detail(request: HttpRequest, pk: UUID) -> HttpResponse:
     person = _person_or_404(request, pk)
     record_person_access(actor=request.user, action="view", people=[person], channel="ui", request=request)
-    timeline = selectors.person_timeline(user=request.user, person=person, limit=TIMELINE_PAGE + 1)
+    timeline = selectors.person_timeline_page(user=request.user, person=person, limit=TIMELINE_PAGE + 1)
     jobs = list(person.employments.all())
     panels = [{"panel": panel, "context": panel.context(request, person)}
               for panel in person_panels_for(request.user)]
@@ -121,7 +122,7 @@ def person_detail(request: HttpRequest, pk: UUID) -> HttpResponse:
         "current_jobs": [j for j in jobs if j.end_date is None],
         "past_jobs": [j for j in jobs if j.end_date is not None],
         "timeline": timeline[:TIMELINE_PAGE],
-        "more_before": timeline[TIMELINE_PAGE - 1].occurred_at if len(timeline) > TIMELINE_PAGE else None,
+        "more_after": _timeline_cursor(timeline),
         "interaction_form": InteractionForm(),
         "contact_point_form": ContactPointForm(initial={"source": "staff UI"}),
         "employment_form": EmploymentStartForm(initial={"end_other_jobs": True}),
@@ -133,19 +134,27 @@ def person_detail(request: HttpRequest, pk: UUID) -> HttpResponse:
 @login_required
 @require_GET
 def person_timeline(request: HttpRequest, pk: UUID) -> HttpResponse:
-    """The next page of the timeline ("load more"), older than ``before``."""
+    """The next page of the timeline ("load more"), after the last entry shown."""
     person = _person_or_404(request, pk)
-    before = parse_datetime(request.GET.get("before", "") or "")
-    if before is None:
-        return HttpResponse("Give ?before= as an ISO date-time.", status=400)
+    occurred = parse_datetime(request.GET.get("occurred", "") or "")
+    created = parse_datetime(request.GET.get("created", "") or "")
+    if occurred is None or created is None:
+        return HttpResponse("Give ?occurred= and ?created= as ISO date-times.", status=400)
     record_person_access(actor=request.user, action="view", people=[person], channel="ui", request=request,
-                         detail={"timeline_before": before.isoformat()})
-    timeline = selectors.person_timeline(user=request.user, person=person, limit=TIMELINE_PAGE + 1,
-                                         before=before)
+                         detail={"timeline_after": occurred.isoformat()})
+    timeline = selectors.person_timeline_page(user=request.user, person=person, limit=TIMELINE_PAGE + 1,
+                                              after=(occurred, created))
     return render(request, "people/partials/timeline_page.html", {
-        "person": person, "timeline": timeline[:TIMELINE_PAGE],
-        "more_before": timeline[TIMELINE_PAGE - 1].occurred_at if len(timeline) > TIMELINE_PAGE else None,
+        "person": person, "timeline": timeline[:TIMELINE_PAGE], "more_after": _timeline_cursor(timeline),
     })
+
+
+def _timeline_cursor(timeline: list[Any]) -> str:
+    """Query string for the page after this one, or "" when this is the last page."""
+    if len(timeline) <= TIMELINE_PAGE:
+        return ""
+    last = timeline[TIMELINE_PAGE - 1]
+    return urlencode({"occurred": last.occurred_at.isoformat(), "created": last.created_at.isoformat()})
 
 
 @login_required

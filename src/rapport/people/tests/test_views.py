@@ -164,21 +164,23 @@ def test_person_detail_missing_is_404(client_in):
     assert response.status_code == 404
 
 
-def test_timeline_load_more_returns_older_entries(client_in, ada, staff_user):
-    # given
+def test_timeline_load_more_returns_older_entries_without_skipping_ties(client_in, ada, staff_user):
+    # given: 25 calls and a letter; the 20th and 21st newest share a moment (the page boundary)
     from django.utils import timezone
     now = timezone.now()
     for i in range(25):
+        day = 19 if i in (18, 19) else i
         services.interaction_log(actor=staff_user, person=ada, channel="phone", kind="call",
-                                 summary=f"call {i:02d}", occurred_at=now - timezone.timedelta(days=i + 1))
-    page = client_in.get(reverse("people:person-detail", args=[ada.pk])).content.decode()
-    assert "Load older entries" in page and "call 24" not in page
+                                 summary=f"call {i:02d}", occurred_at=now - timezone.timedelta(days=day + 1))
+    page = client_in.get(reverse("people:person-detail", args=[ada.pk]))
+    shown = [e.summary for e in page.context["timeline"]]
+    assert "Load older entries" in page.content.decode() and len(shown) == 20
     # when
-    response = client_in.get(reverse("people:person-timeline", args=[ada.pk]),
-                             {"before": (now - timezone.timedelta(days=19, hours=12)).isoformat()})
-    # then
-    body = response.content.decode()
-    assert "call 24" in body and "call 18" not in body
+    more = client_in.get(reverse("people:person-timeline", args=[ada.pk]) + "?" + page.context["more_after"])
+    # then: every entry appears exactly once across the two pages
+    rest = [e.summary for e in more.context["timeline"]]
+    assert sorted(shown + rest) == sorted([f"call {i:02d}" for i in range(25)] + ["Wrote about the engine"])
+    assert "Load older entries" not in more.content.decode()
 
 
 def test_timeline_without_before_is_400(client_in, ada):
@@ -364,3 +366,19 @@ def test_organisation_create_and_edit_with_errors(client_in, make_organisation):
     cycle = client_in.post(reverse("people:organisation-edit", args=[acme.pk]),
                            {"name": "Acme", "parent": str(child.pk)})
     assert cycle.status_code == 400 and cycle.context["form"].errors.get("parent")
+
+
+def test_login_with_wrong_password_shows_an_error(client, staff_user):
+    response = client.post(reverse("login"), {"username": "staff", "password": "wrong-password"})
+    assert response.status_code == 200
+    assert "Please enter a correct username and password" in response.content.decode()
+
+
+def test_home_queries_do_not_grow_with_interactions(client_in, ada, staff_user):
+    with CaptureQueriesContext(connection) as few:
+        client_in.get(reverse("home"))
+    for i in range(6):
+        services.interaction_log(actor=staff_user, person=ada, channel="web", kind="web_form", summary=f"w{i}")
+    with CaptureQueriesContext(connection) as many:
+        client_in.get(reverse("home"))
+    assert len(many) == len(few)
