@@ -63,6 +63,7 @@ def test_search_by_phone_open_360_and_log_a_call(signed_in_page, ada, screenshot
     assert "Call" in first.inner_text()
     assert page.locator("#timeline-list .entry").count() == 3
     assert page.input_value("#id_summary") == ""  # the form was reset for the next entry
+    screenshot("person-after-call-desktop")
 
 
 def test_screens_at_desktop_and_phone_width(signed_in_page, ada, screenshot):
