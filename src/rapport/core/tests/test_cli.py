@@ -1,0 +1,114 @@
+"""O — the ``rapport`` command line: tokens, demo data, help, backup and restore."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+
+from rapport.access.services import token_authenticate
+from rapport.core.testing import make_user
+from rapport.people.models import ContactPoint, Interaction, Organisation, Person
+
+pytestmark = pytest.mark.django_db
+
+
+def test_token_create_prints_a_working_token() -> None:
+    # given
+    user = make_user("tina")
+    out = io.StringIO()
+    # when
+    call_command("token", "create", "tina", stdout=out)
+    # then
+    key = out.getvalue().strip()
+    assert token_authenticate(key).user == user
+
+
+def test_token_create_for_unknown_user_fails_clearly() -> None:
+    # given no such user / when / then
+    with pytest.raises(CommandError, match="No user named 'ghost'"):
+        call_command("token", "create", "ghost")
+
+
+def test_demo_small_run_and_if_empty(tmp_path: Path, settings) -> None:  # type: ignore[no-untyped-def]
+    # given
+    settings.VAR_DIR = tmp_path
+    out = io.StringIO()
+    # when
+    call_command("demo", "--people", "30", "--organisations", "6", stdout=out)
+    # then
+    assert Person.objects.count() == 30
+    assert Organisation.objects.count() == 6
+    assert Organisation.objects.filter(parent__isnull=False).exists()
+    assert ContactPoint.objects.filter(kind="phone").exists()
+    assert Interaction.objects.count() >= 30 * 7
+    credentials = tmp_path / "demo-credentials.txt"
+    assert credentials.stat().st_mode & 0o777 == 0o600
+    password = credentials.read_text().split()[1]
+    assert f"as admin / {password}" in out.getvalue()
+    # when run again with --if-empty
+    again = io.StringIO()
+    call_command("demo", "--if-empty", stdout=again)
+    # then nothing is added
+    assert Person.objects.count() == 30
+    assert "already exist" in again.getvalue()
+
+
+def test_demo_is_deterministic(tmp_path: Path, settings) -> None:  # type: ignore[no-untyped-def]
+    # given
+    from rapport.people.demo import generate
+
+    settings.VAR_DIR = tmp_path
+    # when
+    generate(seed=7, people=5, organisations=2, interactions_per_person=1)
+    first = sorted(Person.objects.values_list("given_name", "family_name"))
+    Person.objects.all().delete()
+    generate(seed=7, people=5, organisations=2, interactions_per_person=1)
+    # then
+    assert sorted(Person.objects.values_list("given_name", "family_name")) == first
+
+
+def test_rapport_help_lists_rapport_commands() -> None:
+    # given / when
+    result = subprocess.run([sys.executable, "-m", "rapport.cli", "help"], capture_output=True, text=True,
+                            check=True, timeout=60)
+    # then
+    for name in ("demo", "worker", "run", "token", "backup", "restore"):
+        assert f"    {name}\n" in result.stdout
+
+
+def test_backup_then_restore_round_trip(tmp_path: Path, settings) -> None:  # type: ignore[no-untyped-def]
+    # given
+    settings.VAR_DIR = tmp_path
+    call_command("demo", "--people", "5", "--organisations", "2", stdout=io.StringIO())
+    before = sorted(Person.objects.values_list("id", "given_name"))
+    interactions = Interaction.objects.count()
+    target = tmp_path / "backup.json"
+    # when
+    call_command("backup", str(target), stdout=io.StringIO())
+    Person.objects.all().delete()
+    Organisation.objects.all().delete()
+    from rapport.access.models import User
+
+    User.objects.all().delete()
+    call_command("restore", str(target), stdout=io.StringIO())
+    # then
+    assert isinstance(json.loads(target.read_text()), list)
+    assert sorted(Person.objects.values_list("id", "given_name")) == before
+    assert Interaction.objects.count() == interactions
+
+
+def test_restore_refuses_non_empty_database(tmp_path: Path) -> None:
+    # given
+    make_user("someone")
+    target = tmp_path / "b.json"
+    target.write_text("[]")
+    # when / then
+    with pytest.raises(CommandError, match="not empty"):
+        call_command("restore", str(target))
