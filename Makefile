@@ -19,6 +19,7 @@ install: $(STAMP)
 run: install
 	@mkdir -p var
 	$(BIN)/rapport migrate --noinput
+	$(BIN)/rapport collectstatic --noinput -v0
 	$(BIN)/rapport demo --if-empty
 	$(BIN)/rapport run
 

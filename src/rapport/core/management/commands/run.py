@@ -31,6 +31,7 @@ class Command(BaseCommand):
             processes.append(subprocess.Popen([sys.executable, "-m", "rapport", "worker"], env=env))
         host, _, port = bind.rpartition(":")
         self.stdout.write(self.style.SUCCESS(f"Rapport is running on http://{host}:{port}/  (Ctrl-C stops it)"))
+        self._print_sign_in(f"http://{host}:{port}/")
 
         def stop(signum: int, frame: object) -> None:
             for process in processes:
@@ -51,3 +52,15 @@ class Command(BaseCommand):
                 except subprocess.TimeoutExpired:
                     process.kill()
         self.stdout.write("Rapport stopped.")
+
+    def _print_sign_in(self, url: str) -> None:
+        """Show the demo users' credentials (written by ``rapport demo``), if there are any."""
+        from django.conf import settings
+
+        path = settings.VAR_DIR / "demo-credentials.txt"
+        if not path.is_file():
+            self.stdout.write("Sign in with a user made by `rapport createsuperuser`.")
+            return
+        for line in path.read_text().splitlines():
+            username, _, password = line.partition(" ")
+            self.stdout.write(f"Sign in at {url} as {username} / {password}")
