@@ -42,3 +42,32 @@ def test_health_with_stale_worker(client) -> None:  # type: ignore[no-untyped-de
     # then
     assert body["worker"]["status"] == "stale"
     assert body["worker"]["age_seconds"] >= 3600
+
+
+def test_log_lines_are_json_with_the_request_id() -> None:
+    # given
+    import json
+    import logging
+
+    from rapport.core.logging import JsonFormatter
+    from rapport.core.middleware import current_request_id
+
+    record = logging.LogRecord("rapport.test", logging.INFO, __file__, 1, "hello %s", ("world",), None)
+    token = current_request_id.set("req-123")
+    # when
+    try:
+        line = JsonFormatter().format(record)
+    finally:
+        current_request_id.reset(token)
+    # then
+    entry = json.loads(line)
+    assert entry["message"] == "hello world"
+    assert entry["request_id"] == "req-123"
+    assert entry["level"] == "INFO"
+
+
+def test_request_id_is_echoed(client) -> None:  # type: ignore[no-untyped-def]
+    # given / when
+    response = client.get("/healthz", HTTP_X_REQUEST_ID="abc-1")
+    # then
+    assert response["X-Request-Id"] == "abc-1"
