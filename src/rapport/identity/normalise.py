@@ -1,19 +1,30 @@
-"""I1 — normalisation of identifiers: emails, phones, handles, URLs and addresses.
+"""I1 — normalisation of identifiers: names, emails, phones, handles, URLs, addresses, dates.
 
 Every contact point is stored twice: as typed (``value``) and normalised (``normalised``),
 plus a ``search_key`` that the prefix search uses (digits of the national number for phones,
 so "020 7946 0018" and "+44 20 7946 0018" find the same person).
+
+Matching (the identity engine) compares *match keys*, which are deliberately lossier than the
+stored normal forms: ``email_match_key`` drops what the mail provider ignores, ``name_parts``
+folds case, accents and titles and maps nicknames to the formal name (Bob → robert) from the
+table shipped in ``identity/data/nicknames.csv``, ``address_match_key`` expands St/Rd/…
 """
 
 from __future__ import annotations
 
+import csv
+import datetime as dt
+import functools
+import re
 from dataclasses import dataclass
+from pathlib import Path
 
 import phonenumbers
 from django.conf import settings
 from email_validator import EmailNotValidError, validate_email
+from nameparser import HumanName
 
-from rapport.core.search import fold
+from rapport.core.search import fold, fold_tokens
 
 
 class InvalidIdentifier(ValueError):
@@ -110,3 +121,142 @@ def normalise_contact_value(kind: str, value: str, region: str | None = None) ->
     if kind == "address":
         return normalise_address(value)
     raise InvalidIdentifier(f"Unknown contact point kind {kind!r}.")
+
+
+# ------------------------------------------------------------------------ match keys (I1)
+
+# Providers that ignore dots in the local part (Gmail) and those that deliver "+tag" mail to
+# the base address. The two Google domains are one mailbox.
+_DOTLESS_DOMAINS = frozenset({"gmail.com", "googlemail.com"})
+_DOMAIN_ALIASES = {"googlemail.com": "gmail.com"}
+
+
+def email_match_key(email: str) -> str:
+    """The mailbox an address reaches: lower-cased, "+tag" dropped, Gmail dots dropped.
+
+    "John.Smith+news@GoogleMail.com" → "johnsmith@gmail.com". Raises InvalidIdentifier when
+    the text is no email address. Suppression hashes use this key, so an erased person
+    cannot come back through an alias of the same mailbox.
+    """
+    text = (email or "").strip().lower()
+    local, at, domain = text.rpartition("@")
+    if not at or not local or "." not in domain:
+        raise InvalidIdentifier(f"Not an email address: {email!r}.")
+    domain = _DOMAIN_ALIASES.get(domain, domain)
+    local = local.split("+", 1)[0] or local
+    if domain in _DOTLESS_DOMAINS:
+        local = local.replace(".", "")
+    return f"{local}@{domain}"
+
+
+@dataclass(frozen=True)
+class NameParts:
+    """A personal name split and folded for matching (a-z0-9 only)."""
+
+    title: str
+    given: str
+    middle: str
+    family: str
+    suffix: str
+    # The formal given name when ``given`` is a known nickname ("bob" → "robert"), else given.
+    given_canonical: str
+
+
+def name_parts(full_name: str = "", *, given_name: str = "", family_name: str = "") -> NameParts:
+    """Split and fold a name. Give ``full_name`` or the two parts (parts win when given).
+
+    Titles (Dr, Mrs), suffixes (Jr) and accents go; "Smith, Bob" reads as Bob Smith.
+    Multi-word family names keep their words joined ("garcialopez").
+    """
+    if given_name or family_name:
+        given_parsed = HumanName(given_name or "")
+        title = given_parsed.title
+        rest = " ".join(p for p in (given_parsed.first, given_parsed.middle, given_parsed.last) if p)
+        given_words = fold_tokens(rest or given_name)
+        given = given_words[0] if given_words else ""
+        middle = "".join(given_words[1:])
+        family = fold(HumanName(f"x {family_name}").last or family_name) if family_name else ""
+        suffix = ""
+    else:
+        parsed = HumanName(full_name or "")
+        title, suffix = parsed.title, parsed.suffix
+        given, middle, family = fold(parsed.first), fold(parsed.middle), fold(parsed.last)
+    return NameParts(fold(title), given, middle, family, fold(suffix), canonical_given_name(given))
+
+
+def canonical_given_name(name: str) -> str:
+    """"Bob" → "robert", "Liz" → "elizabeth"; names not in the table fold unchanged."""
+    key = fold(name)
+    return _nicknames().get(key, key)
+
+
+@functools.cache
+def _nicknames() -> dict[str, str]:
+    path = Path(__file__).with_name("data") / "nicknames.csv"
+    table: dict[str, str] = {}
+    with path.open(encoding="utf-8") as handle:
+        rows = csv.reader(line for line in handle if not line.startswith("#"))
+        next(rows)  # header
+        for nickname, canonical in rows:
+            table.setdefault(fold(nickname), fold(canonical))
+    return table
+
+
+_ADDRESS_WORDS = {
+    "st": "street", "str": "street", "rd": "road", "ave": "avenue", "av": "avenue",
+    "dr": "drive", "ln": "lane", "ct": "court", "pl": "place", "sq": "square", "cres": "crescent",
+    "cl": "close", "gdns": "gardens", "gr": "grove", "hwy": "highway", "blvd": "boulevard",
+    "pk": "park", "ter": "terrace", "terr": "terrace", "mt": "mount", "apt": "flat",
+    "apartment": "flat", "ste": "suite", "n": "north", "s": "south", "e": "east", "w": "west",
+}
+
+
+def address_match_key(text: str) -> str:
+    """Postal address folded for comparison: case, accents and punctuation gone, St → street.
+
+    "12, Baker St." and "12 BAKER STREET" give the same key ("12 baker street").
+    """
+    words = fold_tokens(text or "")
+    return " ".join(_ADDRESS_WORDS.get(word, word) for word in words)
+
+
+def postcode_match_key(text: str) -> str:
+    """Postcode without spaces or punctuation, upper-cased ("sw1a 1aa" → "SW1A1AA")."""
+    return fold(text or "").upper()
+
+
+_DATE_FORMATS = ("%Y-%m-%d", "%Y%m%d")
+
+
+def normalise_date(text: str, date_format: str | None = None) -> dt.date | None:
+    """A date from ISO 8601 (optionally with a time) or YYYYMMDD, or from ``date_format``.
+
+    Empty text is ``None``; anything else unreadable raises InvalidIdentifier.
+    """
+    value = (text or "").strip()
+    if not value:
+        return None
+    formats = (date_format,) if date_format else _DATE_FORMATS
+    for fmt in formats:
+        try:
+            return dt.datetime.strptime(value, fmt).date()
+        except ValueError:
+            continue
+    if not date_format:
+        try:
+            return dt.datetime.fromisoformat(value).date()
+        except ValueError:
+            pass
+    expected = date_format or "YYYY-MM-DD or YYYYMMDD"
+    raise InvalidIdentifier(f"Not a date in {expected}: {value!r}.")
+
+
+_NON_DIGIT = re.compile(r"\D+")
+
+
+def phone_match_key(value: str, region: str | None = None) -> str:
+    """E.164 when the number parses, else its digits (a badly typed number still compares)."""
+    try:
+        return normalise_phone(value, region).normalised
+    except InvalidIdentifier:
+        return _NON_DIGIT.sub("", value or "")

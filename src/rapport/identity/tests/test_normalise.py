@@ -1,0 +1,171 @@
+"""I1 — one test group per normaliser; each asserts a concrete output so it can fail."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from rapport.identity.normalise import (
+    InvalidIdentifier,
+    address_match_key,
+    canonical_given_name,
+    email_match_key,
+    name_parts,
+    normalise_contact_value,
+    normalise_date,
+    normalise_email,
+    normalise_phone,
+    phone_match_key,
+    phone_search_key,
+    postcode_match_key,
+)
+
+# ------------------------------------------------------------------------------- emails
+
+
+@pytest.mark.parametrize(("raw", "key"), [
+    ("John.Smith+news@GoogleMail.com", "johnsmith@gmail.com"),
+    ("j.o.h.n@gmail.com", "john@gmail.com"),
+    ("Ann.Lee+crm@Example.org", "ann.lee@example.org"),  # dots matter outside Gmail
+    ("  ANN@example.org ", "ann@example.org"),
+])
+def test_email_match_key_drops_what_the_provider_ignores(raw: str, key: str) -> None:
+    # given / when
+    result = email_match_key(raw)
+    # then
+    assert result == key
+
+
+@pytest.mark.parametrize("raw", ["", "no-at-sign", "x@localhost", "@example.org"])
+def test_email_match_key_refuses_non_addresses(raw: str) -> None:
+    # given / when / then
+    with pytest.raises(InvalidIdentifier):
+        email_match_key(raw)
+
+
+def test_normalise_email_keeps_the_address_as_a_mailbox_not_a_match_key() -> None:
+    # given
+    raw = "John.Smith+news@Example.ORG"
+    # when
+    result = normalise_email(raw)
+    # then
+    assert result.normalised == "john.smith+news@example.org"
+
+
+@given(st.emails())
+def test_email_match_key_is_idempotent(email: str) -> None:
+    # given
+    key = email_match_key(email)
+    # when / then
+    assert email_match_key(key) == key
+
+
+# ------------------------------------------------------------------------------- phones
+
+
+def test_phone_numbers_become_e164_with_the_default_region(settings) -> None:
+    # given
+    settings.RAPPORT_DEFAULT_REGION = "GB"
+    # when
+    national, international = normalise_phone("020 7946 0018"), normalise_phone("+44 (0)20 7946 0018")
+    # then
+    assert national.normalised == international.normalised == "+442079460018"
+    assert national.search_key == "2079460018"
+
+
+def test_invalid_phone_is_refused_with_a_reason() -> None:
+    # given / when / then
+    with pytest.raises(InvalidIdentifier, match="phone"):
+        normalise_phone("12")
+
+
+def test_phone_match_key_falls_back_to_digits_for_unparseable_numbers() -> None:
+    # given / when / then
+    assert phone_match_key("020 7946 0018", "GB") == "+442079460018"
+    assert phone_match_key("12-34") == "1234"
+
+
+def test_phone_search_key_handles_partial_international_prefixes() -> None:
+    # given / when / then
+    assert phone_search_key("+44 20 79") == "2079"
+    assert phone_search_key("020 79") == "2079"
+
+
+# -------------------------------------------------------------------------------- names
+
+
+def test_name_parts_drop_titles_suffixes_case_and_accents() -> None:
+    # given / when
+    parts = name_parts("Dr. JOSÉ  J. García-López Jr.")
+    # then
+    assert (parts.title, parts.given, parts.middle, parts.family, parts.suffix) == (
+        "dr", "jose", "j", "garcialopez", "jr")
+
+
+def test_name_parts_read_family_comma_given() -> None:
+    # given / when
+    parts = name_parts("Smith, Liz")
+    # then
+    assert (parts.given, parts.family, parts.given_canonical) == ("liz", "smith", "elizabeth")
+
+
+def test_name_parts_from_separate_fields_strip_a_title_typed_into_given_name() -> None:
+    # given / when
+    parts = name_parts(given_name="Mrs Ann Marie", family_name="de la Cruz")
+    # then
+    assert (parts.title, parts.given, parts.middle, parts.family) == ("mrs", "ann", "marie", "delacruz")
+
+
+@pytest.mark.parametrize(("nickname", "formal"), [
+    ("Bob", "robert"), ("bobby", "robert"), ("Liz", "elizabeth"), ("Bill", "william"),
+    ("Peggy", "margaret"), ("Robert", "robert"), ("Zoë", "zoe"),
+])
+def test_nicknames_map_to_the_formal_name(nickname: str, formal: str) -> None:
+    # given / when / then
+    assert canonical_given_name(nickname) == formal
+
+
+# ------------------------------------------------------------------------------ address
+
+
+def test_address_match_key_expands_abbreviations_and_drops_punctuation() -> None:
+    # given / when / then
+    assert address_match_key("12, Baker St.") == address_match_key("12 BAKER STREET") == "12 baker street"
+    assert address_match_key("Flat 3, 7 Mill Rd") == "flat 3 7 mill road"
+    assert address_match_key("Apt 3, 7 Mill Road") == "flat 3 7 mill road"
+
+
+def test_postcode_match_key_ignores_spacing_and_case() -> None:
+    # given / when / then
+    assert postcode_match_key("sw1a 1aa") == postcode_match_key("SW1A1AA") == "SW1A1AA"
+
+
+def test_stored_address_keeps_lines_but_collapses_spaces() -> None:
+    # given / when
+    result = normalise_contact_value("address", "12  Baker St\r\n\nLondon ")
+    # then
+    assert result.normalised == "12 Baker St\nLondon"
+
+
+# -------------------------------------------------------------------------------- dates
+
+
+@pytest.mark.parametrize("raw", ["1987-12-03", "19871203", "1987-12-03T10:15:00"])
+def test_dates_in_iso_or_compact_form(raw: str) -> None:
+    # given / when / then
+    assert normalise_date(raw) == dt.date(1987, 12, 3)
+
+
+def test_dates_in_a_given_format() -> None:
+    # given / when / then
+    assert normalise_date("03/12/1987", "%d/%m/%Y") == dt.date(1987, 12, 3)
+
+
+def test_empty_date_is_none_and_nonsense_is_refused() -> None:
+    # given / when / then
+    assert normalise_date("  ") is None
+    with pytest.raises(InvalidIdentifier, match="YYYYMMDD"):
+        normalise_date("3rd of May")
