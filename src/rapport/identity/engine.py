@@ -1,0 +1,425 @@
+"""I1–I3 — the matching engine: blocking, graded comparison, Fellegi–Sunter weights, clustering.
+
+Pure Python (no Django models), so the same engine serves the database (``find_candidates``,
+``rapport dedupe``) and files (``rapport identity cluster``). The flow:
+
+1. ``prepare`` turns a record of roles (given_name, email, …) into match keys (I1).
+2. ``candidate_pairs`` unions several blocking keys; a pair must share at least one.
+3. ``compare`` grades each field: exact, close (Jaro-Winkler / Damerau-Levenshtein via
+   rapidfuzz), different or missing.
+4. ``estimate`` learns the model from the data: u by random sampling of pairs (almost all
+   random pairs are non-matches), m by expectation maximisation over the blocked pairs.
+5. ``score`` adds the log2 Bayes factor of each field's level to the prior, with a
+   term-frequency adjustment on exact name matches (a shared rare surname counts more than
+   "Smith"), and keeps each field's contribution as evidence.
+6. ``cluster`` joins pairs above the threshold into entities, best pairs first, and refuses
+   a join when any compared pair across the two groups scored as a clear non-match, so one
+   weak link cannot chain unrelated people.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from rapidfuzz.distance import DamerauLevenshtein, JaroWinkler
+
+from rapport.core.search import fold
+from rapport.identity.normalise import (
+    InvalidIdentifier,
+    address_match_key,
+    email_match_key,
+    name_parts,
+    normalise_date,
+    phone_match_key,
+    postcode_match_key,
+)
+
+ROLES = ("given_name", "family_name", "full_name", "email", "phone", "house_number", "street",
+         "address_line2", "locality", "postcode", "region", "country", "birth_date", "national_id",
+         "organisation")
+
+# Comparison levels, best first. MISSING adds no weight either way.
+EXACT, CLOSE, DIFFERENT, MISSING = "exact", "close", "different", "missing"
+LEVELS = (EXACT, CLOSE, DIFFERENT)
+
+# Field → (kind of comparison); the fields the model weighs.
+FIELDS = ("given", "family", "birth_date", "email", "phone", "address", "postcode", "national_id")
+
+# Blocks larger than this are skipped (they say little and cost n² comparisons).
+MAX_BLOCK = 200
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """Match keys of one record; sets hold every email/phone a record has."""
+
+    record_id: Any
+    given: str = ""
+    given_canonical: str = ""
+    family: str = ""
+    birth_date: str = ""
+    emails: frozenset[str] = frozenset()
+    phones: frozenset[str] = frozenset()
+    address: str = ""
+    postcode: str = ""
+    national_id: str = ""
+
+
+def prepare(record_id: Any, record: Mapping[str, Any], *, date_format: str | None = None,
+            region: str | None = None) -> Prepared:
+    """Match keys from a mapping of roles to values (strings or lists of strings)."""
+
+    def values(role: str) -> list[str]:
+        raw = record.get(role)
+        if raw is None:
+            return []
+        items = raw if isinstance(raw, (list, tuple, set, frozenset)) else [raw]
+        return [str(v).strip() for v in items if v is not None and str(v).strip()]
+
+    given_text = " ".join(values("given_name"))
+    family_text = " ".join(values("family_name"))
+    if given_text or family_text:
+        parts = name_parts(given_name=given_text, family_name=family_text)
+    else:
+        parts = name_parts(" ".join(values("full_name")))
+    emails = set()
+    for email in values("email"):
+        try:
+            emails.add(email_match_key(email))
+        except InvalidIdentifier:
+            continue
+    phones = {key for key in (phone_match_key(p, region) for p in values("phone")) if len(key) >= 6}
+    birth = ""
+    for text in values("birth_date"):
+        try:
+            date = normalise_date(text, date_format)
+        except InvalidIdentifier:
+            continue
+        birth = date.isoformat() if date else ""
+    street = " ".join(values("house_number") + values("street") + values("address_line2"))
+    address = address_match_key(" ".join([street, *values("locality")]))
+    return Prepared(
+        record_id=record_id, given=parts.given, given_canonical=parts.given_canonical,
+        family=parts.family, birth_date=birth, emails=frozenset(emails), phones=frozenset(phones),
+        address=address, postcode=postcode_match_key(" ".join(values("postcode"))),
+        national_id=fold(" ".join(values("national_id"))),
+    )
+
+
+# ---------------------------------------------------------------------------------- blocking
+
+
+def blocking_keys(p: Prepared) -> set[str]:
+    """Keys under which two records are compared; a pair needs one in common (union)."""
+    keys = {f"e:{e}" for e in p.emails} | {f"p:{ph}" for ph in p.phones}
+    if p.national_id:
+        keys.add(f"n:{p.national_id}")
+    if p.family and p.given_canonical:
+        keys.add(f"nm:{p.given_canonical}:{p.family}")
+        keys.add(f"nm:{p.family}:{p.given_canonical}")  # first/last swapped
+    if p.birth_date:
+        if p.family:
+            keys.add(f"bf:{p.birth_date}:{p.family[:3]}")
+        if p.given_canonical:
+            keys.add(f"bg:{p.birth_date}:{p.given_canonical[:3]}")
+    if p.postcode and p.family:
+        keys.add(f"pf:{p.postcode}:{p.family[:2]}")
+    if p.postcode and p.given_canonical:
+        keys.add(f"pg:{p.postcode}:{p.given_canonical[:2]}")
+    return keys
+
+
+def candidate_pairs(records: Sequence[Prepared], *, max_block: int = MAX_BLOCK,
+                    kinds: Iterable[str] | None = None) -> set[tuple[int, int]]:
+    """Index pairs (i < j) sharing at least one blocking key (of ``kinds``, default all)."""
+    wanted = tuple(f"{kind}:" for kind in kinds) if kinds is not None else None
+    blocks: dict[str, list[int]] = defaultdict(list)
+    for index, record in enumerate(records):
+        for key in blocking_keys(record):
+            if wanted is None or key.startswith(wanted):
+                blocks[key].append(index)
+    pairs: set[tuple[int, int]] = set()
+    for members in blocks.values():
+        if len(members) < 2 or len(members) > max_block:
+            continue
+        for a in range(len(members)):
+            for b in range(a + 1, len(members)):
+                pairs.add((members[a], members[b]))
+    return pairs
+
+
+# -------------------------------------------------------------------------------- comparison
+
+
+def compare(a: Prepared, b: Prepared) -> dict[str, str]:
+    """Graded level of every field for one pair."""
+    return {
+        "given": _compare_given(a, b),
+        "family": _compare_text(a.family, b.family, swap=(a.given, b.given)),
+        "birth_date": _compare_date(a.birth_date, b.birth_date),
+        "email": _compare_sets(a.emails, b.emails),
+        "phone": _compare_sets(a.phones, b.phones),
+        "address": _compare_text(a.address, b.address, jw=0.9),
+        "postcode": _compare_text(a.postcode, b.postcode, jw=2.0, dl=1),
+        "national_id": _compare_text(a.national_id, b.national_id, jw=2.0, dl=1),
+    }
+
+
+def _compare_given(a: Prepared, b: Prepared) -> str:
+    if not a.given or not b.given:
+        return MISSING
+    if a.given == b.given or a.given_canonical == b.given_canonical:
+        return EXACT
+    if a.given == b.family and a.family == b.given:  # swapped first/last
+        return CLOSE
+    return _grade(a.given, b.given, 0.88, 1)
+
+
+def _compare_text(x: str, y: str, *, jw: float = 0.88, dl: int = 1,
+                  swap: tuple[str, str] | None = None) -> str:
+    if not x or not y:
+        return MISSING
+    if x == y:
+        return EXACT
+    if swap is not None and x == swap[1] and y == swap[0]:
+        return CLOSE
+    return _grade(x, y, jw, dl)
+
+
+def _grade(x: str, y: str, jw: float, dl: int) -> str:
+    if DamerauLevenshtein.distance(x, y) <= dl or JaroWinkler.similarity(x, y) >= jw:
+        return CLOSE
+    return DIFFERENT
+
+
+def _compare_date(x: str, y: str) -> str:
+    if not x or not y:
+        return MISSING
+    if x == y:
+        return EXACT
+    # One typo, or day and month transposed.
+    if DamerauLevenshtein.distance(x, y) <= 1 or (x[:4] == y[:4] and x[5:7] == y[8:10] and x[8:10] == y[5:7]):
+        return CLOSE
+    return DIFFERENT
+
+
+def _compare_sets(x: frozenset[str], y: frozenset[str]) -> str:
+    if not x or not y:
+        return MISSING
+    if x & y:
+        return EXACT
+    if any(DamerauLevenshtein.distance(i, j) <= 1 for i in x for j in y):
+        return CLOSE
+    return DIFFERENT
+
+
+# --------------------------------------------------------------------------------- the model
+
+
+@dataclass
+class Model:
+    """Fellegi–Sunter parameters: per field and level, P(level | match) and P(level | non-match)."""
+
+    m: dict[str, dict[str, float]]
+    u: dict[str, dict[str, float]]
+    prior: float  # P(match) for a blocked pair
+    # Term frequencies of exact values, for the adjustment: field → value → share of records.
+    tf: dict[str, dict[str, float]] = field(default_factory=dict)
+
+    def bayes_factor(self, name: str, level: str) -> float:
+        return self.m[name][level] / self.u[name][level]
+
+
+DEFAULT_M = {EXACT: 0.90, CLOSE: 0.07, DIFFERENT: 0.03}
+DEFAULT_U = {EXACT: 0.01, CLOSE: 0.02, DIFFERENT: 0.97}
+
+
+# EM sessions in the way of Splink: pairs found by one kind of blocking key agree on that
+# key's fields by construction, so those fields are left out of that session's likelihood and
+# their m comes from the other sessions.
+TRAINING_SESSIONS = (
+    (("e", "p", "n"), {"email", "phone", "national_id"}),
+    (("nm",), {"given", "family"}),
+    (("bf", "bg", "pf", "pg"), {"birth_date", "postcode", "given", "family"}),
+)
+
+
+def estimate(records: Sequence[Prepared], pairs: Iterable[tuple[int, int]] | None = None, *,
+             u_samples: int = 20000, em_iterations: int = 15, seed: int = 7) -> Model:
+    """Learn the model from the data itself (no labels).
+
+    u: level frequencies over random pairs, which are nearly all non-matches. m: EM with u
+    held fixed, one session per kind of blocking key (see ``TRAINING_SESSIONS``); then the
+    share of matches among all blocked ``pairs`` (the prior) with m and u fixed.
+    """
+    u = _estimate_u(records, u_samples, seed)
+    sums = {name: dict.fromkeys(LEVELS, 0.0) for name in FIELDS}
+    sessions = {name: 0 for name in FIELDS}
+    for kinds, excluded in TRAINING_SESSIONS:
+        session_pairs = candidate_pairs(records, kinds=kinds)
+        if len(session_pairs) < 10:
+            continue
+        patterns = Counter(tuple(compare(records[i], records[j]).values()) for i, j in session_pairs)
+        used = [name for name in FIELDS if name not in excluded]
+        m, _ = _em(patterns, u, used, em_iterations)
+        for name in used:
+            for level in LEVELS:
+                sums[name][level] += m[name][level]
+            sessions[name] += 1
+    m = {name: (_normalised(sums[name]) if sessions[name] else dict(DEFAULT_M)) for name in FIELDS}
+    for name in FIELDS:
+        # A match agrees on a field at least as often as a random pair does.
+        if m[name][EXACT] < u[name][EXACT]:
+            m[name] = dict(DEFAULT_M)
+    pairs = candidate_pairs(records) if pairs is None else pairs
+    patterns = Counter(tuple(compare(records[i], records[j]).values()) for i, j in pairs)
+    _, prior = _em(patterns, u, list(FIELDS), em_iterations, m=m, fixed_m=True)
+    tf = {"family": _frequencies(r.family for r in records),
+          "given": _frequencies(r.given_canonical for r in records)}
+    return Model(m=m, u=u, prior=prior, tf=tf)
+
+
+def _estimate_u(records: Sequence[Prepared], samples: int, seed: int) -> dict[str, dict[str, float]]:
+    rng = random.Random(seed)
+    counts = {name: dict.fromkeys(LEVELS, 1.0) for name in FIELDS}  # add-one smoothing
+    n = len(records)
+    if n >= 2:
+        for _ in range(samples):
+            i, j = rng.randrange(n), rng.randrange(n)
+            if i == j:
+                continue
+            for name, level in compare(records[i], records[j]).items():
+                if level != MISSING:
+                    counts[name][level] += 1
+    return {name: _normalised(c) for name, c in counts.items()}
+
+
+def _em(patterns: Mapping[tuple[str, ...], int], u: Mapping[str, Mapping[str, float]],
+        used: Sequence[str], iterations: int, *, m: Mapping[str, Mapping[str, float]] | None = None,
+        fixed_m: bool = False) -> tuple[dict[str, dict[str, float]], float]:
+    """Expectation maximisation of m (over ``used`` fields) and the prior, u fixed."""
+    m = {name: dict(m[name]) if m else dict(DEFAULT_M) for name in FIELDS}
+    index = [FIELDS.index(name) for name in used]
+    prior = 0.1  # start low: most blocked pairs are not matches
+    for _ in range(iterations):
+        expected = {name: dict.fromkeys(LEVELS, 0.01) for name in FIELDS}
+        total_match, total = 0.0, 0
+        for pattern, count in patterns.items():
+            lm, lu = prior, 1.0 - prior
+            for position in index:
+                level = pattern[position]
+                if level != MISSING:
+                    lm *= m[FIELDS[position]][level]
+                    lu *= u[FIELDS[position]][level]
+            weight = lm / (lm + lu) if lm + lu > 0 else 0.0
+            total_match += weight * count
+            total += count
+            for position in index:
+                level = pattern[position]
+                if level != MISSING:
+                    expected[FIELDS[position]][level] += weight * count
+        if not fixed_m:
+            m.update({name: _normalised(expected[name]) for name in used})
+        prior = min(max(total_match / total, 1e-6), 1 - 1e-6) if total else prior
+    return m, prior
+
+
+def _normalised(counts: Mapping[str, float]) -> dict[str, float]:
+    total = sum(counts.values())
+    return {level: max(value / total, 1e-6) for level, value in counts.items()}
+
+
+def _frequencies(values: Iterable[str]) -> dict[str, float]:
+    counts = Counter(v for v in values if v)
+    total = sum(counts.values()) or 1
+    return {value: count / total for value, count in counts.items()}
+
+
+# ----------------------------------------------------------------------------------- scoring
+
+
+@dataclass(frozen=True)
+class Match:
+    """A scored pair with its evidence: each field's level and the weight (log2 factor) it added."""
+
+    left: Any
+    right: Any
+    probability: float
+    evidence: list[dict] = field(default_factory=list)
+
+
+def score(model: Model, a: Prepared, b: Prepared) -> Match:
+    levels = compare(a, b)
+    total = math.log2(model.prior / (1.0 - model.prior))
+    evidence = []
+    for name, level in levels.items():
+        if level == MISSING:
+            evidence.append({"field": name, "level": level, "weight": 0.0})
+            continue
+        factor = model.bayes_factor(name, level)
+        if level == EXACT and name in model.tf:
+            value = a.family if name == "family" else a.given_canonical
+            share = model.tf[name].get(value)
+            # u of an exact match on this value is its frequency, not the field's average.
+            if share:
+                factor = model.m[name][EXACT] / max(share, 1e-6)
+        weight = math.log2(factor)
+        total += weight
+        evidence.append({"field": name, "level": level, "weight": round(weight, 2)})
+    probability = 1.0 / (1.0 + 2.0 ** (-total))
+    return Match(a.record_id, b.record_id, probability, evidence)
+
+
+def score_pairs(model: Model, records: Sequence[Prepared],
+                pairs: Iterable[tuple[int, int]]) -> Iterator[Match]:
+    for i, j in pairs:
+        yield score(model, records[i], records[j])
+
+
+# -------------------------------------------------------------------------------- clustering
+
+
+def cluster(record_ids: Iterable[Any], matches: Iterable[Match], *, threshold: float = 0.9,
+            cannot_link_below: float = 0.05) -> dict[Any, Any]:
+    """Entity id (the smallest member id as text) for every record id.
+
+    Pairs at or above ``threshold`` join, strongest first. A join is refused when any compared
+    pair across the two groups scored below ``cannot_link_below``: A–B strong, B–C strong but
+    A–C clearly different leaves C out rather than chaining A to C through B.
+    """
+    matches = list(matches)
+    weak: dict[Any, set[Any]] = defaultdict(set)
+    for match in matches:
+        if match.probability < cannot_link_below:
+            weak[match.left].add(match.right)
+            weak[match.right].add(match.left)
+    members: dict[Any, set[Any]] = {rid: {rid} for rid in record_ids}
+    group: dict[Any, Any] = {rid: rid for rid in members}
+    for match in sorted(matches, key=lambda m: -m.probability):
+        if match.probability < threshold:
+            break
+        ga, gb = group[match.left], group[match.right]
+        if ga == gb:
+            continue
+        small, large = (ga, gb) if len(members[ga]) < len(members[gb]) else (gb, ga)
+        if any(weak[rid] & members[large] for rid in members[small]):
+            continue
+        for rid in members[small]:
+            group[rid] = large
+        members[large] |= members.pop(small)
+    labels = {root: min(str(rid) for rid in ids) for root, ids in members.items()}
+    return {rid: labels[root] for rid, root in group.items()}
+
+
+def link(records: Sequence[Prepared], *, threshold: float = 0.9,
+         model: Model | None = None) -> tuple[dict[Any, Any], list[Match]]:
+    """The whole flow over a list of prepared records: (record id → cluster id, scored pairs)."""
+    pairs = candidate_pairs(records)
+    model = model or estimate(records, pairs)
+    matches = list(score_pairs(model, records, pairs))
+    return cluster([r.record_id for r in records], matches, threshold=threshold), matches
