@@ -2,14 +2,19 @@
 
 Everything that differs between machines comes from environment variables:
 ``DATABASE_URL``, ``SECRET_KEY``, ``RAPPORT_VAR_DIR``, ``RAPPORT_DEBUG``, ``ALLOWED_HOSTS``,
-``RAPPORT_DEFAULT_REGION``. Nothing secret is committed: without ``SECRET_KEY`` a key is
-generated once into ``var/secret_key`` and reused.
+``RAPPORT_DEFAULT_REGION``, and the security knobs (S4/S6/S7) ``RAPPORT_SECURE_COOKIES``,
+``RAPPORT_SESSION_AGE``, ``RAPPORT_SESSION_IDLE``, ``RAPPORT_LOCKOUT_FAILURES``,
+``RAPPORT_LOCKOUT_MINUTES``, ``RAPPORT_TRUSTED_PROXIES``, ``RAPPORT_ENCRYPTION_KEYS``,
+``RAPPORT_RATE_TOKEN``, ``RAPPORT_RATE_IP``. Nothing secret is committed: without
+``SECRET_KEY`` a key is generated once into ``var/secret_key`` and reused; encryption keys
+likewise go to ``var/keys.json`` (see docs/security.md).
 """
 
 from __future__ import annotations
 
 import os
 import secrets
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -58,6 +63,11 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "django_tasks",
     "django_tasks_db",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "django_otp.plugins.otp_static",
+    "axes",
+    "csp",
     "rapport.core",
     "rapport.access",
     "rapport.people",
@@ -70,12 +80,18 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "rapport.core.middleware.RequestIdMiddleware",
+    "csp.middleware.CSPMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_otp.middleware.OTPMiddleware",
+    # S4: allowed IP ranges, the MFA step, idle sessions — on every request after sign-in.
+    "rapport.access.middleware.AccessPolicyMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # django-axes turns a locked-out sign-in into the lock-out page; it must come last.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "rapport.urls"
@@ -114,6 +130,11 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_USER_MODEL = "access.User"
+# Lock-out first (django-axes), then password + the IP ranges of the user's role (S4).
+AUTHENTICATION_BACKENDS = [
+    "rapport.access.backends.LockoutBackend",
+    "rapport.access.backends.StaffBackend",
+]
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
@@ -137,14 +158,62 @@ STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "static"
 MEDIA_ROOT = VAR_DIR / "media"
 
+# S4 — sessions: absolute lifetime, idle timeout (AccessPolicyMiddleware), secure cookies.
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
 SESSION_COOKIE_AGE = int(os.environ.get("RAPPORT_SESSION_AGE", str(8 * 3600)))
+SESSION_EXPIRE_AT_BROWSER_CLOSE = True
+RAPPORT_SESSION_IDLE = int(os.environ.get("RAPPORT_SESSION_IDLE", str(60 * 60)))
 SESSION_COOKIE_SECURE = _env_bool("RAPPORT_SECURE_COOKIES", False)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+CSRF_COOKIE_HTTPONLY = True
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+if SESSION_COOKIE_SECURE:
+    # Served over HTTPS: tell browsers to stay on it.
+    SECURE_HSTS_SECONDS = int(os.environ.get("RAPPORT_HSTS_SECONDS", str(365 * 24 * 3600)))
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+RAPPORT_TRUSTED_PROXIES = [p for p in os.environ.get("RAPPORT_TRUSTED_PROXIES", "").split(",") if p.strip()]
+if RAPPORT_TRUSTED_PROXIES:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
+# S4 — CSP: no inline scripts or styles anywhere in the staff UI (htmx needs 'self' only).
+# The API docs pages (Swagger/ReDoc from a CDN) get their own wider policy from the
+# access middleware; they show the schema, never personal data.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:"],
+        "font-src": ["'self'"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'none'"],
+        "frame-ancestors": ["'none'"],
+        "form-action": ["'self'"],
+    },
+}
+
+# S4 — lock-out after repeated failures, per username and address (django-axes).
+AXES_FAILURE_LIMIT = int(os.environ.get("RAPPORT_LOCKOUT_FAILURES", "5"))
+AXES_COOLOFF_TIME = timedelta(minutes=int(os.environ.get("RAPPORT_LOCKOUT_MINUTES", "15")))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "access/locked_out.html"
+AXES_CLIENT_IP_CALLABLE = "rapport.access.network.client_ip"
+AXES_ENABLE_ADMIN = False
+AXES_VERBOSE = False
+
+# S4 — MFA (django-otp): TOTP apps plus single-use recovery codes.
+OTP_TOTP_ISSUER = os.environ.get("RAPPORT_MFA_ISSUER", "Rapport")
+RAPPORT_RECOVERY_CODES = 10
+# S5 — a break-glass reason opens a restricted record for this long.
+RAPPORT_BREAK_GLASS_MINUTES = int(os.environ.get("RAPPORT_BREAK_GLASS_MINUTES", "60"))
+# S8 — the largest attachment accepted.
+RAPPORT_MAX_ATTACHMENT = int(os.environ.get("RAPPORT_MAX_ATTACHMENT", str(10 * 1024 * 1024)))
 
 # Request bodies larger than this are refused with 413 (A1).
 DATA_UPLOAD_MAX_MEMORY_SIZE = int(os.environ.get("RAPPORT_MAX_BODY", str(2 * 1024 * 1024)))
@@ -155,7 +224,21 @@ REST_FRAMEWORK = {
         "rapport.access.authentication.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    # S1/S7: signed in, token scope covers the method, role allows the view's object type.
+    "DEFAULT_PERMISSION_CLASSES": [
+        "rest_framework.permissions.IsAuthenticated",
+        "rapport.access.api.permissions.TokenScopePermission",
+        "rapport.access.api.permissions.RolePermission",
+    ],
+    # S7: per token and per address; counters in the database so every process shares them.
+    "DEFAULT_THROTTLE_CLASSES": [
+        "rapport.access.api.throttling.TokenRateThrottle",
+        "rapport.access.api.throttling.AddressRateThrottle",
+    ],
+    "DEFAULT_THROTTLE_RATES": {
+        "token": os.environ.get("RAPPORT_RATE_TOKEN", "1200/min"),
+        "address": os.environ.get("RAPPORT_RATE_IP", "3000/min"),
+    },
     "DEFAULT_PAGINATION_CLASS": "rapport.core.api.pagination.CreatedCursorPagination",
     "PAGE_SIZE": 50,
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],

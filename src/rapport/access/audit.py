@@ -1,16 +1,289 @@
-"""S5 — the access audit: who viewed, searched, exported or changed a person's data.
+"""S5 — the access audit: who viewed, searched, exported or changed whose data, and field history.
 
-Services call these functions inside their own transaction; adapters pass the channel.
+Services and adapters call ``record_person_access`` (one entry per person revealed) or
+``record_change`` / ``record_event`` (organisations, settings, permission changes) inside
+their own transaction, passing the channel (ui, api, cli, export, job).
+
+The trail is a hash chain: each entry stores the HMAC (keyed with the keyring's audit key,
+kept outside the database) of its own fields and of the previous entry's hash. Appends lock
+the chain head row (``SELECT … FOR UPDATE`` on PostgreSQL; SQLite's IMMEDIATE transactions
+already serialise writers), so several processes never fork the chain. ``verify_chain``
+walks it and names the first entry that was edited or deleted.
+
+Field history: pass ``changes={"field": [old, new]}``; the values are sealed (they are
+personal data), and the chain covers their digest, so erasure can drop the values
+(``forget_person_changes``) without breaking the chain.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import hashlib
+import hmac
+import json
+import logging
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
+
+from django.db import models, transaction
+from django.db.models.functions import Cast
+from django.utils import timezone
+
+from rapport.access.encryption import DecryptionError, decrypt_text, keyring
+from rapport.access.models import AuditChainHead, AuditEntry
+from rapport.access.network import client_ip
+from rapport.core.middleware import current_request_id
+
+logger = logging.getLogger("rapport.audit")
+PERSON = "people.person"
+CHANNELS = frozenset(AuditEntry.Channel.values)
 
 
 def record_person_access(*, actor: Any, action: str, people: Iterable[Any], channel: str,
-                         request: Any = None, reason: str = "", detail: dict | None = None) -> None:
-    """Record that ``actor`` performed ``action`` (view, search, export, change) on ``people``."""
-    # Filled in by the access-control issue (hash-chained AuditEntry rows).
-    return None
+                         request: Any = None, reason: str = "", detail: dict | None = None,
+                         changes: Mapping[str, Any] | None = None) -> None:
+    """Record that ``actor`` performed ``action`` (view, search, export, create, change…) on ``people``.
+
+    ``people`` are Person objects or ids; each gets its own entry, so a person's access log
+    is one indexed query. ``changes`` is ``{"field": [old, new]}`` for field history.
+    """
+    ids = _unique_ids(people)
+    if not ids:
+        return
+    base = _base_row(actor=actor, action=action, channel=channel, request=request, reason=reason,
+                     detail=detail, changes=changes)
+    _append([{**base, "object_type": PERSON, "object_id": str(pid), "person_id": pid} for pid in ids])
+
+
+def record_change(*, actor: Any, record: Any, changes: Mapping[str, Any], channel: str = "ui",
+                  request: Any = None, action: str = "change", reason: str = "",
+                  detail: dict | None = None) -> None:
+    """Field history of any record (organisations, deals…): who changed what from what to what."""
+    if not changes and action == "change":
+        return
+    label = record._meta.label_lower
+    base = _base_row(actor=actor, action=action, channel=channel, request=request, reason=reason,
+                     detail=detail, changes=changes)
+    person_id = record.pk if label == PERSON else None
+    _append([{**base, "object_type": label, "object_id": str(record.pk), "person_id": person_id}])
+
+
+def record_field_changes(*, actor: Any, object_type: str, changes_by_id: Mapping[Any, Mapping[str, Any]],
+                         channel: str, request: Any = None, detail: dict | None = None) -> None:
+    """Bulk field history (imports, merges, mass updates): one entry per record, one append."""
+    rows = []
+    label = object_type.lower()
+    for object_id, changes in changes_by_id.items():
+        if not changes:
+            continue
+        row = _base_row(actor=actor, action="change", channel=channel, request=request, reason="",
+                        detail=detail, changes=changes)
+        row.update(object_type=label, object_id=str(object_id),
+                   person_id=_as_uuid(object_id) if label == PERSON else None)
+        rows.append(row)
+    _append(rows)
+
+
+def record_event(*, actor: Any, action: str, object_type: str = "", object_id: Any = "",
+                 channel: str = "ui", request: Any = None, reason: str = "", detail: dict | None = None,
+                 changes: Mapping[str, Any] | None = None, person_id: Any = None) -> None:
+    """Anything else worth a trail: permission and settings changes, sign-ins refused, exports."""
+    row = _base_row(actor=actor, action=action, channel=channel, request=request, reason=reason,
+                    detail=detail, changes=changes)
+    row.update(object_type=object_type.lower(), object_id=str(object_id or ""), person_id=person_id)
+    _append([row])
+
+
+def forget_person_changes(person_id: Any) -> int:
+    """Erasure (C5): drop the old/new values of a person's field history; the chain stays valid."""
+    return AuditEntry.objects.filter(person_id=person_id, changes__isnull=False).update(changes=None)
+
+
+def diff(before: Mapping[str, Any], after: Mapping[str, Any]) -> dict[str, list[Any]]:
+    """``{"field": [old, new]}`` for the keys whose value differs."""
+    return {key: [before.get(key), after.get(key)] for key in sorted(set(before) | set(after))
+            if before.get(key) != after.get(key)}
+
+
+# ----------------------------------------------------------------------------- the chain
+
+
+def _append(rows: list[dict[str, Any]]) -> None:
+    if not rows:
+        return
+    key = keyring().audit_key
+    with transaction.atomic():
+        head = _locked_head()
+        seq, prev = head.seq, head.hash
+        entries = []
+        for row in rows:
+            seq += 1
+            entry = AuditEntry(seq=seq, prev_hash=prev, **row)
+            entry.hash = entry_hash(entry, key)
+            prev = entry.hash
+            entries.append(entry)
+        AuditEntry.objects.bulk_create(entries)
+        AuditChainHead.objects.filter(pk=head.pk).update(seq=seq, hash=prev)
+
+
+def _locked_head() -> AuditChainHead:
+    head = AuditChainHead.objects.select_for_update().filter(pk=1).first()
+    if head is None:
+        AuditChainHead.objects.get_or_create(pk=1)
+        head = AuditChainHead.objects.select_for_update().get(pk=1)
+    return head
+
+
+def entry_hash(entry: AuditEntry, key: bytes) -> str:
+    fields = [
+        entry.seq, _timestamp(entry.occurred_at), str(entry.actor_id or ""), entry.actor_name, entry.action,
+        entry.object_type, entry.object_id, str(entry.person_id or ""), entry.channel, entry.ip,
+        entry.reason, entry.request_id, entry.detail, entry.changes_digest, entry.prev_hash,
+    ]
+    message = json.dumps(fields, separators=(",", ":"), ensure_ascii=True)
+    return hmac.new(key, message.encode(), hashlib.sha256).hexdigest()
+
+
+@dataclass(frozen=True)
+class ChainReport:
+    ok: bool
+    checked: int
+    problem: str = ""
+    seq: int | None = None
+
+
+def verify_chain(*, batch_size: int = 2000) -> ChainReport:
+    """Walk the whole chain; report the first entry edited, deleted or out of place."""
+    key = keyring().audit_key
+    expected_seq, prev_hash, checked = 1, "", 0
+    for entry, raw_changes in _entries_in_order(batch_size):
+        if entry.seq != expected_seq:
+            if entry.seq > expected_seq:
+                missing = (f"#{expected_seq}" if entry.seq == expected_seq + 1
+                           else f"#{expected_seq}–#{entry.seq - 1}")
+                return ChainReport(False, checked, f"Audit entry {missing} was deleted "
+                                                   f"(the chain jumps to #{entry.seq}).", expected_seq)
+            return ChainReport(False, checked, f"Audit entry #{entry.seq} is out of place.", entry.seq)
+        if entry.prev_hash != prev_hash:
+            return ChainReport(False, checked, f"Audit entry #{entry.seq} does not link to #{entry.seq - 1}: "
+                                               "one of them was edited.", entry.seq)
+        if not hmac.compare_digest(entry_hash(entry, key), entry.hash):
+            return ChainReport(False, checked, f"Audit entry #{entry.seq} (id {entry.pk}) was edited: "
+                                               "its hash does not match its contents.", entry.seq)
+        if raw_changes is not None:
+            problem = _changes_problem(entry, raw_changes)
+            if problem:
+                return ChainReport(False, checked, problem, entry.seq)
+        prev_hash, expected_seq, checked = entry.hash, expected_seq + 1, checked + 1
+    head = AuditChainHead.objects.filter(pk=1).first()
+    head_seq, head_hash = (head.seq, head.hash) if head else (0, "")
+    if head_seq != expected_seq - 1 or head_hash != prev_hash:
+        if head_seq > expected_seq - 1:
+            return ChainReport(False, checked, f"Audit entries #{expected_seq}–#{head_seq} were deleted "
+                                               "(the chain head is further on).", expected_seq)
+        return ChainReport(False, checked, "The audit chain head does not match the last entry "
+                                           f"(#{expected_seq - 1}).", expected_seq - 1)
+    return ChainReport(True, checked)
+
+
+def _entries_in_order(batch_size: int) -> Iterator[tuple[AuditEntry, str | None]]:
+    """Entries by seq with their sealed changes as stored (decrypted later, inside the check)."""
+    last = None
+    while True:
+        query = (AuditEntry.objects.defer("changes")
+                 .annotate(raw_changes=Cast("changes", output_field=models.TextField()))
+                 .order_by("seq"))
+        if last is not None:
+            query = query.filter(seq__gt=last)
+        batch = list(query[:batch_size])
+        if not batch:
+            return
+        for entry in batch:
+            yield entry, entry.raw_changes  # type: ignore[attr-defined]
+        last = batch[-1].seq
+
+
+def _changes_problem(entry: AuditEntry, raw: str) -> str:
+    try:
+        plain = decrypt_text(raw, "access.AuditEntry.changes")
+    except DecryptionError:
+        return f"Audit entry #{entry.seq} (id {entry.pk}) was edited: its changes fail authentication."
+    if hashlib.sha256(plain.encode()).hexdigest() != entry.changes_digest:
+        return f"Audit entry #{entry.seq} (id {entry.pk}) was edited: its changes do not match their digest."
+    return ""
+
+
+# ------------------------------------------------------------------------------- helpers
+
+
+def _base_row(*, actor: Any, action: str, channel: str, request: Any, reason: str,
+              detail: dict | None, changes: Mapping[str, Any] | None) -> dict[str, Any]:
+    if channel not in CHANNELS:
+        logger.warning("audit channel %r is not one of %s", channel, ", ".join(sorted(CHANNELS)))
+    changes_text = _canonical(changes) if changes else None
+    return {
+        "occurred_at": _now(),
+        "actor_id": getattr(actor, "pk", None) if _is_user(actor) else None,
+        "actor_name": _clean(actor.get_username() if _is_user(actor) else str(actor or "system"))[:150],
+        "action": _clean(action)[:32],
+        "channel": str(channel)[:16],
+        "ip": client_ip(request),
+        "reason": _clean(reason or ""),
+        "request_id": (getattr(request, "request_id", "") or current_request_id.get())[:64],
+        "detail": _canonical(detail) if detail else "",
+        "changes": changes_text,
+        "changes_digest": hashlib.sha256(changes_text.encode()).hexdigest() if changes_text else "",
+    }
+
+
+def _now() -> datetime:
+    # Whole microseconds in UTC, exactly what both databases store and give back.
+    return timezone.now().astimezone(UTC)
+
+
+def _timestamp(value: datetime) -> str:
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _canonical(value: Any) -> str:
+    return _clean(json.dumps(value, sort_keys=True, separators=(",", ":"), default=_jsonable,
+                             ensure_ascii=False))
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, datetime | timedelta) or hasattr(value, "isoformat"):
+        return value.isoformat() if hasattr(value, "isoformat") else str(value)
+    if isinstance(value, set | frozenset | tuple):
+        return sorted(value, key=str)
+    if isinstance(value, models.Model):
+        return str(value.pk)
+    return str(value)
+
+
+def _clean(text: str) -> str:
+    return text.replace("\x00", "")  # PostgreSQL text cannot hold NUL
+
+
+def _is_user(actor: Any) -> bool:
+    return bool(getattr(actor, "is_authenticated", False)) and hasattr(actor, "get_username")
+
+
+def _unique_ids(people: Iterable[Any]) -> list[Any]:
+    seen: dict[Any, None] = {}
+    for item in people:
+        pid = _as_uuid(getattr(item, "pk", item))
+        if pid is not None:
+            seen.setdefault(pid, None)
+    return list(seen)
+
+
+def _as_uuid(value: Any) -> Any:
+    import uuid
+
+    if value is None or isinstance(value, uuid.UUID):
+        return value
+    try:
+        return uuid.UUID(str(value))
+    except ValueError:
+        return None

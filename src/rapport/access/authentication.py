@@ -1,4 +1,8 @@
-"""DRF authentication by ``Authorization: Token <key>`` (S7)."""
+"""DRF authentication by ``Authorization: Token <key>`` (S7), with the network check (S4).
+
+DRF authenticates inside the view, after the middleware ran, so token calls get the same
+allowed-network check here that session requests get in ``AccessPolicyMiddleware``.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ from rest_framework import authentication, exceptions
 from rest_framework.request import Request
 
 from rapport.access.models import ApiToken, User
+from rapport.access.network import user_may_connect
 from rapport.access.services import token_authenticate
 
 
@@ -25,6 +30,8 @@ class TokenAuthentication(authentication.BaseAuthentication):
         token = token_authenticate(raw)
         if token is None:
             raise exceptions.AuthenticationFailed("Invalid, expired or revoked token.")
+        if not user_may_connect(token.user, request):
+            raise exceptions.PermissionDenied("This account may not be used from this network address.")
         return token.user, token
 
     def authenticate_header(self, request: Request) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 
+from rapport.access.encryption import BlindIndexField, EncryptedCharField, EncryptedDateField
 from rapport.core.models import RapportModel
 
 
@@ -53,6 +54,21 @@ class Organisation(RapportModel):
 class Person(RapportModel):
     """P1 — one record per customer, however they reach the business."""
 
+    class Gender(models.TextChoices):
+        FEMALE = "female", "Female"
+        MALE = "male", "Male"
+        NON_BINARY = "non_binary", "Non-binary"
+        OTHER = "other", "Other"
+        UNDISCLOSED = "undisclosed", "Prefers not to say"
+
+    class IncomeBand(models.TextChoices):
+        UNDER_20K = "under_20k", "Under 20,000"
+        FROM_20K = "20k_40k", "20,000–40,000"
+        FROM_40K = "40k_70k", "40,000–70,000"
+        FROM_70K = "70k_100k", "70,000–100,000"
+        OVER_100K = "over_100k", "Over 100,000"
+        UNDISCLOSED = "undisclosed", "Prefers not to say"
+
     honorific = models.CharField(max_length=32, blank=True)
     given_name = models.CharField(max_length=100, blank=True)
     middle_names = models.CharField(max_length=100, blank=True)
@@ -70,6 +86,15 @@ class Person(RapportModel):
     tags = models.ManyToManyField(Tag, blank=True, related_name="people")
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True,
                               on_delete=models.SET_NULL, related_name="owned_people")
+    # Optional demographics: sensitive, sealed at rest (S6); exact lookups go through the
+    # blind indexes (``rapport.access.encryption.blind_q``), kept in step on every save().
+    birth_date = EncryptedDateField(null=True, blank=True)
+    birth_date_index = BlindIndexField(source="birth_date")
+    gender = EncryptedCharField(max_length=16, null=True, blank=True, choices=Gender.choices)
+    gender_index = BlindIndexField(source="gender")
+    income_band = EncryptedCharField(max_length=16, null=True, blank=True, choices=IncomeBand.choices,
+                                     help_text="Household income band")
+    income_band_index = BlindIndexField(source="income_band")
     version = models.PositiveIntegerField(default=1)
 
     objects = RecordQuerySet.as_manager()

@@ -15,14 +15,15 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from rapport.access.audit import record_person_access
+from rapport.access.audit import diff, record_change, record_person_access
+from rapport.access.fieldsecurity import refused_writes
 from rapport.core.search import fold
 from rapport.identity.normalise import InvalidIdentifier, normalise_contact_value
 from rapport.people.models import ContactPoint, Employment, Interaction, Organisation, Person, Tag
 from rapport.privacy.suppression import ensure_not_suppressed
 
 PERSON_FIELDS = ("honorific", "given_name", "middle_names", "family_name", "preferred_name",
-                 "language", "timezone", "country", "notes")
+                 "language", "timezone", "country", "notes", "birth_date", "gender", "income_band")
 ORGANISATION_FIELDS = ("name", "domain", "notes")
 
 
@@ -83,6 +84,9 @@ def person_update(*, actor: Any, person: Person, changes: dict[str, Any],
     unknown = set(changes) - set(PERSON_FIELDS) - {"owner", "timezone_name"}
     if unknown:
         raise ValidationError({name: ["Unknown field."] for name in sorted(unknown)})
+    refused = refused_writes(actor, "people.Person", ["timezone" if n == "timezone_name" else n for n in changes])
+    if refused:  # S3: hidden and read-only fields are refused, whichever adapter sent them
+        raise ValidationError({name: ["You may not change this field."] for name in refused})
     with transaction.atomic():
         locked = Person.objects.select_for_update().get(pk=person.pk)
         if expected_version is not None and locked.version != expected_version:
@@ -107,7 +111,8 @@ def person_update(*, actor: Any, person: Person, changes: dict[str, Any],
             locked.version += 1
             locked.save()
             record_person_access(actor=actor, action="change", people=[locked], channel=channel,
-                                 detail={"fields": sorted(changed)})
+                                 detail={"fields": sorted(changed)},
+                                 changes={name: list(pair) for name, pair in changed.items()})
     person.refresh_from_db()
     return person
 
@@ -195,6 +200,8 @@ def organisation_create(*, actor: Any, name: str, domain: str = "", parent: Orga
     with transaction.atomic():
         organisation.save()
         _set_tags(organisation, tags)
+        record_change(actor=actor, record=organisation, action="create",
+                      changes={name: [None, getattr(organisation, name)] for name in ORGANISATION_FIELDS})
     return organisation
 
 
@@ -205,6 +212,7 @@ def organisation_update(*, actor: Any, organisation: Organisation, changes: dict
         raise ValidationError({name: ["Unknown field."] for name in sorted(unknown)})
     with transaction.atomic():
         locked = Organisation.objects.select_for_update().get(pk=organisation.pk)
+        before = _organisation_snapshot(locked)
         for name, value in changes.items():
             if name == "domain" and isinstance(value, str):
                 value = value.strip().lower()
@@ -215,12 +223,20 @@ def organisation_update(*, actor: Any, organisation: Organisation, changes: dict
             _check_no_cycle(locked, changes["parent"])
         locked.name_key = fold(locked.name)
         _validate(locked)
-        if tags is not None:
-            _set_tags(locked, tags)
+        tag_changes = _set_tags(locked, tags) if tags is not None else {}
         locked.version += 1
         locked.save()
+        record_change(actor=actor, record=locked,
+                      changes={**diff(before, _organisation_snapshot(locked)),
+                               **{k: list(v) for k, v in tag_changes.items()}})
     organisation.refresh_from_db()
     return organisation
+
+
+def _organisation_snapshot(organisation: Organisation) -> dict[str, Any]:
+    return {"name": organisation.name, "domain": organisation.domain, "notes": organisation.notes,
+            "parent": str(organisation.parent_id) if organisation.parent_id else None,
+            "owner": str(organisation.owner_id) if organisation.owner_id else None}
 
 
 def organisation_delete(*, actor: Any, organisation: Organisation) -> None:

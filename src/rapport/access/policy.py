@@ -1,0 +1,168 @@
+"""S1–S4 — who a user is for access decisions, worked out once per request.
+
+``access_context(user)`` gathers the user's role (or the default role), everyone they answer
+for through the management hierarchy, those people's teams and roles, and — lazily — the
+sharing defaults, sharing rules and field rules. It is cached on the user object (a request
+has its own), and dropped when ``access_changed()`` is called after any settings change, so
+a list of a thousand records costs the same handful of queries as a list of one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+MAX_HIERARCHY_DEPTH = 12
+_generation = 0
+
+
+def access_changed() -> None:
+    """Invalidate cached access contexts in this process (services call it after a change)."""
+    global _generation
+    _generation += 1
+
+
+@dataclass
+class SharingRuleView:
+    object_type: str
+    access: str
+    owner_ids: frozenset[Any] | None  # members of the rule's owner team (None: any owner)
+    criteria: dict[str, Any]
+
+
+@dataclass
+class AccessContext:
+    user_id: Any
+    role_id: Any
+    role_name: str
+    is_administrator: bool
+    permissions: dict[str, frozenset[str]]
+    requires_mfa: bool
+    requires_reason: bool
+    networks: list[str]
+    user_networks: list[str]
+    principal_ids: frozenset[Any]
+    team_ids: frozenset[Any]
+    role_ids: frozenset[Any]
+    generation: int
+    _defaults: dict[str, str] | None = field(default=None, repr=False)
+    _rules: list[SharingRuleView] | None = field(default=None, repr=False)
+    _field_rules: dict[str, dict[str, str]] | None = field(default=None, repr=False)
+
+    def default_access(self, object_type: str, fallback: str) -> str:
+        if self._defaults is None:
+            from rapport.access.models import SharingDefault
+
+            self._defaults = dict(SharingDefault.objects.values_list("object_type", "access"))
+        return self._defaults.get(object_type, fallback)
+
+    def rules(self) -> list[SharingRuleView]:
+        """Active sharing rules whose target is one of this user's principals' roles or teams."""
+        if self._rules is None:
+            from rapport.access.models import SharingRule, TeamMembership
+
+            rules = list(SharingRule.objects.filter(active=True).filter(
+                _target_q(self.role_ids, self.team_ids)).order_by("pk"))
+            team_ids = {r.owner_team_id for r in rules if r.owner_team_id}
+            members: dict[Any, set[Any]] = {t: set() for t in team_ids}
+            if team_ids:
+                for team_id, user_id in TeamMembership.objects.filter(team_id__in=team_ids).values_list(
+                        "team_id", "user_id"):
+                    members[team_id].add(user_id)
+            self._rules = [
+                SharingRuleView(r.object_type, r.access,
+                                frozenset(members[r.owner_team_id]) if r.owner_team_id else None,
+                                dict(r.criteria or {}))
+                for r in rules
+            ]
+        return self._rules
+
+    def field_levels(self, model_label: str) -> dict[str, str]:
+        if self._field_rules is None:
+            from rapport.access.models import FieldRule
+
+            rules: dict[str, dict[str, str]] = {}
+            if self.role_id is not None and not self.is_administrator:
+                for label, name, level in FieldRule.objects.filter(role_id=self.role_id).values_list(
+                        "model_label", "field", "level"):
+                    rules.setdefault(label.lower(), {})[name] = level
+            self._field_rules = rules
+        return self._field_rules.get(model_label.lower(), {})
+
+
+def _target_q(role_ids: frozenset[Any], team_ids: frozenset[Any]) -> Any:
+    from django.db.models import Q
+
+    return Q(target_role_id__in=list(role_ids)) | Q(target_team_id__in=list(team_ids))
+
+
+def access_context(user: Any) -> AccessContext:
+    cached = getattr(user, "_rapport_access", None)
+    if cached is not None and cached.generation == _generation:
+        return cached
+    ctx = _build(user)
+    user._rapport_access = ctx
+    return ctx
+
+
+def forget(user: Any) -> None:
+    """Drop ``user``'s cached context (after changing their role or teams in a test)."""
+    if hasattr(user, "_rapport_access"):
+        del user._rapport_access
+
+
+def default_role(*, administrator: bool = False) -> Any:
+    """The role of users given none (superusers: the administrator role)."""
+    from django.apps import apps
+
+    from rapport.access.models import Role
+    from rapport.access.seeds import seed_access
+
+    wanted = {"is_administrator": True} if administrator else {"is_default": True}
+    role = Role.objects.filter(**wanted).order_by("name").first()
+    if role is None and not Role.objects.exists():
+        seed_access(apps)  # the seed rows were wiped (a flushed test database); put them back
+        role = Role.objects.filter(**wanted).order_by("name").first()
+    return role
+
+
+def _build(user: Any) -> AccessContext:
+    from rapport.access.models import TeamMembership, User
+
+    role = user.role if user.role_id else default_role(administrator=user.is_superuser)
+    default_id = None
+    principals = {user.pk}
+    role_ids = {role.pk} if role is not None else set()
+    level = [user.pk]
+    for _ in range(MAX_HIERARCHY_DEPTH):
+        reports = list(User.objects.filter(manager_id__in=level, is_active=True)
+                       .exclude(pk__in=principals).values_list("pk", "role_id"))
+        if not reports:
+            break
+        level = [pk for pk, _ in reports]
+        principals.update(level)
+        for _pk, report_role in reports:
+            if report_role is None and default_id is None:
+                fallback = default_role()
+                default_id = fallback.pk if fallback is not None else None
+            if (report_role or default_id) is not None:
+                role_ids.add(report_role or default_id)
+    team_ids = set(TeamMembership.objects.filter(user_id__in=principals).values_list("team_id", flat=True))
+    is_admin = bool(user.is_superuser or (role is not None and role.is_administrator))
+    permissions = {label.lower(): frozenset(actions) for label, actions in
+                   ((role.permissions or {}).items() if role is not None else ())}
+    return AccessContext(
+        user_id=user.pk,
+        role_id=role.pk if role is not None else None,
+        role_name=role.name if role is not None else "",
+        is_administrator=is_admin,
+        permissions=permissions,
+        requires_mfa=bool(role is not None and role.requires_mfa),
+        requires_reason=bool(role is not None and role.requires_reason and not is_admin),
+        networks=list(role.allowed_networks or []) if role is not None else [],
+        user_networks=list(user.allowed_networks or []),
+        principal_ids=frozenset(principals),
+        team_ids=frozenset(team_ids),
+        role_ids=frozenset(role_ids),
+        generation=_generation,
+    )

@@ -1,0 +1,1 @@
+"""S1–S8 — staff screens: security settings, MFA, audit trail, break-glass, attachments."""
