@@ -190,6 +190,23 @@ def canonical_given_name(name: str) -> str:
     return _nicknames().get(key, key)
 
 
+def given_name_variants(name: str) -> set[str]:
+    """Every folded form that may stand for the same given name: Bob → {bob, robert, rob, …}."""
+    key = fold(name)
+    if not key:
+        return set()
+    canonical = canonical_given_name(key)
+    return {key, canonical} | _variants().get(canonical, set())
+
+
+@functools.cache
+def _variants() -> dict[str, set[str]]:
+    table: dict[str, set[str]] = {}
+    for nickname, canonical in _nicknames().items():
+        table.setdefault(canonical, set()).add(nickname)
+    return table
+
+
 @functools.cache
 def _nicknames() -> dict[str, str]:
     path = Path(__file__).with_name("data") / "nicknames.csv"
