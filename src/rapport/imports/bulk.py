@@ -1,0 +1,95 @@
+"""A3 — set-based writes for the import's bulk path: COPY on PostgreSQL, executemany on SQLite.
+
+``bulk_create`` on SQLite splits rows into statements of at most 999 parameters (about 50
+people each) and builds every statement in Python; a chunk of 2,000 rows then costs dozens
+of statements per table. ``TableWriter`` sends one ``executemany`` (SQLite, in C) or one
+``COPY`` (PostgreSQL) per table per chunk instead.
+
+Columns the caller does not pass get the value Django would give a fresh instance
+(``pre_save`` + ``get_db_prep_save`` of a default instance, computed once): fields other
+engineers add to a model with a default keep working without changes here. Only fields
+whose default varies per row (a UUID primary key, timestamps) must be passed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from django.db import connection, models
+
+
+class TableWriter:
+    """Insert rows of ``model`` given as tuples in the order of ``columns`` (attnames)."""
+
+    def __init__(self, model: type[models.Model], columns: Sequence[str]) -> None:
+        self.model = model
+        self.columns = list(columns)
+        fields = [f for f in model._meta.concrete_fields
+                  if not (f.primary_key and isinstance(f, models.AutoField | models.BigAutoField))]
+        by_attname = {f.attname: f for f in fields}
+        unknown = set(self.columns) - set(by_attname)
+        if unknown:
+            raise ValueError(f"{model.__name__} has no columns {sorted(unknown)}")
+        template = model()
+        self.constants: list[tuple[str, Any]] = []
+        for field in fields:
+            if field.attname in self.columns:
+                continue
+            value = field.pre_save(template, add=True)
+            self.constants.append((field.column, field.get_db_prep_save(value, connection)))
+        self.converters = [_converter(by_attname[name]) for name in self.columns]
+        self.column_names = [by_attname[name].column for name in self.columns] + [c for c, _ in self.constants]
+
+    def insert(self, rows: Iterable[Sequence[Any]]) -> int:
+        constants = tuple(value for _, value in self.constants)
+        converters = self.converters
+        prepared = [tuple(conv(v) if conv else v for conv, v in zip(converters, row, strict=True)) + constants
+                    for row in rows]
+        if not prepared:
+            return 0
+        table = connection.ops.quote_name(self.model._meta.db_table)
+        names = ", ".join(connection.ops.quote_name(c) for c in self.column_names)
+        with connection.cursor() as cursor:
+            if connection.vendor == "postgresql":
+                raw = cursor.cursor  # the psycopg cursor under Django's wrapper
+                with raw.copy(f"COPY {table} ({names}) FROM STDIN") as copy:
+                    for row in prepared:
+                        copy.write_row(row)
+            else:
+                placeholders = ", ".join(["%s"] * len(self.column_names))
+                cursor.executemany(f"INSERT INTO {table} ({names}) VALUES ({placeholders})",  # noqa: S608 - names are model metadata, values are parameters
+                                   prepared)
+        return len(prepared)
+
+
+def update_rows(model: type[models.Model], columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
+    """``UPDATE … SET columns WHERE pk = ?`` for each row (the pk is the last value of each row)."""
+    fields = [model._meta.get_field(name) for name in columns]
+    converters = [_converter(f) for f in fields] + [_converter(model._meta.pk)]
+    prepared = [tuple(conv(v) if conv else v for conv, v in zip(converters, row, strict=True)) for row in rows]
+    if not prepared:
+        return
+    table = connection.ops.quote_name(model._meta.db_table)
+    sets = ", ".join(f"{connection.ops.quote_name(f.column)} = %s" for f in fields)
+    pk = connection.ops.quote_name(model._meta.pk.column)
+    with connection.cursor() as cursor:
+        cursor.executemany(f"UPDATE {table} SET {sets} WHERE {pk} = %s", prepared)  # noqa: S608 - see above
+
+
+def _converter(field: models.Field) -> Any:
+    """A fast value → database converter for the types that need one, else None."""
+    target = field.target_field if isinstance(field, models.ForeignKey) else field
+    if isinstance(target, models.UUIDField):
+        if connection.features.has_native_uuid_field:
+            return None
+        return lambda v: v.hex if isinstance(v, uuid.UUID) else v
+    if isinstance(target, models.DateTimeField):
+        return lambda v: connection.ops.adapt_datetimefield_value(v) if isinstance(v, dt.datetime) else v
+    if isinstance(target, models.DateField):
+        return lambda v: connection.ops.adapt_datefield_value(v) if isinstance(v, dt.date) else v
+    if isinstance(target, models.JSONField):
+        return lambda v: target.get_db_prep_save(v, connection)
+    return None

@@ -1,0 +1,497 @@
+"""A3 — export of people and organisations to CSV, Excel, vCard 4.0 and JSON, streamed.
+
+The rows are exactly those the list views show for the same filters (``person_list`` /
+``organisation_list``, which start from ``visible_to``), narrowed to what the user's role may
+export. Fields the user's role may not see (S3) are left out — the column is absent, not blank.
+Every page of people is recorded in the access audit (S5, action ``export``) before it is
+written out, so the audit says exactly who left the system.
+
+People are read in keyset pages of ``PAGE`` by primary key as plain tuples (no model
+instances), with their contact points, current job and tags fetched per page: memory stays
+flat whatever the export's size, and the response starts at once.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import json
+import os
+import tempfile
+from collections import defaultdict
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import connection
+from django.db.models import QuerySet
+from django.utils import timezone
+
+from rapport.access.audit import record_person_access
+from rapport.access.fieldsecurity import hidden_fields
+from rapport.core.errors import DomainError, NotAllowed
+from rapport.people.models import ContactPoint, Employment, Organisation, Person
+from rapport.people.selectors import organisation_list, person_list
+
+PAGE = 2000
+FORMATS = {
+    "csv": ("text/csv; charset=utf-8", "csv"),
+    "xlsx": ("application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", "xlsx"),
+    "vcf": ("text/vcard; charset=utf-8", "vcf"),
+    "json": ("application/json", "json"),
+}
+PERSON_COLUMNS = (  # (field, header)
+    ("honorific", "Honorific"), ("given_name", "Given name"), ("middle_names", "Middle names"),
+    ("family_name", "Family name"), ("preferred_name", "Preferred name"), ("language", "Language"),
+    ("timezone", "Timezone"), ("country", "Country"), ("notes", "Notes"),
+)
+KIND_HEADERS = {"email": "Email", "phone": "Phone", "address": "Address", "url": "Web address",
+                "social": "Social"}
+PERSON_FILTERS = ("name", "email", "phone", "organisation", "tag", "updated_since", "country")
+ORGANISATION_FILTERS = ("name", "domain", "parent", "tag", "updated_since")
+
+
+class ExportError(DomainError):
+    title = "Export refused"
+    code = "bad_export"
+
+
+@dataclass
+class Export:
+    content_type: str
+    filename: str
+    chunks: Iterator[bytes]
+
+
+def export_people(*, user: Any, fmt: str, filters: dict[str, Any] | None = None, channel: str = "export",
+                  request: Any = None) -> Export:
+    """People visible to ``user`` and matching ``filters`` (as the list view), in ``fmt``."""
+    content_type, extension = _format(fmt)
+    people = _people_queryset(user, filters or {})
+    columns = _PersonColumns(user, people)
+    pages = _people_pages(people, columns, user=user, channel=channel, request=request,
+                          detail={"format": fmt, "filters": _describe(filters)})
+    writer = {"csv": _csv, "xlsx": _xlsx, "json": _people_json, "vcf": _vcards}[extension]
+    stamp = timezone.localtime().strftime("%Y%m%d-%H%M")
+    return Export(content_type, f"people-{stamp}.{extension}", writer(pages, columns))
+
+
+def export_organisations(*, user: Any, fmt: str, filters: dict[str, Any] | None = None, channel: str = "export",
+                         request: Any = None) -> Export:
+    """Organisations visible to ``user`` and matching ``filters``, in ``fmt``."""
+    content_type, extension = _format(fmt)
+    unknown = set(filters or {}) - set(ORGANISATION_FILTERS)
+    if unknown:
+        raise ExportError(f"Unknown filter(s): {', '.join(sorted(unknown))}.")
+    organisations = organisation_list(user=user, **(filters or {})).visible_to(user, "export")
+    hidden = hidden_fields(user, "people.Organisation")
+    columns = _OrganisationColumns(hidden)
+    _audit_event(user, "export", {"format": fmt, "filters": _describe(filters), "object": "organisations"},
+                 channel, request)
+    pages = _organisation_pages(organisations, columns)
+    writer = {"csv": _csv, "xlsx": _xlsx, "json": _organisations_json, "vcf": _org_vcards}[extension]
+    stamp = timezone.localtime().strftime("%Y%m%d-%H%M")
+    return Export(content_type, f"organisations-{stamp}.{extension}", writer(pages, columns))
+
+
+# ----------------------------------------------------------------------------- people
+
+
+def _people_queryset(user: Any, filters: dict[str, Any]) -> QuerySet[Person]:
+    unknown = set(filters) - set(PERSON_FILTERS)
+    if unknown:
+        raise ExportError(f"Unknown filter(s): {', '.join(sorted(unknown))}.")
+    if user is None or not getattr(user, "is_authenticated", False):
+        raise NotAllowed("Sign in to export.")
+    return person_list(user=user, **{k: v for k, v in filters.items() if v}).visible_to(user, "export")
+
+
+class _PersonColumns:
+    """The columns this user may see, with as many contact point columns per kind as needed."""
+
+    def __init__(self, user: Any, people: QuerySet[Person]) -> None:
+        hidden = hidden_fields(user, "people.Person")
+        point_hidden = hidden_fields(user, "people.ContactPoint")
+        job_hidden = hidden_fields(user, "people.Employment")
+        self.fields = [(f, h) for f, h in PERSON_COLUMNS if f not in hidden]
+        self.points = "contact_points" not in hidden and "value" not in point_hidden
+        self.jobs = "employments" not in hidden and "organisation" not in job_hidden
+        self.titles = self.jobs and "title" not in job_hidden
+        self.tags = "tags" not in hidden
+        self.kind_counts = _max_points_per_kind(people) if self.points else {}
+
+    def headers(self) -> list[str]:
+        headers = ["Rapport ID"] + [h for _, h in self.fields]
+        if self.jobs:
+            headers += ["Organisation"] + (["Job title"] if self.titles else []) + ["Job start"]
+        if self.tags:
+            headers.append("Tags")
+        for kind, header in KIND_HEADERS.items():
+            for n in range(1, self.kind_counts.get(kind, 0) + 1):
+                headers += [f"{header} {n}", f"{header} {n} label"]
+        return [*headers, "Created", "Updated"]
+
+    def row(self, person: _PersonRow) -> list[Any]:
+        values: list[Any] = [str(person.id)] + [person.values[f] for f, _ in self.fields]
+        if self.jobs:
+            job = person.jobs[0] if person.jobs and person.jobs[0]["end_date"] is None else None
+            values.append(job["organisation"] if job else "")
+            if self.titles:
+                values.append(job["title"] if job else "")
+            values.append(job["start_date"].isoformat() if job and job["start_date"] else "")
+        if self.tags:
+            values.append("; ".join(person.tags))
+        for kind in KIND_HEADERS:
+            points = [p for p in person.points if p["kind"] == kind]
+            for n in range(self.kind_counts.get(kind, 0)):
+                point = points[n] if n < len(points) else None
+                values += [point["value"], point["label"]] if point else ["", ""]
+        return [*values, _iso(person.created_at), _iso(person.updated_at)]
+
+
+@dataclass
+class _PersonRow:
+    id: Any
+    values: dict[str, Any]
+    created_at: dt.datetime
+    updated_at: dt.datetime
+    points: list[dict]
+    jobs: list[dict]
+    tags: list[str]
+
+
+def _max_points_per_kind(people: QuerySet[Person]) -> dict[str, int]:
+    """The most contact points of each kind any exported person has (one grouped query)."""
+    inner, params = people.order_by().values("pk").query.sql_with_params()
+    table = ContactPoint._meta.db_table
+    sql = (f"SELECT kind, MAX(n) FROM (SELECT person_id, kind, COUNT(*) AS n FROM {table} "  # noqa: S608 - model metadata and Django-built SQL with parameters
+           f"WHERE person_id IN ({inner}) GROUP BY person_id, kind) AS per_person GROUP BY kind")
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return {kind: int(count) for kind, count in cursor.fetchall()}
+
+
+def _people_pages(people: QuerySet[Person], columns: _PersonColumns, *, user: Any, channel: str, request: Any,
+                  detail: dict) -> Iterator[list[_PersonRow]]:
+    names = [f for f, _ in PERSON_COLUMNS]
+    last = None
+    while True:
+        page = people.order_by("pk")
+        if last is not None:
+            page = page.filter(pk__gt=last)
+        rows = list(page.values_list("pk", "created_at", "updated_at", *names)[:PAGE])
+        if not rows:
+            return
+        ids = [r[0] for r in rows]
+        points: dict[Any, list[dict]] = defaultdict(list)
+        if columns.points:
+            for pid, kind, value, label, primary, verified, source in (
+                    ContactPoint.objects.filter(person_id__in=ids)
+                    .order_by("person_id", "kind", "-primary", "created_at", "pk")
+                    .values_list("person_id", "kind", "value", "label", "primary", "verified", "source")):
+                points[pid].append({"kind": kind, "value": value, "label": label, "primary": primary,
+                                    "verified": verified, "source": source})
+        jobs: dict[Any, list[dict]] = defaultdict(list)
+        if columns.jobs:
+            for pid, org_id, org, title, start, end in (
+                    Employment.objects.filter(person_id__in=ids)
+                    .order_by("person_id", "-start_date", "-created_at")
+                    .values_list("person_id", "organisation_id", "organisation__name", "title", "start_date",
+                                 "end_date")):
+                jobs[pid].append({"organisation_id": str(org_id), "organisation": org, "title": title,
+                                  "start_date": start, "end_date": end})
+        tags: dict[Any, list[str]] = defaultdict(list)
+        if columns.tags:
+            for pid, name in (Person.tags.through.objects.filter(person_id__in=ids)
+                              .order_by("person_id", "tag__name").values_list("person_id", "tag__name")):
+                tags[pid].append(name)
+        record_person_access(actor=user, action="export", people=ids, channel=channel, request=request,
+                             detail=detail)
+        yield [_PersonRow(r[0], dict(zip(names, r[3:], strict=True)), r[1], r[2], points[r[0]],
+                          _current_first(jobs[r[0]]), tags[r[0]])
+               for r in rows]
+        last = ids[-1]
+
+
+def _current_first(jobs: list[dict]) -> list[dict]:
+    """Current jobs (no end date) first, each group newest first (NULL ordering differs by vendor)."""
+    return [j for j in jobs if j["end_date"] is None] + [j for j in jobs if j["end_date"] is not None]
+
+
+# ------------------------------------------------------------------------ organisations
+
+
+class _OrganisationColumns:
+    FIELDS = (("name", "Name"), ("domain", "Domain"), ("notes", "Notes"))
+
+    def __init__(self, hidden: frozenset[str]) -> None:
+        self.fields = [(f, h) for f, h in self.FIELDS if f not in hidden]
+        self.parent = "parent" not in hidden
+        self.tags = "tags" not in hidden
+
+    def headers(self) -> list[str]:
+        return (["Rapport ID"] + [h for _, h in self.fields] + (["Parent"] if self.parent else [])
+                + (["Tags"] if self.tags else []) + ["Created", "Updated"])
+
+    def row(self, org: dict) -> list[Any]:
+        return ([str(org["id"])] + [org[f] for f, _ in self.fields]
+                + ([org["parent"] or ""] if self.parent else []) + (["; ".join(org["tags"])] if self.tags else [])
+                + [_iso(org["created_at"]), _iso(org["updated_at"])])
+
+
+def _organisation_pages(organisations: QuerySet[Organisation], columns: _OrganisationColumns) -> Iterator[list[dict]]:
+    last = None
+    while True:
+        page = organisations.order_by("pk")
+        if last is not None:
+            page = page.filter(pk__gt=last)
+        rows = list(page.values("pk", "name", "domain", "notes", "parent__name", "created_at", "updated_at")[:PAGE])
+        if not rows:
+            return
+        ids = [r["pk"] for r in rows]
+        tags: dict[Any, list[str]] = defaultdict(list)
+        for oid, name in (Organisation.tags.through.objects.filter(organisation_id__in=ids)
+                          .order_by("organisation_id", "tag__name").values_list("organisation_id", "tag__name")):
+            tags[oid].append(name)
+        yield [{"id": r["pk"], "name": r["name"], "domain": r["domain"], "notes": r["notes"],
+                "parent": r["parent__name"], "tags": tags[r["pk"]], "created_at": r["created_at"],
+                "updated_at": r["updated_at"]} for r in rows]
+        last = ids[-1]
+
+
+# ------------------------------------------------------------------------------ writers
+
+
+class _Echo:
+    def write(self, value: str) -> str:
+        return value
+
+
+def _csv(pages: Iterator[list[Any]], columns: Any) -> Iterator[bytes]:
+    writer = csv.writer(_Echo(), lineterminator="\r\n")
+    yield ("\ufeff" + writer.writerow(columns.headers())).encode("utf-8")  # BOM: Excel reads UTF-8
+    for page in pages:
+        yield "".join(writer.writerow([_safe_cell(v) for v in columns.row(item)]) for item in page).encode("utf-8")
+
+
+def _safe_cell(value: Any) -> Any:
+    """Neutralise spreadsheet formulas (CSV injection): a leading =, +, - or @ becomes text."""
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@") and not _looks_like_phone(value):
+        return "'" + value
+    return value
+
+
+def _looks_like_phone(value: str) -> bool:
+    return value.startswith("+") and value[1:].replace(" ", "").replace("-", "").isdigit()
+
+
+def _xlsx(pages: Iterator[list[Any]], columns: Any) -> Iterator[bytes]:
+    import openpyxl
+
+    workbook = openpyxl.Workbook(write_only=True)
+    sheet = workbook.create_sheet("Export")
+    sheet.append(columns.headers())
+    for page in pages:
+        for item in page:
+            sheet.append([_xlsx_cell(v) for v in columns.row(item)])
+    handle, path = tempfile.mkstemp(prefix="rapport-export-", suffix=".xlsx")
+    os.close(handle)
+    try:
+        workbook.save(path)
+        with open(path, "rb") as stream:
+            while block := stream.read(256 * 1024):
+                yield block
+    finally:
+        os.unlink(path)
+
+
+def _xlsx_cell(value: Any) -> Any:
+    if isinstance(value, str):
+        value = "".join(ch for ch in value if ch in "\t\n\r" or ord(ch) >= 32)  # XML-illegal controls
+        if value[:1] == "=":
+            return "'" + value
+    return value
+
+
+def _people_json(pages: Iterator[list[_PersonRow]], columns: _PersonColumns) -> Iterator[bytes]:
+    yield b"["
+    first = True
+    for page in pages:
+        parts = []
+        for person in page:
+            item: dict[str, Any] = {"id": str(person.id)}
+            item.update({f: person.values[f] for f, _ in columns.fields})
+            if columns.points:
+                item["contact_points"] = person.points
+            if columns.jobs:
+                item["employments"] = [{**j, "start_date": _iso(j["start_date"]), "end_date": _iso(j["end_date"]),
+                                        **({} if columns.titles else {"title": None})} for j in person.jobs]
+                if not columns.titles:
+                    for job in item["employments"]:
+                        job.pop("title", None)
+            if columns.tags:
+                item["tags"] = person.tags
+            item["created_at"], item["updated_at"] = _iso(person.created_at), _iso(person.updated_at)
+            parts.append(json.dumps(item, ensure_ascii=False))
+        if parts:
+            yield ((b"" if first else b",") + b"\n" + ",\n".join(parts).encode("utf-8"))
+            first = False
+    yield b"\n]\n"
+
+
+def _organisations_json(pages: Iterator[list[dict]], columns: _OrganisationColumns) -> Iterator[bytes]:
+    yield b"["
+    first = True
+    for page in pages:
+        parts = []
+        for org in page:
+            item = {"id": str(org["id"]), **{f: org[f] for f, _ in columns.fields}}
+            if columns.parent:
+                item["parent"] = org["parent"]
+            if columns.tags:
+                item["tags"] = org["tags"]
+            item["created_at"], item["updated_at"] = _iso(org["created_at"]), _iso(org["updated_at"])
+            parts.append(json.dumps(item, ensure_ascii=False))
+        if parts:
+            yield ((b"" if first else b",") + b"\n" + ",\n".join(parts).encode("utf-8"))
+            first = False
+    yield b"\n]\n"
+
+
+# --------------------------------------------------------------------------- vCard 4.0
+
+_VCARD_TYPES = {"mobile": "cell"}
+
+
+def _vcards(pages: Iterator[list[_PersonRow]], columns: _PersonColumns) -> Iterator[bytes]:
+    fields = {f for f, _ in columns.fields}
+    for page in pages:
+        out = io.StringIO()
+        for person in page:
+            v = person.values
+            lines = ["BEGIN:VCARD", "VERSION:4.0", f"UID:urn:uuid:{person.id}"]
+            given = v.get("given_name", "") if "given_name" in fields else ""
+            family = v.get("family_name", "") if "family_name" in fields else ""
+            first = (v.get("preferred_name") if "preferred_name" in fields else "") or given
+            fn = " ".join(p for p in (first, family) if p)
+            if not fn and columns.points and person.points:
+                fn = person.points[0]["value"].split("\n")[0]
+            lines.append("FN:" + _escape(fn or "(no name)"))
+            lines.append("N:" + ";".join(_escape(v.get(f, "") if f in fields else "") for f in
+                                         ("family_name", "given_name", "middle_names", "honorific")) + ";")
+            if "preferred_name" in fields and v.get("preferred_name"):
+                lines.append("NICKNAME:" + _escape(v["preferred_name"]))
+            if columns.points:
+                seen_primary: set[str] = set()
+                for point in person.points:
+                    params = ""
+                    if point["label"]:
+                        params += ";TYPE=" + _param(_VCARD_TYPES.get(point["label"], point["label"]))
+                    if point["primary"] and point["kind"] not in seen_primary:
+                        params += ";PREF=1"
+                        seen_primary.add(point["kind"])
+                    value = point["value"]
+                    if point["kind"] == "email":
+                        lines.append(f"EMAIL{params}:{_escape(value)}")
+                    elif point["kind"] == "phone":
+                        lines.append(f"TEL;VALUE=uri{params}:tel:{value.replace(' ', '-')}")
+                    elif point["kind"] == "address":
+                        lines.append(f"ADR{params}:;;{_escape(value)};;;;")
+                    elif point["kind"] == "url":
+                        lines.append(f"URL{params}:{value}")
+                    elif point["kind"] == "social":
+                        lines.append(f"X-SOCIALPROFILE{params}:{_escape(value)}")
+            if columns.jobs and person.jobs and person.jobs[0]["end_date"] is None:
+                job = person.jobs[0]
+                lines.append("ORG:" + _escape(job["organisation"]))
+                if columns.titles and job["title"]:
+                    lines.append("TITLE:" + _escape(job["title"]))
+            if columns.tags and person.tags:
+                lines.append("CATEGORIES:" + ",".join(_escape(t) for t in person.tags))
+            if "notes" in fields and v.get("notes"):
+                lines.append("NOTE:" + _escape(v["notes"]))
+            if "language" in fields and v.get("language"):
+                lines.append("LANG:" + _escape(v["language"]))
+            if "timezone" in fields and v.get("timezone"):
+                lines.append("TZ:" + _escape(v["timezone"]))
+            if "country" in fields and v.get("country"):
+                lines.append("X-RAPPORT-COUNTRY:" + v["country"])
+            lines.append("REV:" + person.updated_at.astimezone(dt.UTC).strftime("%Y%m%dT%H%M%SZ"))
+            lines.append("END:VCARD")
+            out.write("".join(_fold(line) + "\r\n" for line in lines))
+        yield out.getvalue().encode("utf-8")
+
+
+def _org_vcards(pages: Iterator[list[dict]], columns: _OrganisationColumns) -> Iterator[bytes]:
+    fields = {f for f, _ in columns.fields}
+    for page in pages:
+        out = io.StringIO()
+        for org in page:
+            lines = ["BEGIN:VCARD", "VERSION:4.0", "KIND:org", f"UID:urn:uuid:{org['id']}",
+                     "FN:" + _escape(org["name"] if "name" in fields else "(hidden)"),
+                     "ORG:" + _escape(org["name"] if "name" in fields else "")]
+            if "domain" in fields and org["domain"]:
+                lines.append(f"URL:https://{org['domain']}")
+            if "notes" in fields and org["notes"]:
+                lines.append("NOTE:" + _escape(org["notes"]))
+            if columns.tags and org["tags"]:
+                lines.append("CATEGORIES:" + ",".join(_escape(t) for t in org["tags"]))
+            lines.append("END:VCARD")
+            out.write("".join(_fold(line) + "\r\n" for line in lines))
+        yield out.getvalue().encode("utf-8")
+
+
+def _escape(text: str) -> str:
+    return (str(text or "").replace("\\", "\\\\").replace(",", "\\,").replace(";", "\\;")
+            .replace("\r\n", "\n").replace("\r", "\n").replace("\n", "\\n"))
+
+
+def _param(text: str) -> str:
+    cleaned = "".join(ch for ch in text if ch.isalnum() or ch in "-_ ").strip()
+    return cleaned.replace(" ", "-") or "other"
+
+
+def _fold(line: str) -> str:
+    data = line.encode("utf-8")
+    if len(data) <= 75:
+        return line
+    parts, limit = [], 75
+    while len(data) > limit:
+        cut = limit
+        while cut > 0 and (data[cut] & 0xC0) == 0x80:
+            cut -= 1
+        parts.append(data[:cut].decode("utf-8"))
+        data, limit = data[cut:], 74
+    parts.append(data.decode("utf-8"))
+    return "\r\n ".join(parts)
+
+
+# ------------------------------------------------------------------------------ helpers
+
+
+def _format(fmt: str) -> tuple[str, str]:
+    fmt = (fmt or "").lower().lstrip(".")
+    fmt = {"vcard": "vcf", "excel": "xlsx"}.get(fmt, fmt)
+    if fmt not in FORMATS:
+        raise ExportError(f"Unknown export format {fmt!r}; choose csv, xlsx, vcf or json.",
+                          field_errors={"format": ["Choose csv, xlsx, vcf or json."]})
+    return FORMATS[fmt]
+
+
+def _iso(value: Any) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def _describe(filters: dict[str, Any] | None) -> dict[str, str]:
+    return {k: str(v) for k, v in (filters or {}).items() if v}
+
+
+def _audit_event(user: Any, action: str, detail: dict, channel: str, request: Any) -> None:
+    """Organisation exports touch no person's data; record them as an event when the audit can."""
+    from rapport.access import audit
+
+    record_event = getattr(audit, "record_event", None)
+    if record_event is not None:
+        record_event(actor=user, action=action, object_type="people.organisation", channel=channel,
+                     request=request, detail=detail)

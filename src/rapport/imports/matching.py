@@ -1,0 +1,170 @@
+"""A3/I2 — the chunk matcher: which rows are the same person, and who they already are.
+
+Per chunk, set-based: rows sharing an identifier (normalised email, phone, handle, URL, or a
+postal address together with the family name) are one group (union–find); then one indexed
+``IN`` query per kind finds the existing people holding any of the chunk's identifiers. Rows
+in later chunks find people created by earlier chunks the same way, because each chunk is
+committed before the next is read — so memory does not grow with the file.
+
+A dry run writes nothing, so earlier chunks' would-be people are remembered in a
+``DryRunIndex`` (a throw-away SQLite file) instead of the database.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+import tempfile
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from itertools import islice
+from typing import Any
+
+from rapport.imports.records import ImportRecord
+from rapport.people.models import ContactPoint
+
+Key = tuple[str, str]
+IN_BATCH = 500
+
+
+@dataclass
+class Group:
+    """Rows of one chunk that describe the same person, in file order."""
+
+    records: list[ImportRecord]
+    keys: set[Key]
+    target: Any = None                    # an existing person's id (or a dry-run placeholder)
+    evidence: list[dict] = field(default_factory=list)
+    others: list[Any] = field(default_factory=list)  # further people the rows also match
+
+
+def group_records(records: list[ImportRecord]) -> list[Group]:
+    """Union–find over shared identifiers; groups ordered by their first row."""
+    parent = list(range(len(records)))
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    owner: dict[Key, int] = {}
+    keys_of: list[set[Key]] = []
+    for index, record in enumerate(records):
+        keys = record.identifiers() | record.address_keys()
+        keys_of.append(keys)
+        for key in keys:
+            if key in owner:
+                a, b = find(owner[key]), find(index)
+                if a != b:
+                    parent[max(a, b)] = min(a, b)
+            else:
+                owner[key] = index
+    members: dict[int, list[int]] = defaultdict(list)
+    for index in range(len(records)):
+        members[find(index)].append(index)
+    groups = []
+    for root in sorted(members):
+        indexes = members[root]
+        keys: set[Key] = set()
+        for i in indexes:
+            keys |= keys_of[i]
+        groups.append(Group([records[i] for i in indexes], keys))
+    return groups
+
+
+Lookup = Callable[[set[Key]], dict[Key, list[Any]]]
+
+
+def match_groups(groups: list[Group], lookup: Lookup) -> None:
+    """Set each group's ``target``: the person matching most of its keys (ties: by key, then id)."""
+    wanted: set[Key] = set()
+    for group in groups:
+        wanted |= group.keys
+    if not wanted:
+        return
+    found = lookup(wanted)
+    for group in groups:
+        hits: dict[Any, list[Key]] = defaultdict(list)
+        for key in group.keys:
+            for target in found.get(key, ()):
+                if key not in hits[target]:
+                    hits[target].append(key)
+        if not hits:
+            continue
+        ranked = sorted(hits.items(), key=lambda item: (-len(item[1]), min(item[1]), str(item[0])))
+        group.target = ranked[0][0]
+        group.evidence = [_evidence(key) for key in sorted(ranked[0][1])]
+        group.others = [target for target, _ in ranked[1:]]
+
+
+def _evidence(key: Key) -> dict[str, str]:
+    kind, value = key
+    if kind == "address":
+        value = value.split("\x00", 1)[0]
+        return {"field": "address", "level": "exact", "value": value, "with": "family_name"}
+    return {"field": kind, "level": "exact", "value": value}
+
+
+def database_lookup(keys: set[Key]) -> dict[Key, list[Any]]:
+    """Existing people holding each key, from the indexed ``ContactPoint.normalised`` column."""
+    found: dict[Key, list[Any]] = defaultdict(list)
+    identifiers = {k for k in keys if k[0] != "address"}
+    for batch in _batched(sorted({value for _, value in identifiers}), IN_BATCH):
+        rows = ContactPoint.objects.filter(normalised__in=batch).values_list("kind", "normalised", "person_id")
+        for kind, normalised, person_id in rows.order_by():
+            key = (kind, normalised)
+            if key in identifiers and person_id not in found[key]:
+                found[key].append(person_id)
+    addresses: dict[str, set[str]] = defaultdict(set)
+    for kind, value in keys:
+        if kind == "address":
+            normalised, family = value.split("\x00", 1)
+            addresses[normalised].add(family)
+    for batch in _batched(sorted(addresses), IN_BATCH):
+        rows = (ContactPoint.objects.filter(kind=ContactPoint.Kind.ADDRESS, normalised__in=batch)
+                .values_list("normalised", "person_id", "person__family_key"))
+        for normalised, person_id, family in rows.order_by():
+            if family in addresses[normalised]:
+                key = ("address", f"{normalised}\x00{family}")
+                if person_id not in found[key]:
+                    found[key].append(person_id)
+    return found
+
+
+def _batched(values: Iterable[Any], size: int) -> Iterable[list[Any]]:
+    iterator = iter(values)
+    while batch := list(islice(iterator, size)):
+        yield batch
+
+
+class DryRunIndex:
+    """Identifiers → would-be person, for a dry run's later chunks. Disk-backed, so flat memory."""
+
+    def __init__(self) -> None:
+        handle, self.path = tempfile.mkstemp(prefix="rapport-dryrun-", suffix=".sqlite3")
+        os.close(handle)
+        self.db = sqlite3.connect(self.path)
+        self.db.execute("PRAGMA journal_mode=OFF")
+        self.db.execute("PRAGMA synchronous=OFF")
+        self.db.execute("CREATE TABLE idx (key TEXT PRIMARY KEY, target TEXT NOT NULL)")
+
+    def lookup(self, keys: set[Key]) -> dict[Key, list[Any]]:
+        found: dict[Key, list[Any]] = {}
+        encoded = {f"{kind}\x01{value}": (kind, value) for kind, value in keys}
+        for batch in _batched(sorted(encoded), IN_BATCH):
+            marks = ",".join("?" * len(batch))
+            for key, target in self.db.execute(f"SELECT key, target FROM idx WHERE key IN ({marks})", batch):  # noqa: S608 - placeholders only
+                found[encoded[key]] = [target]
+        return found
+
+    def remember(self, keys: Iterable[Key], target: Any) -> None:
+        self.db.executemany("INSERT OR IGNORE INTO idx (key, target) VALUES (?, ?)",
+                            [(f"{kind}\x01{value}", str(target)) for kind, value in keys])
+
+    def close(self) -> None:
+        self.db.close()
+        with contextlib.suppress(OSError):
+            os.unlink(self.path)
