@@ -958,7 +958,8 @@ def import_undo(*, actor: Any, import_run: Import) -> Import:
             for change in chunk.changes:
                 expected[change["person"]] = change["version_after"]
             created_orgs.update(chunk.created_organisations)
-        _check_untouched(locked, expected, created, created_orgs)
+        added_jobs = {job for chunk in chunks for change in chunk.changes for job in change["jobs"]}
+        _check_untouched(locked, expected, created, created_orgs, added_jobs)
         reverted: list[str] = []
         for chunk in reversed(chunks):
             for change in reversed(chunk.changes):
@@ -988,7 +989,8 @@ def import_undo(*, actor: Any, import_run: Import) -> Import:
     return locked
 
 
-def _check_untouched(imp: Import, expected: dict[str, int], created: set[str], created_orgs: set[str]) -> None:
+def _check_untouched(imp: Import, expected: dict[str, int], created: set[str], created_orgs: set[str],
+                     added_jobs: set[str]) -> None:
     ids = [uuid.UUID(p) for p in expected]
     current: dict[str, int] = {}
     for start in range(0, len(ids), 500):
@@ -1003,13 +1005,14 @@ def _check_untouched(imp: Import, expected: dict[str, int], created: set[str], c
         touched.extend(sorted({str(p) for p in later}))
     if created_orgs:
         org_ids = [uuid.UUID(o) for o in created_orgs]
-        foreign = Employment.objects.filter(organisation_id__in=org_ids).exclude(person_id__in=created_ids)
+        foreign = (Employment.objects.filter(organisation_id__in=org_ids).exclude(person_id__in=created_ids)
+                   .exclude(pk__in=[uuid.UUID(j) for j in added_jobs]))
         if foreign.exists() or Organisation.objects.filter(parent_id__in=org_ids).exists():
             raise Conflict("Organisations this import created are now used by other records; "
-                           "it cannot be undone.", extra={"organisations": sorted(created_orgs)[:20]})
+                           "it cannot be undone.", organisations=sorted(created_orgs)[:20])
     if touched:
         raise Conflict(f"{len(touched)} people were changed after this import (since {since:%d %b %Y %H:%M}); "
-                       "it cannot be undone without losing those changes.", extra={"people": touched[:20]})
+                       "it cannot be undone without losing those changes.", people=touched[:20])
 
 
 def _revert(change: dict) -> None:

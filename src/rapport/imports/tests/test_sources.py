@@ -168,7 +168,7 @@ def test_a_zip_that_is_not_a_workbook():
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:
         archive.writestr("readme.txt", "hello")
-    with pytest.raises(FileProblem, match="not an Excel .xlsx workbook"):
+    with pytest.raises(FileProblem, match=r"not an Excel \.xlsx workbook"):
         inspect_source(opener(buffer.getvalue()))
 
 
