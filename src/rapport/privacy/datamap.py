@@ -8,8 +8,10 @@ that is not declared.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Any
 
 
 class Category(StrEnum):
@@ -60,20 +62,100 @@ class FieldDeclaration:
 @dataclass
 class ModelDeclaration:
     model_label: str
-    person_path: str          # ORM path from this model to Person ("" for Person, "person", …)
+    # ORM path from this model to Person ("" for Person, "person", …); None when the rows
+    # belong to no person (a model declared only to mark look-alike fields not personal).
+    person_path: str | None
     description: str = ""
     fields: dict[str, FieldDeclaration] = field(default_factory=dict)
+    # What erasure does with the whole row; None: decided field by field (DELETE_ROW on any
+    # declared field deletes the row, otherwise each field is anonymised/pseudonymised).
+    on_erasure: ErasureAction | None = None
+    # Fields that look personal (by name or type) but are not, each with the reason.
+    not_personal: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def deletes_rows(self) -> bool:
+        if self.on_erasure is not None:
+            return self.on_erasure == ErasureAction.DELETE_ROW
+        return any(f.erasure == ErasureAction.DELETE_ROW for f in self.fields.values())
+
+
+@dataclass(frozen=True)
+class Exemption:
+    """A whole model that is not customer personal data (staff accounts, framework tables)."""
+
+    model_label: str
+    reason: str
 
 
 DATA_MAP: dict[str, ModelDeclaration] = {}
+EXEMPT: dict[str, Exemption] = {}
 
 
-def declare_model(model_label: str, *, person_path: str, description: str = "") -> ModelDeclaration:
+def declare_model(model_label: str, *, person_path: str, description: str = "",
+                  on_erasure: ErasureAction | None = None) -> ModelDeclaration:
     """Declare that rows of ``model_label`` hold personal data reachable via ``person_path``."""
     declaration = DATA_MAP.get(model_label)
     if declaration is None:
-        declaration = DATA_MAP[model_label] = ModelDeclaration(model_label, person_path, description)
+        declaration = DATA_MAP[model_label] = ModelDeclaration(model_label, person_path, description,
+                                                               on_erasure=on_erasure)
+    else:
+        declaration.person_path = person_path
+        declaration.description = description or declaration.description
+        if on_erasure is not None:
+            declaration.on_erasure = on_erasure
     return declaration
+
+
+def declare_not_personal(model_label: str, field_names: tuple[str, ...] | list[str], *,
+                         reason: str) -> None:
+    """Mark fields that look personal (by name or type) as not personal data, saying why.
+
+    The model needs no other declaration when none of its fields is personal; its rows are
+    then left alone by erasure and export.
+    """
+    if not reason.strip():
+        raise ValueError("Say why these fields are not personal data.")
+    declaration = DATA_MAP.get(model_label)
+    if declaration is None:
+        declaration = DATA_MAP[model_label] = ModelDeclaration(model_label, person_path=None)
+    for name in field_names:
+        declaration.not_personal[name] = reason
+
+
+def exempt(model_label: str, *, reason: str) -> None:
+    """Exempt a whole model from the data map (it holds no customer personal data), saying why."""
+    if not reason.strip():
+        raise ValueError("Say why this model holds no customer personal data.")
+    EXEMPT[model_label] = Exemption(model_label, reason)
+
+
+def personal_models() -> list[ModelDeclaration]:
+    """Declarations whose rows belong to a person (export and erasure walk these)."""
+    return [d for d in DATA_MAP.values() if d.person_path is not None and (d.fields or d.on_erasure)]
+
+
+def declared_models(*, person_last: bool = False) -> Iterator[tuple[ModelDeclaration, Any]]:
+    """(declaration, model class) for each installed model holding a person's data.
+
+    ``person_last`` puts the person model itself last (erasure clears dependants first).
+    """
+    from django.apps import apps
+
+    declarations = sorted(personal_models(), key=lambda d: (d.person_path == "") if person_last else 0)
+    for declaration in declarations:
+        try:
+            model = apps.get_model(declaration.model_label)
+        except LookupError:
+            continue  # an app that is not installed in this build
+        yield declaration, model
+
+
+def rows_of(declaration: ModelDeclaration, model: Any, person: Any) -> Any:
+    """The queryset of ``model`` rows that belong to ``person`` (by the declared path)."""
+    if declaration.person_path == "":
+        return model._default_manager.filter(pk=person.pk)
+    return model._default_manager.filter(**{declaration.person_path: person.pk})
 
 
 def declare(model_label: str, field_name: str, *, category: Category, sensitivity: Sensitivity,
@@ -86,3 +168,175 @@ def declare(model_label: str, field_name: str, *, category: Category, sensitivit
         model_label, field_name, category, sensitivity, tuple(purposes), lawful_basis, retention,
         erasure, description,
     )
+
+
+# ------------------------------------------------------------------ the structural check
+
+# Field names (split on "_") that suggest personal data, and stems that do inside a word.
+PERSONAL_TOKENS = frozenset({
+    "email", "mail", "phone", "mobile", "tel", "fax", "name", "firstname", "lastname", "surname",
+    "forename", "fullname", "address", "street", "postcode", "zipcode", "zip", "city", "birth",
+    "birthday", "dob", "ip", "agent", "gender", "sex", "income", "salary", "passport", "ssn", "iban",
+    "card", "ethnicity", "religion", "health", "nationality", "person", "people", "signature", "photo",
+    "avatar", "location", "latitude", "longitude", "handle", "requester", "contact", "recipient",
+    "customer",
+})
+PERSONAL_STEMS = ("email", "phone", "birth", "address", "name")
+
+
+def looks_personal(model_field: Any) -> str | None:
+    """Why a field looks like personal data (its name or type), or None."""
+    from django.db import models
+
+    if isinstance(model_field, models.EmailField | models.GenericIPAddressField):
+        return f"its type is {type(model_field).__name__}"
+    name = model_field.name.lower()
+    tokens = set(name.split("_"))
+    hit = tokens & PERSONAL_TOKENS
+    if hit:
+        return f"its name contains “{sorted(hit)[0]}”"
+    for stem in PERSONAL_STEMS:
+        if stem in name:
+            return f"its name contains “{stem}”"
+    return None
+
+
+def undeclared_personal_data() -> list[str]:
+    """Every installed model or field that holds personal data and is not in the data map.
+
+    A model linking to ``people.Person`` (foreign key, one-to-one or many-to-many) must be
+    declared with the path to the person; every field that looks personal by name or type
+    must be declared, or marked not personal with a reason; whole models can be exempted
+    with a reason. Declarations of fields that do not exist are reported too.
+    """
+    from django.apps import apps
+    from django.core.exceptions import FieldDoesNotExist
+
+    person_model = apps.get_model("people", "Person")
+    problems: list[str] = []
+    for model in apps.get_models():
+        label = model._meta.label
+        if label in EXEMPT:
+            continue
+        declaration = DATA_MAP.get(label)
+        forward = [*model._meta.fields, *model._meta.many_to_many]
+        person_links = [f for f in forward if f.is_relation and f.related_model is person_model]
+        if (person_links or model is person_model) and (declaration is None or declaration.person_path is None):
+            problems.append(f"{label}: holds people's data (links to people.Person) but is not declared: "
+                            f"call declare_model({label!r}, person_path=...) in its app's datamap.py")
+            continue
+        for model_field in forward:
+            if model_field in person_links or model_field.primary_key:
+                continue
+            why = looks_personal(model_field)
+            if why is None:
+                continue
+            if declaration is None or (model_field.name not in declaration.fields
+                                       and model_field.name not in declaration.not_personal):
+                problems.append(f"{label}.{model_field.name}: looks personal ({why}) but is neither declared "
+                                "nor marked not personal (declare / declare_not_personal)")
+        if declaration is not None:
+            for name in [*declaration.fields, *declaration.not_personal]:
+                try:
+                    model._meta.get_field(name)
+                except FieldDoesNotExist:
+                    problems.append(f"{label}.{name}: declared in the data map but the field does not exist")
+    return problems
+
+
+# ------------------------------------------------------- the privacy app's own declarations
+
+_C, _S, _B, _E = Category, Sensitivity, LawfulBasis, ErasureAction
+_CONSENT = ("consent_records",)
+_RIGHTS = ("data_protection",)
+_PROOF = "life of the customer relationship + 6 years (proof of consent)"
+
+declare_model("privacy.ConsentEvent", person_path="person",
+              description="Consent ledger: grants and withdrawals with their proof")
+declare("privacy.ConsentEvent", "origin_person_id", category=_C.IDENTITY, sensitivity=_S.LOW,
+        purposes=_CONSENT, lawful_basis=_B.LEGAL_OBLIGATION, retention=_PROOF, erasure=_E.KEEP,
+        description="Who the consent was captured for (kept pseudonymous after erasure)")
+for _name, _cat in (("ip", _C.TECHNICAL), ("user_agent", _C.TECHNICAL), ("proof", _C.BEHAVIOURAL)):
+    declare("privacy.ConsentEvent", _name, category=_cat, sensitivity=_S.MEDIUM, purposes=_CONSENT,
+            lawful_basis=_B.LEGAL_OBLIGATION, retention=_PROOF, erasure=_E.PSEUDONYMISE,
+            description="Proof of how consent was captured")
+for _name in ("purpose", "channel", "granted", "lawful_basis", "source", "occurred_at"):
+    declare("privacy.ConsentEvent", _name, category=_C.BEHAVIOURAL, sensitivity=_S.LOW, purposes=_CONSENT,
+            lawful_basis=_B.LEGAL_OBLIGATION, retention=_PROOF, erasure=_E.KEEP,
+            description="What was consented to or withdrawn, and when")
+
+declare_model("privacy.ConsentState", person_path="person", on_erasure=_E.DELETE_ROW,
+              description="Current consent, derived from the ledger")
+for _name in ("purpose", "channel", "status", "lawful_basis", "since", "expires_at"):
+    declare("privacy.ConsentState", _name, category=_C.BEHAVIOURAL, sensitivity=_S.LOW, purposes=("marketing",),
+            lawful_basis=_B.LEGAL_OBLIGATION, retention="while the person is a customer", erasure=_E.DELETE_ROW)
+
+declare_model("privacy.ContactPreference", person_path="person", on_erasure=_E.DELETE_ROW,
+              description="How the person likes to be contacted")
+for _name in ("preferred_channel", "email_allowed", "phone_allowed", "sms_allowed", "post_allowed",
+              "social_allowed", "max_per_week", "quiet_start", "quiet_end"):
+    declare("privacy.ContactPreference", _name, category=_C.BEHAVIOURAL, sensitivity=_S.LOW,
+            purposes=("marketing", "service"), lawful_basis=_B.LEGITIMATE_INTERESTS,
+            retention="while the person is a customer", erasure=_E.DELETE_ROW)
+
+declare_model("privacy.TopicSubscription", person_path="person", on_erasure=_E.DELETE_ROW,
+              description="Per-topic subscriptions")
+for _name in ("topic", "subscribed"):
+    declare("privacy.TopicSubscription", _name, category=_C.BEHAVIOURAL, sensitivity=_S.LOW,
+            purposes=("marketing",), lawful_basis=_B.CONSENT, retention="while the person is a customer",
+            erasure=_E.DELETE_ROW)
+
+declare_model("privacy.Touch", person_path="person", on_erasure=_E.DELETE_ROW,
+              description="Outbound contacts (frequency caps)")
+for _name in ("channel", "purpose", "occurred_at", "reference"):
+    declare("privacy.Touch", _name, category=_C.BEHAVIOURAL, sensitivity=_S.LOW, purposes=("marketing", "service"),
+            lawful_basis=_B.LEGITIMATE_INTERESTS, retention="12 months (retention policy touch_log)",
+            erasure=_E.DELETE_ROW)
+
+declare_model("privacy.ContactDecision", person_path="person", on_erasure=_E.KEEP,
+              description="The contact gate's decisions (accountability)")
+for _name in ("allowed", "reasons"):
+    declare("privacy.ContactDecision", _name, category=_C.BEHAVIOURAL, sensitivity=_S.LOW,
+            purposes=("consent_records",), lawful_basis=_B.LEGAL_OBLIGATION,
+            retention="24 months (retention policy decision_log)", erasure=_E.KEEP)
+
+declare_model("privacy.PersonPrivacy", person_path="person", description="Restriction, objection, erasure status")
+for _name, _erasure in (("restricted_at", _E.KEEP), ("restriction_reason", _E.ANONYMISE), ("objected_at", _E.KEEP),
+                        ("erased_at", _E.KEEP)):
+    declare("privacy.PersonPrivacy", _name, category=_C.BEHAVIOURAL, sensitivity=_S.LOW, purposes=_RIGHTS,
+            lawful_basis=_B.LEGAL_OBLIGATION, retention="as long as the person record exists", erasure=_erasure)
+
+declare_model("privacy.RightsRequest", person_path="person", description="Data-protection rights requests")
+for _name in ("requester_name", "requester_contact"):
+    declare("privacy.RightsRequest", _name, category=_C.CONTACT, sensitivity=_S.MEDIUM, purposes=_RIGHTS,
+            lawful_basis=_B.LEGAL_OBLIGATION, retention="6 years after completion", erasure=_E.PSEUDONYMISE)
+for _name in ("details", "verification_note", "extension_reason", "outcome"):
+    declare("privacy.RightsRequest", _name, category=_C.BEHAVIOURAL, sensitivity=_S.MEDIUM, purposes=_RIGHTS,
+            lawful_basis=_B.LEGAL_OBLIGATION, retention="6 years after completion", erasure=_E.ANONYMISE)
+for _name in ("kind", "status", "received_on", "due_on", "completed_at"):
+    declare("privacy.RightsRequest", _name, category=_C.BEHAVIOURAL, sensitivity=_S.LOW, purposes=_RIGHTS,
+            lawful_basis=_B.LEGAL_OBLIGATION, retention="6 years after completion", erasure=_E.KEEP)
+
+declare_model("privacy.RightsRequestEvent", person_path="request__person", description="History of each request")
+declare("privacy.RightsRequestEvent", "note", category=_C.BEHAVIOURAL, sensitivity=_S.MEDIUM, purposes=_RIGHTS,
+        lawful_basis=_B.LEGAL_OBLIGATION, retention="6 years after completion", erasure=_E.ANONYMISE)
+
+declare_model("privacy.LegalHold", person_path="person", description="Legal holds")
+declare("privacy.LegalHold", "reason", category=_C.BEHAVIOURAL, sensitivity=_S.MEDIUM, purposes=_RIGHTS,
+        lawful_basis=_B.LEGAL_OBLIGATION, retention="until the legal matter ends", erasure=_E.ANONYMISE)
+
+declare_not_personal("privacy.SuppressionList", ["name"], reason="the name of an imported list")
+
+# Models with no customer personal data, and why.
+exempt("access.User", reason="staff accounts: the business's own users, not customer data "
+                             "(covered by the staff privacy notice, not this data map)")
+exempt("auth.Permission", reason="framework metadata")
+exempt("auth.Group", reason="framework metadata (staff permission groups)")
+exempt("contenttypes.ContentType", reason="framework metadata")
+exempt("sessions.Session", reason="staff sign-in sessions; expire after the session age")
+exempt("django_tasks_database.DBTaskResult", reason="job queue: jobs take record ids, never personal values "
+                                                     "(STYLE 9)")
+exempt("core.WorkerHeartbeat", reason="worker liveness (host names of our own servers)")
+exempt("core.ScheduledJob", reason="scheduler state")
+exempt("core.IdempotencyRecord", reason="API replay cache; may copy a response that holds personal data: "
+                                        "erasure deletes every record mentioning the person")
