@@ -87,7 +87,11 @@ class FieldRulesForm(forms.Form):
         super().__init__(*args, **kwargs)
         for name, label in fields:
             self.fields[name] = forms.ChoiceField(choices=self.LEVELS, initial=current.get(name, "write"),
-                                                  label=label)
+                                                  label=label, required=False)
+
+    def levels(self) -> dict[str, str]:
+        """The levels sent; a field left out of the post keeps its current level."""
+        return {name: level for name, level in self.cleaned_data.items() if level}
 
 
 class TeamForm(forms.Form):

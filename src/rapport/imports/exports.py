@@ -395,7 +395,7 @@ def _vcards(pages: Iterator[list[_PersonRow]], columns: _PersonColumns) -> Itera
                     if point["kind"] == "email":
                         lines.append(f"EMAIL{params}:{_escape(value)}")
                     elif point["kind"] == "phone":
-                        lines.append(f"TEL;VALUE=uri{params}:tel:{value.replace(' ', '-')}")
+                        lines.append(f"TEL;VALUE=text{params}:{_escape(value)}")  # as typed (RFC 6350 allows text)
                     elif point["kind"] == "address":
                         lines.append(f"ADR{params}:;;{_escape(value)};;;;")
                     elif point["kind"] == "url":
@@ -407,6 +407,8 @@ def _vcards(pages: Iterator[list[_PersonRow]], columns: _PersonColumns) -> Itera
                 lines.append("ORG:" + _escape(job["organisation"]))
                 if columns.titles and job["title"]:
                     lines.append("TITLE:" + _escape(job["title"]))
+                if job["start_date"]:
+                    lines.append("X-RAPPORT-JOB-START:" + job["start_date"].isoformat())
             if columns.tags and person.tags:
                 lines.append("CATEGORIES:" + ",".join(_escape(t) for t in person.tags))
             if "notes" in fields and v.get("notes"):

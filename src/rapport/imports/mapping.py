@@ -349,7 +349,10 @@ def _text(value: Any) -> str:
         return ""
     if isinstance(value, dt.datetime | dt.date):
         return value.isoformat()
-    return str(value)
+    text = str(value)
+    if text[:1] == "'" and text[1:2] in ("=", "+", "-", "@"):
+        return text[1:]  # the quote our exports (and OWASP's advice) put before formula-like text
+    return text
 
 
 def split_multi(text: str, separators: tuple[str, ...], target: str) -> list[str]:

@@ -1198,7 +1198,7 @@ def _apply_info(imp: Import, info: SourceInfo) -> None:
         suggestion = suggest_mapping(info.headers) if info.format != "vcard" else {
             "columns": {}, "date_format": "", "split": ";", "preset": "vcard"}
         imp.preset = suggestion.pop("preset")
-        imp.mapping = {**suggestion, "preset": imp.preset}
+        imp.mapping = _clean_mapping({**suggestion, "preset": imp.preset})
 
 
 def source_info(imp: Import) -> SourceInfo:

@@ -17,7 +17,7 @@ from rapport.imports.mapping import MappedValue, normalise_label
 from rapport.imports.sources import SourceRow
 
 VCARD_COLUMNS = ("N", "FN", "NICKNAME", "EMAIL", "TEL", "ADR", "ORG", "TITLE", "NOTE", "URL",
-                 "CATEGORIES", "X-SOCIALPROFILE", "LANG", "TZ", "X-RAPPORT-COUNTRY")
+                 "CATEGORIES", "X-SOCIALPROFILE", "LANG", "TZ", "X-RAPPORT-COUNTRY", "X-RAPPORT-JOB-START")
 MAX_CARD_CHARS = 1024 * 1024
 _SKIPPED = re.compile(r"^(?:[\w-]+\.)?(PHOTO|LOGO|SOUND|KEY)[;:]", re.IGNORECASE)
 _PROPERTY = re.compile(r"^[\w.-]+[;:]")
@@ -146,8 +146,13 @@ def _map_card(card: Any) -> list[MappedValue]:
                 _add(out, "timezone", text, "", prop)
         elif prop == "X-RAPPORT-COUNTRY":
             _add(out, "country", value, "", prop)
+        elif prop == "X-RAPPORT-JOB-START":
+            out.append(MappedValue("start_date", (_join(value).strip(), "%Y-%m-%d"), "", prop))
+    identifiers = {m.value for m in preferred + others}
     if name_given:
         out = [m for m in out if m.target != "full_name"]
+    else:  # a nameless contact's FN is often just its email or number: not a name
+        out = [m for m in out if not (m.target == "full_name" and m.value in identifiers)]
     return out + preferred + others
 
 

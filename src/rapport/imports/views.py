@@ -203,7 +203,8 @@ def export_download(request: HttpRequest) -> HttpResponse:
 
 def _progress_context(imp: Import) -> dict[str, Any]:
     previewing = imp.status == Import.Status.PREVIEWING
-    done = imp.preview.get("next_row", 0) if previewing else imp.next_row
+    in_preview = imp.status in (Import.Status.PREVIEWING, Import.Status.PREVIEWED)
+    done = imp.preview.get("next_row", 0) if in_preview else imp.next_row
     total = imp.total_rows or 1
     rate = eta = None
     started = imp.started_at if not previewing else None
@@ -211,7 +212,7 @@ def _progress_context(imp: Import) -> dict[str, Any]:
         seconds = max((imp.heartbeat_at - started).total_seconds(), 0.001)
         rate = done / seconds
         eta = (imp.total_rows - done) / rate if rate else None
-    counts = imp.preview.get("counts", {}) if previewing else imp.counts
+    counts = imp.preview.get("counts", {}) if in_preview else imp.counts
     return {"imp": imp, "done": done, "total": imp.total_rows, "percent": min(100, int(done * 100 / total)),
             "rate": rate, "eta": eta, "running": imp.status in RUNNING, "counts": counts,
             "outcomes": OUTCOME_LABELS}
@@ -224,9 +225,10 @@ def _report_context(imp: Import) -> dict[str, Any]:
     rows = imp.preview.get("rows", []) if preview else imp.report_rows
     issues = list(selectors.import_issues(import_run=imp, phase=phase)[:ISSUES_SHOWN])
     summary = selectors.issue_summary(import_run=imp, phase=phase)
-    return {"imp": imp, "preview": preview, "counts": counts, "rows": rows, "issues": issues,
-            "issue_total": sum(summary.values()), "failed_total": sum(v for k, v in summary.items() if k != "warning"),
-            "outcomes": OUTCOME_LABELS, "phase": phase, **_progress_context(imp)}
+    return {**_progress_context(imp), "imp": imp, "preview": preview, "counts": counts, "rows": rows,
+            "issues": issues, "issue_total": sum(summary.values()),
+            "failed_total": sum(v for k, v in summary.items() if k != "warning"), "outcomes": OUTCOME_LABELS,
+            "phase": phase}
 
 
 def _stem(name: str) -> str:

@@ -120,13 +120,14 @@ def role_fields(request: HttpRequest, pk: UUID) -> HttpResponse:
         try:
             for label, form in forms:
                 services.field_rules_set(actor=request.user, role=role, model_label=label,  # type: ignore[arg-type]
-                                         levels=form.cleaned_data, request=request)
+                                         levels=form.levels(), request=request)
         except DomainError as err:
             messages.error(request, str(err))
         else:
             messages.success(request, "Field security saved.")
             return redirect("access:settings")
-    return render(request, "access/settings/role_fields.html", {"role": role, "forms": forms})
+    return render(request, "access/settings/role_fields.html", {"role": role, "forms": forms},
+                  status=400 if request.method == "POST" else 200)
 
 
 # ------------------------------------------------------------------------------- teams

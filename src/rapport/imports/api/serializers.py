@@ -25,7 +25,7 @@ class ImportOutputSerializer(serializers.ModelSerializer):
 
 
 class ImportUploadSerializer(StrictFieldsMixin, serializers.Serializer):
-    file = serializers.FileField()
+    file = serializers.FileField(allow_empty_file=True)  # the service explains what is wrong
     encoding = serializers.CharField(required=False, allow_blank=True, default="")
     delimiter = serializers.CharField(required=False, allow_blank=True, default="", max_length=2)
     sheet = serializers.CharField(required=False, allow_blank=True, default="", max_length=100)

@@ -217,6 +217,12 @@ class ExportView(APIView):
     def object_type(self) -> str:
         return "people.person" if self.what == "people" else "people.organisation"
 
+    def finalize_response(self, request: Request, response: Any, *args: Any, **kwargs: Any) -> Any:
+        if isinstance(response, Response) and response.status_code >= 400:  # problems are JSON
+            request.accepted_renderer = JSONRenderer()
+            request.accepted_media_type = JSONRenderer.media_type
+        return super().finalize_response(request, response, *args, **kwargs)
+
     @extend_schema(parameters=[OpenApiParameter("format", str, enum=["csv", "xlsx", "vcf", "json"]),
                                *[OpenApiParameter(name, str) for name in exports.PERSON_FILTERS]],
                    responses={(200, "text/csv"): bytes})

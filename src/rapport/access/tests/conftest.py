@@ -1,0 +1,38 @@
+"""Fixtures of the access tests: users in seed roles, a private keyring, request factories."""
+
+from __future__ import annotations
+
+import pytest
+
+from rapport.access.encryption import Keyring, use_keyring
+from rapport.access.models import Role
+from rapport.core import testing
+
+
+@pytest.fixture(autouse=True)
+def fast_passwords(settings):
+    """Argon2 is slow on purpose; these tests sign in often and test nothing about hashing."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture
+def roles(db) -> dict[str, Role]:
+    return {role.key: role for role in Role.objects.all()}
+
+
+@pytest.fixture
+def user_in(db, roles):
+    """``user_in("sales-rep", "rita")``: an active user with that seed role."""
+
+    def make(role_key: str, username: str | None = None, **extra):
+        return testing.make_user(username or role_key.replace("-", "_"), role=roles[role_key], **extra)
+
+    return make
+
+
+@pytest.fixture
+def private_keyring(tmp_path):
+    """A keyring of this test's own (rotation must not touch the shared var/keys.json)."""
+    ring = Keyring.generate(source=tmp_path / "keys.json")
+    with use_keyring(ring):
+        yield ring
