@@ -41,7 +41,7 @@ def test_import_with_a_saved_mapping_and_an_error_file(staff_user, tmp_path):
                  "--policy", "overwrite", "--errors", str(errors))
     # then
     assert "Imported google_contacts.csv: Completed" in out and Person.objects.count() == 3
-    assert list(csv.reader(io.StringIO(errors.read_text(encoding="utf-8-sig"))))[0][-1] == "Rapport problems"
+    assert next(csv.reader(io.StringIO(errors.read_text(encoding="utf-8-sig"))))[-1] == "Rapport problems"
 
 
 def test_resume_and_undo_by_id(staff_user):
