@@ -10,12 +10,27 @@ from rapport.privacy.datamap import Category as C
 from rapport.privacy.datamap import ErasureAction as E
 from rapport.privacy.datamap import LawfulBasis as B
 from rapport.privacy.datamap import Sensitivity as S
-from rapport.privacy.datamap import declare, declare_model
+from rapport.privacy.datamap import declare, declare_model, declare_not_personal
 
 RETENTION = "30 days after upload (RAPPORT_IMPORT_RETENTION_DAYS), then purged"
 PURPOSES = ("customer_relationship", "data_import")
 
-declare_model("imports.Import", person_path="",
+def _delete_import_files(rows, person):
+    """Erasure: the uploaded files that held the person go, and their imports count as purged."""
+    import shutil
+
+    from django.utils import timezone
+
+    from rapport.imports.services import file_path
+
+    for imp in rows.exclude(file_path=""):
+        shutil.rmtree(file_path(imp).parent, ignore_errors=True)
+    rows.filter(purged_at__isnull=True).update(purged_at=timezone.now())
+
+
+# Imports reach a person through ImportedPerson (the people each run created or changed); erasing
+# one of them purges what those runs kept of their file (as retention would, only sooner).
+declare_model("imports.Import", person_path="people__person_id", before_erasure=_delete_import_files,
               description="An uploaded contacts file: the file itself, a sample and a preview of its rows")
 for name, category, description in (
         ("file_path", C.CONTACT, "The uploaded file (names, emails, phones, addresses of many people)"),
@@ -28,20 +43,22 @@ for name, category, description in (
             lawful_basis=B.LEGITIMATE_INTERESTS, retention=RETENTION, erasure=E.ANONYMISE,
             description=description)
 
-declare_model("imports.ImportIssue", person_path="",
+declare_model("imports.ImportIssue", person_path="import_run__people__person_id",
               description="Why a row of an import was invalid, suppressed or skipped")
 declare("imports.ImportIssue", "message", category=C.CONTACT, sensitivity=S.MEDIUM, purposes=PURPOSES,
         lawful_basis=B.LEGITIMATE_INTERESTS, retention=RETENTION, erasure=E.DELETE_ROW,
         description="May quote the offending value (an email or phone as typed)")
 
-declare_model("imports.ImportChunk", person_path="",
+declare_model("imports.ImportChunk", person_path="import_run__people__person_id",
               description="Undo ledger: values people had before an import changed them")
 declare("imports.ImportChunk", "changes", category=C.IDENTITY, sensitivity=S.MEDIUM, purposes=PURPOSES,
         lawful_basis=B.LEGITIMATE_INTERESTS, retention=RETENTION, erasure=E.DELETE_ROW,
         description="Previous names and profile fields of people the import changed")
 
-declare_model("imports.ImportedPerson", person_path="",
+declare_model("imports.ImportedPerson", person_path="person_id",
               description="Which people an import created or changed (provenance of the record)")
 declare("imports.ImportedPerson", "person_id", category=C.TECHNICAL, sensitivity=S.LOW, purposes=PURPOSES,
         lawful_basis=B.LEGITIMATE_INTERESTS, retention=RETENTION, erasure=E.DELETE_ROW,
         description="The person's id")
+declare_not_personal("imports.Import", ["mapping_name"], reason="the name of a saved column mapping")
+declare_not_personal("imports.ImportMapping", ["name"], reason="the name of a saved column mapping")

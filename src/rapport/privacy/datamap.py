@@ -8,7 +8,7 @@ that is not declared.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -59,12 +59,19 @@ class FieldDeclaration:
     description: str = ""
 
 
+# A custom finder: (model, person) -> the queryset of the model's rows that are the person's.
+RowFinder = Callable[[Any, Any], Any]
+# Called by erasure with the person's rows before they are changed (files outside the database).
+ErasureHook = Callable[[Any, Any], None]
+
+
 @dataclass
 class ModelDeclaration:
     model_label: str
-    # ORM path from this model to Person ("" for Person, "person", …); None when the rows
+    # ORM path from this model to Person ("" for Person, "person", …), or several paths (a row is
+    # the person's when any of them leads to them: ``("left", "right")``); None when the rows
     # belong to no person (a model declared only to mark look-alike fields not personal).
-    person_path: str | None
+    person_path: str | tuple[str, ...] | None
     description: str = ""
     fields: dict[str, FieldDeclaration] = field(default_factory=dict)
     # What erasure does with the whole row; None: decided field by field (DELETE_ROW on any
@@ -72,6 +79,10 @@ class ModelDeclaration:
     on_erasure: ErasureAction | None = None
     # Fields that look personal (by name or type) but are not, each with the reason.
     not_personal: dict[str, str] = field(default_factory=dict)
+    # Rows reached by something a path cannot say (a generic relation: object_type + object_id).
+    rows: RowFinder | None = None
+    # Erasure calls this with the rows first, e.g. to delete stored files the rows point at.
+    before_erasure: ErasureHook | None = None
 
     @property
     def deletes_rows(self) -> bool:
@@ -92,9 +103,16 @@ DATA_MAP: dict[str, ModelDeclaration] = {}
 EXEMPT: dict[str, Exemption] = {}
 
 
-def declare_model(model_label: str, *, person_path: str, description: str = "",
-                  on_erasure: ErasureAction | None = None) -> ModelDeclaration:
-    """Declare that rows of ``model_label`` hold personal data reachable via ``person_path``."""
+def declare_model(model_label: str, *, person_path: str | tuple[str, ...], description: str = "",
+                  on_erasure: ErasureAction | None = None, rows: RowFinder | None = None,
+                  before_erasure: ErasureHook | None = None) -> ModelDeclaration:
+    """Declare that rows of ``model_label`` hold personal data reachable via ``person_path``.
+
+    Any app can declare its models (identity's merge snapshots, later cases, deals…): erasure
+    and the export walk every declaration, so nothing else needs to change. ``rows`` finds
+    the rows when no ORM path leads to the person (a generic relation); ``before_erasure`` is
+    called with the rows before erasure changes them (to delete stored files).
+    """
     declaration = DATA_MAP.get(model_label)
     if declaration is None:
         declaration = DATA_MAP[model_label] = ModelDeclaration(model_label, person_path, description,
@@ -104,6 +122,8 @@ def declare_model(model_label: str, *, person_path: str, description: str = "",
         declaration.description = description or declaration.description
         if on_erasure is not None:
             declaration.on_erasure = on_erasure
+    declaration.rows = rows or declaration.rows
+    declaration.before_erasure = before_erasure or declaration.before_erasure
     return declaration
 
 
@@ -153,9 +173,21 @@ def declared_models(*, person_last: bool = False) -> Iterator[tuple[ModelDeclara
 
 def rows_of(declaration: ModelDeclaration, model: Any, person: Any) -> Any:
     """The queryset of ``model`` rows that belong to ``person`` (by the declared path)."""
+    from django.db.models import Q
+
+    if declaration.rows is not None:
+        return declaration.rows(model, person)
     if declaration.person_path == "":
         return model._default_manager.filter(pk=person.pk)
-    return model._default_manager.filter(**{declaration.person_path: person.pk})
+    paths = (declaration.person_path,) if isinstance(declaration.person_path, str) else declaration.person_path
+    condition = Q()
+    for path in paths or ():
+        condition |= Q(**{path: person.pk})
+    rows = model._default_manager.filter(condition)
+    if any("__" in p for p in paths or ()):
+        # A path through a to-many relation can reach one row several times: select by id.
+        return model._default_manager.filter(pk__in=rows.values("pk"))
+    return rows
 
 
 def declare(model_label: str, field_name: str, *, category: Category, sensitivity: Sensitivity,
@@ -201,20 +233,23 @@ def looks_personal(model_field: Any) -> str | None:
     return None
 
 
-def undeclared_personal_data() -> list[str]:
+def undeclared_personal_data(models: list[Any] | None = None) -> list[str]:
     """Every installed model or field that holds personal data and is not in the data map.
 
-    A model linking to ``people.Person`` (foreign key, one-to-one or many-to-many) must be
-    declared with the path to the person; every field that looks personal by name or type
-    must be declared, or marked not personal with a reason; whole models can be exempted
-    with a reason. Declarations of fields that do not exist are reported too.
+    A model linking to ``people.Person`` (foreign key, one-to-one or many-to-many), or to a
+    model whose rows belong to a person (a consent event, an import run…), must be declared
+    with the path to the person, or exempted; every field that looks personal by name or
+    type must be declared, or marked not personal with a reason; whole models can be
+    exempted with a reason. Declarations of fields that do not exist are reported too.
+    ``models`` narrows the walk (tests of the check itself); the default is every model.
     """
     from django.apps import apps
     from django.core.exceptions import FieldDoesNotExist
 
     person_model = apps.get_model("people", "Person")
+    personal_labels = {d.model_label for d in personal_models()}
     problems: list[str] = []
-    for model in apps.get_models():
+    for model in (apps.get_models() if models is None else models):
         label = model._meta.label
         if label in EXEMPT:
             continue
@@ -224,6 +259,13 @@ def undeclared_personal_data() -> list[str]:
         if (person_links or model is person_model) and (declaration is None or declaration.person_path is None):
             problems.append(f"{label}: holds people's data (links to people.Person) but is not declared: "
                             f"call declare_model({label!r}, person_path=...) in its app's datamap.py")
+            continue
+        owned_links = [f for f in forward if f.is_relation and f.related_model is not None
+                       and f.related_model is not model and f.related_model._meta.label in personal_labels]
+        if owned_links and declaration is None:
+            targets = ", ".join(sorted({f.related_model._meta.label for f in owned_links}))
+            problems.append(f"{label}: links to rows that belong to a person ({targets}) but is not declared: "
+                            f"declare_model({label!r}, person_path=...) or exempt it with a reason")
             continue
         for model_field in forward:
             if model_field in person_links or model_field.primary_key:

@@ -67,12 +67,17 @@ def erase_person(*, actor: Any, person: Any, reason: str = "", channel: str = "u
             emails=list(points.filter(kind="email").values_list("normalised", flat=True)),
             phones=list(points.filter(kind="phone").values_list("normalised", flat=True)),
             source=SuppressionEntry.Source.ERASURE, reason="erased person")
-        for declaration, model in declared_models(person_last=True):
-            report.models[declaration.model_label] = _erase_rows(declaration, model, person)
+        # Find every declared row first: erasing one model may remove the link to another
+        # (an import run is found through the people it touched).
+        found = [(declaration, model, model._default_manager.filter(
+                     pk__in=list(rows_of(declaration, model, person).values_list("pk", flat=True))))
+                 for declaration, model in declared_models(person_last=True)]
+        for declaration, _model, rows in found:
+            if declaration.before_erasure is not None:
+                declaration.before_erasure(rows, person)
+        for declaration, model, rows in found:
+            report.models[declaration.model_label] = _erase_rows(declaration, model, rows, person)
         report.models["core.IdempotencyRecord"] = {"deleted": _purge_api_replays(person)}
-        forget = _audit_forgetter()
-        if forget is not None:  # the access audit keeps who/when, drops old/new values
-            report.models["access.AuditEntry"] = {"anonymised": forget(person.pk)}
         now = timezone.now()
         status.erased_at = now
         status.erased_by = actor if getattr(actor, "is_authenticated", False) else None
@@ -84,8 +89,8 @@ def erase_person(*, actor: Any, person: Any, reason: str = "", channel: str = "u
     return report
 
 
-def _erase_rows(declaration: ModelDeclaration, model: type[models.Model], person: Any) -> dict[str, int]:
-    rows = rows_of(declaration, model, person)
+def _erase_rows(declaration: ModelDeclaration, model: type[models.Model], rows: Any,
+                person: Any) -> dict[str, int]:
     if declaration.deletes_rows:
         count = rows.count()
         if count:
@@ -167,10 +172,3 @@ def _purge_api_replays(person: Any) -> int:
     deleted, _ = mentioning.delete()
     return deleted
 
-
-def _audit_forgetter() -> Any:
-    try:
-        from rapport.access.audit import forget_person_changes
-    except ImportError:  # an access app without field history
-        return None
-    return forget_person_changes

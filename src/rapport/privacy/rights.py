@@ -172,12 +172,13 @@ def request_execute(*, actor: Any, request: RightsRequest, changes: dict[str, An
         if person is None:
             raise ValidationError({"person": ["Link the request to the person first."]})
         outcome = _carry_out(locked, person, actor, changes, note, channel)
+        # Erasure has just pseudonymised this very row: write only what completing changes.
         locked.status = Status.COMPLETED
         locked.completed_at = timezone.now()
         locked.completed_by = _user(actor)
         locked.outcome = outcome
         locked.version += 1
-        locked.save()
+        locked.save(update_fields=["status", "completed_at", "completed_by", "outcome", "version", "updated_at"])
         _event(locked, "completed", actor, outcome)
     return locked
 
