@@ -53,7 +53,14 @@ from rapport.imports.matching import (
 )
 from rapport.imports.models import Import, ImportChunk, ImportedPerson, ImportIssue, ImportMapping
 from rapport.imports.records import PERSON_FIELDS, ImportRecord, PointValue, build_record
-from rapport.imports.sources import FileProblem, SourceInfo, SourceRow, inspect_source, iter_rows
+from rapport.imports.sources import (
+    FileProblem,
+    LineGuard,
+    SourceInfo,
+    SourceRow,
+    inspect_source,
+    iter_rows,
+)
 from rapport.people.models import ContactPoint, Employment, Interaction, Organisation, Person, Tag
 
 logger = logging.getLogger("rapport.imports")
@@ -1224,16 +1231,21 @@ def _store(upload: IO[bytes], file_name: str, import_id: uuid.UUID) -> tuple[str
     path.parent.mkdir(parents=True, exist_ok=True)
     digest = hashlib.sha256()
     size = 0
+    lines = LineGuard()
     with open(path, "wb") as out:
         while True:
             block = upload.read(1024 * 1024)
             if not block:
                 break
             size += len(block)
-            if size > MAX_FILE_BYTES:
+            try:
+                if size > MAX_FILE_BYTES:
+                    raise FileProblem(f"The file is larger than {MAX_FILE_BYTES // 1024 ** 2} MiB.")
+                lines.feed(block)
+            except FileProblem:
                 out.close()
                 shutil.rmtree(path.parent, ignore_errors=True)
-                raise FileProblem(f"The file is larger than {MAX_FILE_BYTES // 1024 ** 2} MiB.")
+                raise
             digest.update(block)
             out.write(block)
     return relative, size, digest.hexdigest()

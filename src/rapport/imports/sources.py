@@ -77,6 +77,42 @@ class SourceRow:
     problem: str = ""                                      # the row could not be read at all
 
 
+class LineGuard:
+    """Refuse a text file with an over-long line while it is still arriving.
+
+    ``inspect_source`` checks line lengths in characters, but only once the whole file is
+    stored; without this guard a 1 GB single-line file would be copied in full before being
+    refused. Bytes are counted between newline bytes (LF and CR are single bytes in UTF-8
+    and Windows-1252, and one byte of each UTF-16 unit), with room for four bytes per
+    character, so no file ``inspect_source`` accepts is refused here. Workbooks (zip) are
+    binary and exempt.
+    """
+
+    LIMIT = MAX_LINE_CHARS * 4
+
+    def __init__(self) -> None:
+        self.text: bool | None = None
+        self.since_break = 0
+        self.line = 1
+
+    def feed(self, block: bytes) -> None:
+        if self.text is None:
+            self.text = not block.startswith((b"PK\x03\x04", b"\xd0\xcf\x11\xe0"))
+        if not self.text or not block:
+            return
+        first = min((i for i in (block.find(b"\n"), block.find(b"\r")) if i >= 0), default=-1)
+        if first < 0:
+            self.since_break += len(block)
+        else:
+            self.since_break += first
+        if self.since_break > self.LIMIT:
+            raise FileProblem(f"Line {self.line} is longer than {MAX_LINE_CHARS // 1024 // 1024} MiB; "
+                              "this is not a contacts file Rapport can read.")
+        if first >= 0:
+            self.line += block.count(b"\n") or block.count(b"\r")
+            self.since_break = len(block) - max(block.rfind(b"\n"), block.rfind(b"\r")) - 1
+
+
 # ----------------------------------------------------------------------------- inspection
 
 

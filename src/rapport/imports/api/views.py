@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from django.core.files.uploadhandler import FileUploadHandler
 from django.http import StreamingHttpResponse
 from django.utils import timezone
 from drf_spectacular.utils import OpenApiParameter, extend_schema
@@ -26,6 +27,7 @@ from rapport.imports import exports, selectors, services
 from rapport.imports.api import serializers as s
 from rapport.imports.mapping import TARGETS
 from rapport.imports.models import Import, ImportMapping
+from rapport.imports.sources import LineGuard
 
 
 class _ImportMixin:
@@ -41,11 +43,32 @@ class _ImportMixin:
             raise Http404("No such import.") from err
 
 
+class LineCapUploadHandler(FileUploadHandler):
+    """Checks an upload's line lengths as it arrives (``LineGuard``), so a file with a 1 GB
+    line is refused after its first MiBs instead of being received and stored in full."""
+
+    def new_file(self, *args: Any, **kwargs: Any) -> None:
+        super().new_file(*args, **kwargs)
+        self.guard = LineGuard()
+
+    def receive_data_chunk(self, raw_data: bytes, start: int) -> bytes:
+        self.guard.feed(raw_data)
+        return raw_data
+
+    def file_complete(self, file_size: int) -> None:
+        return None  # the next handler (memory or temporary file) holds the upload
+
+
 class ImportListCreate(_ImportMixin, generics.ListAPIView):
     """Your imports (newest first); POST a file (multipart) to start one."""
 
     serializer_class = s.ImportOutputSerializer
     parser_classes = [MultiPartParser, FormParser]
+
+    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        if request.method == "POST":  # before authentication, which may parse the body (CSRF)
+            request._request.upload_handlers.insert(0, LineCapUploadHandler(request._request))
+        super().initial(request, *args, **kwargs)
 
     def get_queryset(self) -> Any:
         return selectors.import_list(user=self.request.user)

@@ -88,7 +88,7 @@ class Command(BaseCommand):
         if not options["file"]:
             raise CommandError("Give the FILE to import (or --resume ID, --undo ID, --list).")
         path = Path(options["file"])
-        if not path.is_file():
+        if not path.exists() or path.is_dir():  # a pipe is fine: the file is read once, as a stream
             raise CommandError(f"No such file: {path}")
         with path.open("rb") as stream:
             imp = services.import_create(actor=actor, upload=stream, file_name=path.name,
