@@ -190,7 +190,7 @@ def record_consent(*, person: Any, purpose: str, channel: str, granted: bool, la
 
     An express email consent waits for the double opt-in (the event is *pending*, a signed
     confirmation link is mailed) unless ``double_opt_in=False`` says the address was already
-    confirmed (e.g. an import with proof). Withdrawals are always accepted, even for a person
+    confirmed (e.g. an import with proof); other lawful bases never wait. Withdrawals are always accepted, even for a person
     whose processing is restricted.
     """
     now = timezone.now()
@@ -207,8 +207,11 @@ def record_consent(*, person: Any, purpose: str, channel: str, granted: bool, la
         if status is not None and status.erased_at is not None:
             raise PersonErased("This person was erased; there is no consent left to withdraw.")
     if double_opt_in is None:
-        double_opt_in = channel == Channel.EMAIL and lawful_basis == ConsentBasis.CONSENT
-    pending = bool(granted and double_opt_in and channel == Channel.EMAIL)
+        double_opt_in = True
+    # Double opt-in confirms *express* consent to an address; soft opt-in and implied consent rest
+    # on an existing relationship, not on a confirmed sign-up, so they never wait for a link.
+    pending = bool(granted and double_opt_in and channel == Channel.EMAIL
+                   and lawful_basis == ConsentBasis.CONSENT)
     with transaction.atomic():
         _lock_person(person)
         event = _append_event(person=person, purpose=purpose, channel=channel, granted=granted,

@@ -309,3 +309,15 @@ def test_doi_token_is_signed_with_its_own_salt(make_person):
     # then
     with pytest.raises(InvalidConfirmation):
         services.confirm_consent(token=other)
+
+
+@pytest.mark.parametrize("basis", [ConsentBasis.SOFT_OPT_IN, ConsentBasis.IMPLIED_PURCHASE])
+def test_only_express_email_consent_waits_for_double_opt_in(make_person, basis):
+    # given: an existing customer (found by hypothesis: a soft opt-in asked for double opt-in)
+    person = make_person(emails=["ann@example.com"], country="GB")
+    # when
+    event = services.record_consent(person=person, purpose="newsletter", channel="email", granted=True,
+                                    lawful_basis=basis, source=ConsentSource.STAFF, double_opt_in=True,
+                                    proof={"refusal_offered": True})
+    # then: no confirmation link is owed; the state is granted at once
+    assert not event.pending and _state(person).status == "granted"
