@@ -1,0 +1,222 @@
+"""A1 — input and output shapes of the people API. No rules here: the services decide.
+
+Input serializers are strict (an unknown key is a 400 naming it); output serializers read
+only what the selectors prefetched, so a page of any size costs the same queries.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rest_framework import serializers
+
+from rapport.core.api.conventions import StrictFieldsMixin
+from rapport.people.models import ContactPoint, Employment, Interaction, Organisation, Person
+
+
+class Strict(StrictFieldsMixin, serializers.Serializer):
+    pass
+
+
+# ---------------------------------------------------------------------------------- output
+
+
+class ContactPointOut(serializers.ModelSerializer):
+    class Meta:
+        model = ContactPoint
+        fields = ["id", "kind", "label", "value", "normalised", "source", "verified", "primary",
+                  "created_at", "updated_at"]
+
+
+class EmploymentOut(serializers.ModelSerializer):
+    organisation_name = serializers.CharField(source="organisation.name", read_only=True)
+    current = serializers.BooleanField(source="is_current", read_only=True)
+
+    class Meta:
+        model = Employment
+        fields = ["id", "person", "organisation", "organisation_name", "title", "start_date", "end_date",
+                  "current", "created_at", "updated_at"]
+
+
+class _TagNames(serializers.Field):
+    def to_representation(self, value: Any) -> list[str]:
+        return [tag.name for tag in value.all()]
+
+
+class PersonOut(serializers.ModelSerializer):
+    display_name = serializers.CharField(read_only=True)
+    tags = _TagNames(read_only=True)
+    contact_points = ContactPointOut(many=True, read_only=True)
+    employments = EmploymentOut(many=True, read_only=True)
+
+    class Meta:
+        model = Person
+        fields = ["id", "display_name", "honorific", "given_name", "middle_names", "family_name",
+                  "preferred_name", "language", "timezone", "country", "notes", "tags", "owner",
+                  "birth_date", "gender", "income_band", "version", "contact_points", "employments",
+                  "created_at", "updated_at"]
+
+    def to_representation(self, instance: Person) -> dict[str, Any]:
+        data = super().to_representation(instance)
+        hidden = self.context.get("hidden", frozenset())  # S3: hidden means absent, not blank
+        return {key: value for key, value in data.items() if key not in hidden}
+
+
+class OrganisationOut(serializers.ModelSerializer):
+    parent_name = serializers.CharField(source="parent.name", read_only=True, default=None)
+    tags = _TagNames(read_only=True)
+
+    class Meta:
+        model = Organisation
+        fields = ["id", "name", "domain", "parent", "parent_name", "notes", "tags", "owner", "version",
+                  "created_at", "updated_at"]
+
+
+class InteractionOut(serializers.ModelSerializer):
+    class Meta:
+        model = Interaction
+        fields = ["id", "person", "organisation", "channel", "kind", "direction", "occurred_at", "summary",
+                  "body", "sentiment", "source_system", "external_id", "created_by", "created_at",
+                  "updated_at"]
+
+
+# ----------------------------------------------------------------------------------- input
+
+
+class ContactPointIn(Strict):
+    kind = serializers.ChoiceField(choices=ContactPoint.Kind.choices)
+    value = serializers.CharField(max_length=1000)
+    label = serializers.CharField(max_length=32, required=False, allow_blank=True, default="")
+    source = serializers.CharField(max_length=64, required=False, allow_blank=True, default="")
+    verified = serializers.BooleanField(required=False, default=False)
+    primary = serializers.BooleanField(required=False, default=False)
+
+
+class ContactPointPatch(Strict):
+    value = serializers.CharField(max_length=1000, required=False)
+    label = serializers.CharField(max_length=32, required=False, allow_blank=True)
+    source = serializers.CharField(max_length=64, required=False, allow_blank=True)
+    verified = serializers.BooleanField(required=False)
+    primary = serializers.BooleanField(required=False)
+
+
+def _text(max_length: int) -> serializers.CharField:
+    return serializers.CharField(max_length=max_length, required=False, allow_blank=True, default="")
+
+
+class PersonIn(Strict):
+    honorific = _text(32)
+    given_name = _text(100)
+    middle_names = _text(100)
+    family_name = _text(100)
+    preferred_name = _text(100)
+    language = _text(16)
+    timezone = _text(64)
+    country = _text(2)
+    notes = serializers.CharField(required=False, allow_blank=True, default="")
+    tags = serializers.ListField(child=serializers.CharField(max_length=64), required=False, default=list)
+    contact_points = ContactPointIn(many=True, required=False, default=list)
+
+
+class PersonPatch(Strict):
+    honorific = serializers.CharField(max_length=32, required=False, allow_blank=True)
+    given_name = serializers.CharField(max_length=100, required=False, allow_blank=True)
+    middle_names = serializers.CharField(max_length=100, required=False, allow_blank=True)
+    family_name = serializers.CharField(max_length=100, required=False, allow_blank=True)
+    preferred_name = serializers.CharField(max_length=100, required=False, allow_blank=True)
+    language = serializers.CharField(max_length=16, required=False, allow_blank=True)
+    timezone = serializers.CharField(max_length=64, required=False, allow_blank=True)
+    country = serializers.CharField(max_length=2, required=False, allow_blank=True)
+    notes = serializers.CharField(required=False, allow_blank=True)
+    birth_date = serializers.DateField(required=False, allow_null=True)
+    gender = serializers.ChoiceField(choices=Person.Gender.choices, required=False, allow_null=True)
+    income_band = serializers.ChoiceField(choices=Person.IncomeBand.choices, required=False, allow_null=True)
+    tags = serializers.ListField(child=serializers.CharField(max_length=64), required=False)
+
+
+class PersonFilter(Strict):
+    """The list filters (A1); cursor and page_size are the paginator's and pass through."""
+
+    name = serializers.CharField(required=False, allow_blank=True, default="")
+    email = serializers.CharField(required=False, allow_blank=True, default="")
+    phone = serializers.CharField(required=False, allow_blank=True, default="")
+    organisation = serializers.CharField(required=False, allow_blank=True, default="")
+    tag = serializers.CharField(required=False, allow_blank=True, default="")
+    country = serializers.CharField(required=False, allow_blank=True, default="")
+    updated_since = serializers.DateTimeField(required=False, allow_null=True, default=None)
+
+
+class OrganisationIn(Strict):
+    name = serializers.CharField(max_length=200)
+    domain = _text(253)
+    parent = serializers.UUIDField(required=False, allow_null=True, default=None)
+    notes = serializers.CharField(required=False, allow_blank=True, default="")
+    tags = serializers.ListField(child=serializers.CharField(max_length=64), required=False, default=list)
+
+
+class OrganisationPatch(Strict):
+    name = serializers.CharField(max_length=200, required=False)
+    domain = serializers.CharField(max_length=253, required=False, allow_blank=True)
+    parent = serializers.UUIDField(required=False, allow_null=True)
+    notes = serializers.CharField(required=False, allow_blank=True)
+    tags = serializers.ListField(child=serializers.CharField(max_length=64), required=False)
+
+
+class OrganisationFilter(Strict):
+    name = serializers.CharField(required=False, allow_blank=True, default="")
+    domain = serializers.CharField(required=False, allow_blank=True, default="")
+    parent = serializers.UUIDField(required=False, allow_null=True, default=None)
+    tag = serializers.CharField(required=False, allow_blank=True, default="")
+    updated_since = serializers.DateTimeField(required=False, allow_null=True, default=None)
+
+
+class EmploymentIn(Strict):
+    person = serializers.UUIDField()
+    organisation = serializers.UUIDField()
+    title = _text(200)
+    start_date = serializers.DateField(required=False, allow_null=True, default=None)
+    end_other_jobs = serializers.BooleanField(required=False, default=True)
+
+
+class EmploymentPatch(Strict):
+    title = serializers.CharField(max_length=200, required=False, allow_blank=True)
+    start_date = serializers.DateField(required=False, allow_null=True)
+    end_date = serializers.DateField(required=False, allow_null=True)
+
+
+class EmploymentFilter(Strict):
+    person = serializers.UUIDField(required=False, allow_null=True, default=None)
+    organisation = serializers.UUIDField(required=False, allow_null=True, default=None)
+    current = serializers.BooleanField(required=False, allow_null=True, default=None)
+
+
+class InteractionIn(Strict):
+    person = serializers.UUIDField()
+    organisation = serializers.UUIDField(required=False, allow_null=True, default=None)
+    channel = serializers.ChoiceField(choices=Interaction.Channel.choices)
+    kind = serializers.ChoiceField(choices=Interaction.Kind.choices)
+    direction = serializers.ChoiceField(choices=Interaction.Direction.choices, required=False,
+                                        default=Interaction.Direction.INBOUND)
+    occurred_at = serializers.DateTimeField(required=False, allow_null=True, default=None)
+    summary = serializers.CharField(max_length=300)
+    body = serializers.CharField(required=False, allow_blank=True, default="")
+    sentiment = serializers.ChoiceField(choices=Interaction.Sentiment.choices, required=False,
+                                        default=Interaction.Sentiment.NEUTRAL)
+    source_system = _text(64)
+    external_id = _text(200)
+
+
+class InteractionPatch(Strict):
+    channel = serializers.ChoiceField(choices=Interaction.Channel.choices, required=False)
+    kind = serializers.ChoiceField(choices=Interaction.Kind.choices, required=False)
+    direction = serializers.ChoiceField(choices=Interaction.Direction.choices, required=False)
+    occurred_at = serializers.DateTimeField(required=False)
+    summary = serializers.CharField(max_length=300, required=False)
+    body = serializers.CharField(required=False, allow_blank=True)
+    sentiment = serializers.ChoiceField(choices=Interaction.Sentiment.choices, required=False)
+
+
+class InteractionFilter(Strict):
+    person = serializers.UUIDField()
+    channel = serializers.ChoiceField(choices=Interaction.Channel.choices, required=False, allow_blank=True,
+                                      default="")

@@ -1,0 +1,474 @@
+"""A1 — the people API (/api/v1/): people, contact points, organisations, employment, timeline.
+
+Thin adapters over ``rapport.people.services`` (writes) and ``selectors`` (reads):
+
+- every read starts from ``visible_to(user)`` (S2), and every read of a person's data is
+  written to the access audit (a list page records each person on it);
+- reads carry an ``ETag``; a write with a stale ``If-Match`` gets 412, checked against the
+  row locked for the write, so two clients cannot both win;
+- ``POST`` honours ``Idempotency-Key``; input is strict (unknown fields are 400);
+- failures are RFC 9457 problems, produced by the shared exception handler.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import transaction
+from django.http import Http404
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import status
+from rest_framework.generics import GenericAPIView
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from rapport.access.audit import record_person_access
+from rapport.access.fieldsecurity import hidden_fields
+from rapport.core.api.conventions import IdempotentCreateMixin, etag_for
+from rapport.core.api.errors import PreconditionFailed
+from rapport.people import selectors, services
+from rapport.people.api import serializers as s
+from rapport.people.models import ContactPoint, Employment, Interaction, Organisation, Person
+
+PAGING_PARAMS = frozenset({"cursor", "page_size", "format"})
+
+
+def _filters(request: Request, serializer: type[s.Strict]) -> dict[str, Any]:
+    """Validated list filters; an unknown query parameter is a 400, not a silently wider list."""
+    data = {key: value for key, value in request.query_params.items() if key not in PAGING_PARAMS}
+    filters = serializer(data=data)
+    filters.is_valid(raise_exception=True)
+    return {key: value for key, value in filters.validated_data.items() if value not in ("", None)}
+
+
+def check_if_match(request: Request, instance: Any) -> None:
+    """412 when ``If-Match`` is given and names another version than ``instance``'s."""
+    header = request.headers.get("If-Match")
+    if header is None:
+        return
+    tags = {t.strip().removeprefix("W/") for t in header.split(",") if t.strip()}
+    if "*" not in tags and etag_for(instance) not in tags:
+        raise PreconditionFailed()
+
+
+def _not_modified(request: Request, etag: str) -> bool:
+    tags = {t.strip().removeprefix("W/") for t in request.headers.get("If-None-Match", "").split(",")}
+    return etag in tags
+
+
+def _person(request: Request, pk: Any, action: str = "read") -> Person:
+    try:
+        return selectors.person_get(user=request.user, person_id=pk, action=action)
+    except (Person.DoesNotExist, ValueError) as err:
+        raise Http404("No such person.") from err
+
+
+def _organisation(request: Request, pk: Any, action: str = "read") -> Organisation:
+    try:
+        return selectors.organisation_get(user=request.user, organisation_id=pk, action=action)
+    except (Organisation.DoesNotExist, ValueError) as err:
+        raise Http404("No such organisation.") from err
+
+
+def _person_out(request: Request, person: Person | list[Person], many: bool = False) -> Any:
+    context = {"request": request, "hidden": hidden_fields(request.user, "people.Person")}
+    return s.PersonOut(person, many=many, context=context).data
+
+
+# ---------------------------------------------------------------------------------- people
+
+
+class _PersonCreate(GenericAPIView):
+    object_type = "people.person"
+    serializer_class = s.PersonOut
+
+    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        data = s.PersonIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        values = dict(data.validated_data)
+        points = [services.ContactPointInput(**point) for point in values.pop("contact_points")]
+        person = services.person_create(actor=request.user, timezone_name=values.pop("timezone"),
+                                        contact_points=points, channel="api", **values)
+        person = selectors.person_get(user=request.user, person_id=person.pk)
+        return Response(_person_out(request, person), status=status.HTTP_201_CREATED,
+                        headers={"ETag": etag_for(person), "Location": f"{request.path}{person.pk}/"})
+
+
+class PersonList(IdempotentCreateMixin, _PersonCreate):
+    """GET: people you may see, filtered (name, email, phone, organisation, tag, updated_since,
+    country), cursor-paginated. POST: create a person with nested contact points."""
+
+    @extend_schema(parameters=[OpenApiParameter(name, str) for name in s.PersonFilter().fields],
+                   responses=s.PersonOut(many=True))
+    def get(self, request: Request) -> Response:
+        people = selectors.person_list_for_api(user=request.user, **_filters(request, s.PersonFilter))
+        page = self.paginate_queryset(people)
+        if page:
+            record_person_access(actor=request.user, action="view", people=page, channel="api",
+                                 request=request, detail={"list": True})
+        return self.get_paginated_response(_person_out(request, page, many=True))
+
+    @extend_schema(request=s.PersonIn, responses={201: s.PersonOut})
+    def post(self, request: Request) -> Response:
+        return self.create(request)
+
+
+class PersonDetail(GenericAPIView):
+    """GET one person (ETag; If-None-Match gives 304). PATCH with If-Match (412 when stale)."""
+
+    object_type = "people.person"
+    serializer_class = s.PersonOut
+
+    def get(self, request: Request, pk: Any) -> Response:
+        person = _person(request, pk)
+        etag = etag_for(person)
+        if _not_modified(request, etag):
+            return Response(status=status.HTTP_304_NOT_MODIFIED, headers={"ETag": etag})
+        record_person_access(actor=request.user, action="view", people=[person], channel="api", request=request)
+        return Response(_person_out(request, person), headers={"ETag": etag})
+
+    @extend_schema(request=s.PersonPatch, responses=s.PersonOut)
+    def patch(self, request: Request, pk: Any) -> Response:
+        person = _person(request, pk, "change")
+        data = s.PersonPatch(data=request.data)
+        data.is_valid(raise_exception=True)
+        changes = dict(data.validated_data)
+        tags = changes.pop("tags", None)
+        if "timezone" in changes:
+            changes["timezone_name"] = changes.pop("timezone")
+        with transaction.atomic():
+            locked = Person.objects.select_for_update().get(pk=person.pk)
+            check_if_match(request, locked)
+            services.person_update(actor=request.user, person=locked, changes=changes, tags=tags,
+                                   expected_version=locked.version, channel="api")
+        person = selectors.person_get(user=request.user, person_id=person.pk)
+        return Response(_person_out(request, person), headers={"ETag": etag_for(person)})
+
+
+# --------------------------------------------------------------------------- contact points
+
+
+class ContactPointList(GenericAPIView):
+    """GET a person's contact points. POST add one (a value they already have updates its flags).
+
+    ``If-Match`` on POST is checked against the person's ETag (adding a point bumps it).
+    """
+
+    object_type = "people.person"
+    object_actions = {"GET": "read", "POST": "update"}
+    serializer_class = s.ContactPointOut
+
+    def get(self, request: Request, pk: Any) -> Response:
+        person = _person(request, pk)
+        record_person_access(actor=request.user, action="view", people=[person], channel="api",
+                             request=request, detail={"contact_points": True})
+        # Same envelope as the paginated lists (a person has few points: one page).
+        return Response({"next": None, "previous": None,
+                         "results": s.ContactPointOut(person.contact_points.all(), many=True).data})
+
+    @extend_schema(request=s.ContactPointIn, responses={201: s.ContactPointOut})
+    def post(self, request: Request, pk: Any) -> Response:
+        person = _person(request, pk, "change")
+        data = s.ContactPointIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        with transaction.atomic():
+            locked = Person.objects.select_for_update().get(pk=person.pk)
+            check_if_match(request, locked)
+            point = services.contact_point_add(actor=request.user, person=locked,
+                                               data=services.ContactPointInput(**data.validated_data),
+                                               channel="api")
+        return Response(s.ContactPointOut(point).data, status=status.HTTP_201_CREATED,
+                        headers={"ETag": etag_for(point)})
+
+
+class ContactPointDetail(GenericAPIView):
+    object_type = "people.person"
+    object_actions = {"GET": "read", "PATCH": "update", "DELETE": "update"}
+    serializer_class = s.ContactPointOut
+
+    def _point(self, request: Request, pk: Any, action: str = "read") -> ContactPoint:
+        point = ContactPoint.objects.filter(
+            pk=pk, person__in=Person.objects.visible_to(request.user, action).values("pk")).first()
+        if point is None:
+            raise Http404("No such contact point.")
+        return point
+
+    def get(self, request: Request, pk: Any) -> Response:
+        point = self._point(request, pk)
+        record_person_access(actor=request.user, action="view", people=[point.person_id], channel="api",
+                             request=request, detail={"contact_point": str(point.pk)})
+        return Response(s.ContactPointOut(point).data, headers={"ETag": etag_for(point)})
+
+    @extend_schema(request=s.ContactPointPatch, responses=s.ContactPointOut)
+    def patch(self, request: Request, pk: Any) -> Response:
+        point = self._point(request, pk, "change")
+        data = s.ContactPointPatch(data=request.data)
+        data.is_valid(raise_exception=True)
+        with transaction.atomic():
+            locked = ContactPoint.objects.select_for_update().get(pk=point.pk)
+            check_if_match(request, locked)
+            point = services.contact_point_update(actor=request.user, point=locked,
+                                                  changes=dict(data.validated_data), channel="api")
+        return Response(s.ContactPointOut(point).data, headers={"ETag": etag_for(point)})
+
+    def delete(self, request: Request, pk: Any) -> Response:
+        point = self._point(request, pk, "change")
+        with transaction.atomic():
+            locked = ContactPoint.objects.select_for_update().select_related("person").get(pk=point.pk)
+            check_if_match(request, locked)
+            services.contact_point_remove(actor=request.user, point=locked, channel="api")
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+# --------------------------------------------------------------------------- organisations
+
+
+class _OrganisationCreate(GenericAPIView):
+    object_type = "people.organisation"
+    serializer_class = s.OrganisationOut
+
+    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        data = s.OrganisationIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        values = dict(data.validated_data)
+        parent = values.pop("parent")
+        organisation = services.organisation_create(
+            actor=request.user, parent=_parent(request, parent), **values)
+        organisation = selectors.organisation_get(user=request.user, organisation_id=organisation.pk)
+        return Response(s.OrganisationOut(organisation).data, status=status.HTTP_201_CREATED,
+                        headers={"ETag": etag_for(organisation), "Location": f"{request.path}{organisation.pk}/"})
+
+
+def _parent(request: Request, pk: Any) -> Organisation | None:
+    if pk is None:
+        return None
+    parent = Organisation.objects.visible_to(request.user).filter(pk=pk).first()
+    if parent is None:
+        from rest_framework.exceptions import ValidationError
+
+        raise ValidationError({"parent": ["No such organisation."]})
+    return parent
+
+
+class OrganisationList(IdempotentCreateMixin, _OrganisationCreate):
+    """GET: organisations (filters name, domain, parent, tag, updated_since). POST: create one."""
+
+    @extend_schema(parameters=[OpenApiParameter(name, str) for name in s.OrganisationFilter().fields],
+                   responses=s.OrganisationOut(many=True))
+    def get(self, request: Request) -> Response:
+        filters = _filters(request, s.OrganisationFilter)
+        if "parent" in filters:
+            filters["parent"] = str(filters["parent"])
+        organisations = (selectors.organisation_list(user=request.user, **filters)
+                         .select_related("parent").prefetch_related("tags"))
+        page = self.paginate_queryset(organisations)
+        return self.get_paginated_response(s.OrganisationOut(page, many=True).data)
+
+    @extend_schema(request=s.OrganisationIn, responses={201: s.OrganisationOut})
+    def post(self, request: Request) -> Response:
+        return self.create(request)
+
+
+class OrganisationDetail(GenericAPIView):
+    object_type = "people.organisation"
+    serializer_class = s.OrganisationOut
+
+    def get(self, request: Request, pk: Any) -> Response:
+        organisation = _organisation(request, pk)
+        etag = etag_for(organisation)
+        if _not_modified(request, etag):
+            return Response(status=status.HTTP_304_NOT_MODIFIED, headers={"ETag": etag})
+        return Response(s.OrganisationOut(organisation).data, headers={"ETag": etag})
+
+    @extend_schema(request=s.OrganisationPatch, responses=s.OrganisationOut)
+    def patch(self, request: Request, pk: Any) -> Response:
+        organisation = _organisation(request, pk, "change")
+        data = s.OrganisationPatch(data=request.data)
+        data.is_valid(raise_exception=True)
+        changes = dict(data.validated_data)
+        tags = changes.pop("tags", None)
+        if "parent" in changes:
+            changes["parent"] = _parent(request, changes["parent"])
+        with transaction.atomic():
+            locked = Organisation.objects.select_for_update().get(pk=organisation.pk)
+            check_if_match(request, locked)
+            services.organisation_update(actor=request.user, organisation=locked, changes=changes, tags=tags)
+        organisation = selectors.organisation_get(user=request.user, organisation_id=organisation.pk)
+        return Response(s.OrganisationOut(organisation).data, headers={"ETag": etag_for(organisation)})
+
+    def delete(self, request: Request, pk: Any) -> Response:
+        organisation = _organisation(request, pk, "delete")
+        with transaction.atomic():
+            locked = Organisation.objects.select_for_update().get(pk=organisation.pk)
+            check_if_match(request, locked)
+            services.organisation_delete(actor=request.user, organisation=locked)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+# ------------------------------------------------------------------------------ employment
+
+
+def _visible_jobs(request: Request, action: str = "read") -> Any:
+    return Employment.objects.filter(
+        person__in=Person.objects.visible_to(request.user, action).values("pk")).select_related("organisation")
+
+
+class _EmploymentCreate(GenericAPIView):
+    object_type = "people.person"
+    object_actions = {"GET": "read", "POST": "update"}
+    serializer_class = s.EmploymentOut
+
+    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        data = s.EmploymentIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        values = dict(data.validated_data)
+        person = _person(request, values.pop("person"), "change")
+        organisation = _organisation(request, values.pop("organisation"))
+        job = services.employment_start(actor=request.user, person=person, organisation=organisation,
+                                        channel="api", **values)
+        job = Employment.objects.select_related("organisation").get(pk=job.pk)
+        return Response(s.EmploymentOut(job).data, status=status.HTTP_201_CREATED,
+                        headers={"ETag": etag_for(job), "Location": f"{request.path}{job.pk}/"})
+
+
+class EmploymentList(IdempotentCreateMixin, _EmploymentCreate):
+    """GET: jobs (filters person, organisation, current). POST: start a job (ends others by default)."""
+
+    @extend_schema(parameters=[OpenApiParameter(name, str) for name in s.EmploymentFilter().fields],
+                   responses=s.EmploymentOut(many=True))
+    def get(self, request: Request) -> Response:
+        filters = _filters(request, s.EmploymentFilter)
+        jobs = _visible_jobs(request)
+        if "person" in filters:
+            jobs = jobs.filter(person_id=filters["person"])
+        if "organisation" in filters:
+            jobs = jobs.filter(organisation_id=filters["organisation"])
+        if "current" in filters:
+            jobs = jobs.filter(end_date__isnull=filters["current"])
+        page = self.paginate_queryset(jobs)
+        if page:
+            record_person_access(actor=request.user, action="view", people=[j.person_id for j in page],
+                                 channel="api", request=request, detail={"employments": True})
+        return self.get_paginated_response(s.EmploymentOut(page, many=True).data)
+
+    @extend_schema(request=s.EmploymentIn, responses={201: s.EmploymentOut})
+    def post(self, request: Request) -> Response:
+        return self.create(request)
+
+
+class EmploymentDetail(GenericAPIView):
+    object_type = "people.person"
+    object_actions = {"GET": "read", "PATCH": "update"}
+    serializer_class = s.EmploymentOut
+
+    def _job(self, request: Request, pk: Any, action: str = "read") -> Employment:
+        job = _visible_jobs(request, action).filter(pk=pk).select_related("person").first()
+        if job is None:
+            raise Http404("No such employment.")
+        return job
+
+    def get(self, request: Request, pk: Any) -> Response:
+        job = self._job(request, pk)
+        record_person_access(actor=request.user, action="view", people=[job.person_id], channel="api",
+                             request=request, detail={"employment": str(job.pk)})
+        return Response(s.EmploymentOut(job).data, headers={"ETag": etag_for(job)})
+
+    @extend_schema(request=s.EmploymentPatch, responses=s.EmploymentOut)
+    def patch(self, request: Request, pk: Any) -> Response:
+        job = self._job(request, pk, "change")
+        data = s.EmploymentPatch(data=request.data)
+        data.is_valid(raise_exception=True)
+        with transaction.atomic():
+            locked = Employment.objects.select_for_update().get(pk=job.pk)
+            check_if_match(request, locked)
+            locked.person = job.person
+            services.employment_update(actor=request.user, employment=locked,
+                                       changes=dict(data.validated_data), channel="api")
+        job = Employment.objects.select_related("organisation").get(pk=job.pk)
+        return Response(s.EmploymentOut(job).data, headers={"ETag": etag_for(job)})
+
+
+# -------------------------------------------------------------------------------- timeline
+
+
+class _InteractionCreate(GenericAPIView):
+    object_type = "people.person"
+    object_actions = {"GET": "read", "POST": "update"}
+    serializer_class = s.InteractionOut
+
+    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        data = s.InteractionIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        values = dict(data.validated_data)
+        person = _person(request, values.pop("person"), "change")
+        organisation_id = values.pop("organisation")
+        organisation = _organisation(request, organisation_id) if organisation_id else None
+        interaction, created = services.interaction_log(actor=request.user, person=person,
+                                                        organisation=organisation, via="api", **values)
+        return Response(s.InteractionOut(interaction).data,
+                        status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
+                        headers={"ETag": etag_for(interaction),
+                                 "Location": f"{request.path}{interaction.pk}/"})
+
+
+class InteractionList(IdempotentCreateMixin, _InteractionCreate):
+    """GET: a person's timeline, newest first (``?person=`` required, ``?channel=``). POST: log an
+    interaction; the same (source_system, external_id) is stored once (200 with the stored one)."""
+
+    @extend_schema(parameters=[OpenApiParameter(name, str) for name in s.InteractionFilter().fields],
+                   responses=s.InteractionOut(many=True))
+    def get(self, request: Request) -> Response:
+        filters = _filters(request, s.InteractionFilter)
+        person = _person(request, filters["person"])
+        interactions = Interaction.objects.filter(person=person)
+        if filters.get("channel"):
+            interactions = interactions.filter(channel=filters["channel"])
+        paginator = self.paginator
+        paginator.ordering = ("-occurred_at", "-created_at")
+        page = paginator.paginate_queryset(interactions, request, view=self)
+        record_person_access(actor=request.user, action="view", people=[person], channel="api",
+                             request=request, detail={"timeline": True})
+        return paginator.get_paginated_response(s.InteractionOut(page, many=True).data)
+
+    @extend_schema(request=s.InteractionIn, responses={201: s.InteractionOut})
+    def post(self, request: Request) -> Response:
+        return self.create(request)
+
+
+class InteractionDetail(GenericAPIView):
+    object_type = "people.person"
+    object_actions = {"GET": "read", "PATCH": "update", "DELETE": "update"}
+    serializer_class = s.InteractionOut
+
+    def _interaction(self, request: Request, pk: Any, action: str = "read") -> Interaction:
+        interaction = Interaction.objects.filter(
+            pk=pk, person__in=Person.objects.visible_to(request.user, action).values("pk")).first()
+        if interaction is None:
+            raise Http404("No such interaction.")
+        return interaction
+
+    def get(self, request: Request, pk: Any) -> Response:
+        interaction = self._interaction(request, pk)
+        record_person_access(actor=request.user, action="view", people=[interaction.person_id],
+                             channel="api", request=request, detail={"interaction": str(interaction.pk)})
+        return Response(s.InteractionOut(interaction).data, headers={"ETag": etag_for(interaction)})
+
+    @extend_schema(request=s.InteractionPatch, responses=s.InteractionOut)
+    def patch(self, request: Request, pk: Any) -> Response:
+        interaction = self._interaction(request, pk, "change")
+        data = s.InteractionPatch(data=request.data)
+        data.is_valid(raise_exception=True)
+        with transaction.atomic():
+            locked = Interaction.objects.select_for_update().select_related("person").get(pk=interaction.pk)
+            check_if_match(request, locked)
+            interaction = services.interaction_update(actor=request.user, interaction=locked,
+                                                      changes=dict(data.validated_data), via="api")
+        return Response(s.InteractionOut(interaction).data, headers={"ETag": etag_for(interaction)})
+
+    def delete(self, request: Request, pk: Any) -> Response:
+        interaction = self._interaction(request, pk, "change")
+        with transaction.atomic():
+            locked = Interaction.objects.select_for_update().select_related("person").get(pk=interaction.pk)
+            check_if_match(request, locked)
+            services.interaction_delete(actor=request.user, interaction=locked, via="api")
+        return Response(status=status.HTTP_204_NO_CONTENT)

@@ -1,0 +1,346 @@
+"""Issue 2's API contract (A1, P1–P3), end to end through HTTP with a real token.
+
+# given / # when / # then. Each test names the clause of the contract it proves.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import uuid
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from rapport.access.models import AuditEntry
+from rapport.core.models import IdempotencyRecord
+from rapport.core.testing import token_client
+from rapport.people.models import ContactPoint, Employment, Interaction, Person
+
+pytestmark = pytest.mark.django_db
+
+PEOPLE = "/api/v1/people/"
+
+
+def _create(client, **body):
+    body.setdefault("given_name", "Ada")
+    body.setdefault("family_name", "Lovelace")
+    return client.post(PEOPLE, body, format="json")
+
+
+def _problem(response, status):
+    assert response.status_code == status, response.content
+    assert response["Content-Type"].startswith("application/problem+json")
+    body = response.json()
+    assert body["status"] == status and body["type"].startswith("https://") and body["title"]
+    return body
+
+
+# ----------------------------------------------------------------------------- API shape
+
+
+def test_create_with_nested_contact_points_answers_201_with_id(api_client):
+    # when
+    response = _create(api_client, preferred_name="Countess", country="GB", contact_points=[
+        {"kind": "email", "value": "Ada@Example.COM"}, {"kind": "phone", "value": "020 7946 0018"}])
+    # then
+    assert response.status_code == 201, response.content
+    body = response.json()
+    person = Person.objects.get(pk=body["id"])
+    assert person.preferred_name == "Countess" and body["version"] == 1
+    assert {(p["kind"], p["normalised"]) for p in body["contact_points"]} == {
+        ("email", "ada@example.com"), ("phone", "+442079460018")}
+    assert response["ETag"] and response["Location"].endswith(f"/people/{person.pk}/")
+
+
+@pytest.mark.parametrize("typed", ["+44 20 7946 0018", "020 7946 0018", "+442079460018", "(020) 7946-0018"])
+def test_phone_filter_finds_the_person_whatever_the_format(api_client, typed):
+    # given
+    ada = _create(api_client, country="GB", contact_points=[{"kind": "phone", "value": "020 7946 0018"}]).json()
+    _create(api_client, given_name="Other", contact_points=[{"kind": "phone", "value": "+44 20 7946 0999"}])
+    # when
+    results = api_client.get(PEOPLE, {"phone": typed}).json()["results"]
+    # then
+    assert [r["id"] for r in results] == [ada["id"]]
+
+
+def test_email_filter_is_case_insensitive(api_client):
+    ada = _create(api_client, contact_points=[{"kind": "email", "value": "ada@example.com"}]).json()
+    _create(api_client, given_name="Bob", contact_points=[{"kind": "email", "value": "bob@example.com"}])
+    assert [r["id"] for r in api_client.get(PEOPLE, {"email": "ADA@example.com"}).json()["results"]] == [ada["id"]]
+
+
+def test_name_organisation_tag_and_updated_since_filters(api_client, staff_user):
+    # given
+    ada = _create(api_client, tags=["vip"]).json()
+    bob = _create(api_client, given_name="Bob", family_name="Babbage").json()
+    org = api_client.post("/api/v1/organisations/", {"name": "Analytical Engines Ltd"}, format="json").json()
+    assert api_client.post("/api/v1/employments/", {"person": bob["id"], "organisation": org["id"],
+                                                   "title": "Engineer"}, format="json").status_code == 201
+    Person.objects.filter(pk=ada["id"]).update(updated_at=timezone.now() - dt.timedelta(days=30))
+
+    def ids(**params):
+        return {r["id"] for r in api_client.get(PEOPLE, params).json()["results"]}
+
+    # then
+    assert ids(name="love") == {ada["id"]}
+    assert ids(name="bob bab") == {bob["id"]}
+    assert ids(tag="vip") == {ada["id"]}
+    assert ids(organisation="Analytical") == {bob["id"]}
+    assert ids(organisation=org["id"]) == {bob["id"]}
+    since = (timezone.now() - dt.timedelta(days=1)).isoformat()
+    assert ids(updated_since=since) == {bob["id"]}
+
+
+def test_unknown_filter_and_bad_updated_since_are_400(api_client):
+    assert "emial" in _problem(api_client.get(PEOPLE, {"emial": "x@example.com"}), 400)["errors"]
+    assert "updated_since" in _problem(api_client.get(PEOPLE, {"updated_since": "last tuesday"}), 400)["errors"]
+
+
+def test_cursor_pagination_walks_every_person_once(api_client):
+    # given
+    created = {_create(api_client, given_name=f"P{i}").json()["id"] for i in range(7)}
+    # when
+    seen, url = [], f"{PEOPLE}?page_size=3"
+    while url:
+        page = api_client.get(url).json()
+        seen += [r["id"] for r in page["results"]]
+        url = page["next"]
+    # then
+    assert sorted(seen) == sorted(created) and len(seen) == 7
+
+
+def test_list_is_a_constant_number_of_queries(api_client):
+    """No N+1: a page of 3 and a page of 30 people cost the same queries."""
+    def page_queries(size):
+        with CaptureQueriesContext(connection) as ctx:
+            assert api_client.get(PEOPLE, {"page_size": size}).status_code == 200
+        return len(ctx.captured_queries)
+
+    org = api_client.post("/api/v1/organisations/", {"name": "Org"}, format="json").json()
+    for i in range(30):
+        person = _create(api_client, given_name=f"P{i}", tags=["a", "b"], contact_points=[
+            {"kind": "email", "value": f"p{i}@example.com"}, {"kind": "phone", "value": f"+4420794600{i:02d}"}]).json()
+        api_client.post("/api/v1/employments/", {"person": person["id"], "organisation": org["id"]}, format="json")
+    assert page_queries(3) == page_queries(30)
+
+
+def test_token_and_session_auth(api_client, client, staff_user):
+    from rapport.core.testing import PASSWORD
+
+    assert api_client.get(PEOPLE).status_code == 200
+    assert client.get(PEOPLE).status_code in (401, 403)
+    assert client.login(username=staff_user.username, password=PASSWORD)
+    assert client.get(PEOPLE).status_code == 200
+
+
+def test_schema_lists_the_people_endpoints(api_client):
+    response = api_client.get("/api/schema/", {"format": "json"})
+    assert response.status_code == 200
+    paths = json.loads(response.content)["paths"]
+    for path in ("/api/v1/people/", "/api/v1/people/{id}/", "/api/v1/organisations/", "/api/v1/employments/",
+                 "/api/v1/interactions/", "/api/v1/people/{id}/contact-points/"):
+        assert path.replace("{id}", "{pk}") in paths or path in paths, path
+
+
+# ------------------------------------------------------------------ ETag / If-Match / 412
+
+
+def test_get_has_etag_and_if_none_match_gives_304(api_client):
+    ada = _create(api_client).json()
+    first = api_client.get(f"{PEOPLE}{ada['id']}/")
+    assert first.status_code == 200 and first["ETag"]
+    again = api_client.get(f"{PEOPLE}{ada['id']}/", HTTP_IF_NONE_MATCH=first["ETag"])
+    assert again.status_code == 304
+
+
+def test_stale_if_match_gets_412_and_changes_nothing(api_client):
+    # given two clients read the same version
+    ada = _create(api_client).json()
+    etag = api_client.get(f"{PEOPLE}{ada['id']}/")["ETag"]
+    # when the first writes, then the second writes with the old ETag
+    first = api_client.patch(f"{PEOPLE}{ada['id']}/", {"notes": "first"}, format="json", HTTP_IF_MATCH=etag)
+    second = api_client.patch(f"{PEOPLE}{ada['id']}/", {"notes": "second"}, format="json", HTTP_IF_MATCH=etag)
+    # then
+    assert first.status_code == 200 and first["ETag"] != etag and first.json()["version"] == 2
+    _problem(second, 412)
+    assert Person.objects.get(pk=ada["id"]).notes == "first"
+    third = api_client.patch(f"{PEOPLE}{ada['id']}/", {"notes": "third"}, format="json",
+                             HTTP_IF_MATCH=first["ETag"])
+    assert third.status_code == 200
+
+
+def test_if_match_on_organisation_contact_point_and_interaction(api_client):
+    ada = _create(api_client, contact_points=[{"kind": "email", "value": "ada@example.com"}]).json()
+    org = api_client.post("/api/v1/organisations/", {"name": "Org"}, format="json")
+    stale = '"0000"'
+    _problem(api_client.patch(f"/api/v1/organisations/{org.json()['id']}/", {"name": "New"}, format="json",
+                              HTTP_IF_MATCH=stale), 412)
+    assert api_client.patch(f"/api/v1/organisations/{org.json()['id']}/", {"name": "New"}, format="json",
+                            HTTP_IF_MATCH=org["ETag"]).status_code == 200
+    point = ada["contact_points"][0]["id"]
+    _problem(api_client.patch(f"/api/v1/contact-points/{point}/", {"label": "work"}, format="json",
+                              HTTP_IF_MATCH=stale), 412)
+    note = api_client.post("/api/v1/interactions/", {"person": ada["id"], "channel": "phone", "kind": "call",
+                                                     "summary": "Called"}, format="json")
+    assert note.status_code == 201
+    _problem(api_client.delete(f"/api/v1/interactions/{note.json()['id']}/", HTTP_IF_MATCH=stale), 412)
+    assert Interaction.objects.filter(pk=note.json()["id"]).exists()
+
+
+# ------------------------------------------------------------------------- Idempotency-Key
+
+
+def test_retried_create_with_idempotency_key_returns_the_first_result(api_client):
+    body = {"given_name": "Ada", "contact_points": [{"kind": "email", "value": "ada@example.com"}]}
+    first = api_client.post(PEOPLE, body, format="json", HTTP_IDEMPOTENCY_KEY="k-1")
+    retry = api_client.post(PEOPLE, body, format="json", HTTP_IDEMPOTENCY_KEY="k-1")
+    assert first.status_code == retry.status_code == 201
+    assert retry.json()["id"] == first.json()["id"] and retry["Idempotent-Replayed"] == "true"
+    assert Person.objects.count() == 1 and IdempotencyRecord.objects.count() == 1
+
+
+def test_idempotency_key_reused_with_another_body_is_refused(api_client):
+    api_client.post(PEOPLE, {"given_name": "Ada"}, format="json", HTTP_IDEMPOTENCY_KEY="k-2")
+    _problem(api_client.post(PEOPLE, {"given_name": "Bob"}, format="json", HTTP_IDEMPOTENCY_KEY="k-2"), 422)
+    assert Person.objects.count() == 1
+
+
+def test_failed_create_stores_no_idempotency_record(api_client):
+    bad = {"given_name": "Ada", "contact_points": [{"kind": "email", "value": "not an email"}]}
+    _problem(api_client.post(PEOPLE, bad, format="json", HTTP_IDEMPOTENCY_KEY="k-3"), 400)
+    good = api_client.post(PEOPLE, {"given_name": "Ada"}, format="json", HTTP_IDEMPOTENCY_KEY="k-3")
+    assert good.status_code == 201 and Person.objects.count() == 1
+
+
+# ------------------------------------------------------------------------------ bad input
+
+
+def test_invalid_email_and_phone_name_the_field(api_client):
+    body = _problem(_create(api_client, contact_points=[{"kind": "email", "value": "ada@"},
+                                                        {"kind": "phone", "value": "12"}]), 400)
+    assert set(body["errors"]) == {"contact_points.0.value", "contact_points.1.value"}
+    assert all(body["errors"][k][0] for k in body["errors"])
+    assert Person.objects.count() == 0 and ContactPoint.objects.count() == 0
+
+
+def test_unknown_fields_are_400_top_level_and_nested(api_client):
+    body = _problem(_create(api_client, nickname="Ada"), 400)
+    assert body["errors"] == {"nickname": ["Unknown field."]}
+    nested = _problem(_create(api_client, contact_points=[{"kind": "email", "value": "a@example.com",
+                                                           "colour": "red"}]), 400)
+    assert "contact_points.0.colour" in nested["errors"]
+    assert Person.objects.count() == 0
+
+
+def test_malformed_json_is_400(api_client):
+    response = api_client.generic("POST", PEOPLE, '{"given_name": "Ada",', content_type="application/json")
+    _problem(response, 400)
+    assert Person.objects.count() == 0
+
+
+def test_oversized_body_is_413(api_client, settings):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1024
+    response = api_client.post(PEOPLE, {"given_name": "Ada", "notes": "x" * 5000}, format="json")
+    _problem(response, 413)
+    assert Person.objects.count() == 0
+
+
+def test_nothing_is_partly_written_when_a_later_contact_point_fails(api_client):
+    _problem(_create(api_client, contact_points=[{"kind": "email", "value": "ok@example.com"},
+                                                 {"kind": "url", "value": "not a url at all"}]), 400)
+    assert Person.objects.count() == 0 and ContactPoint.objects.count() == 0
+
+
+def test_unknown_person_is_a_404_problem(api_client):
+    _problem(api_client.get(f"{PEOPLE}{uuid.uuid4()}/"), 404)
+
+
+# ------------------------------------------------------------------ other resources
+
+
+def test_organisation_hierarchy_employment_history_and_timeline(api_client):
+    # given a group with a child, and a person who moves from one to the other
+    parent = api_client.post("/api/v1/organisations/", {"name": "Group plc", "domain": "Group.example"},
+                             format="json").json()
+    child = api_client.post("/api/v1/organisations/", {"name": "Group Retail", "parent": parent["id"]},
+                            format="json").json()
+    ada = _create(api_client).json()
+    first = api_client.post("/api/v1/employments/", {"person": ada["id"], "organisation": parent["id"],
+                                                    "start_date": "2020-01-01"}, format="json")
+    second = api_client.post("/api/v1/employments/", {"person": ada["id"], "organisation": child["id"],
+                                                     "start_date": "2024-06-01"}, format="json")
+    assert first.status_code == second.status_code == 201
+    # then
+    assert child["parent"] == parent["id"] and parent["domain"] == "group.example"
+    kids = api_client.get("/api/v1/organisations/", {"parent": parent["id"]}).json()["results"]
+    assert [o["id"] for o in kids] == [child["id"]]
+    jobs = {j["organisation"]: j for j in api_client.get(f"{PEOPLE}{ada['id']}/").json()["employments"]}
+    assert jobs[parent["id"]]["end_date"] == "2024-06-01" and jobs[child["id"]]["current"] is True
+    assert Employment.objects.filter(person_id=ada["id"]).count() == 2
+    # and a cycle is refused
+    _problem(api_client.patch(f"/api/v1/organisations/{parent['id']}/", {"parent": child["id"]},
+                              format="json"), 400)
+
+
+def test_interactions_newest_first_and_imported_once(api_client):
+    ada = _create(api_client).json()
+    for day, ext in ((1, "a"), (3, "b"), (2, "c")):
+        response = api_client.post("/api/v1/interactions/", {
+            "person": ada["id"], "channel": "email", "kind": "email", "summary": f"day {day}",
+            "occurred_at": f"2026-01-0{day}T10:00:00Z", "source_system": "mailer", "external_id": ext},
+            format="json")
+        assert response.status_code == 201
+    again = api_client.post("/api/v1/interactions/", {
+        "person": ada["id"], "channel": "email", "kind": "email", "summary": "day 1 again",
+        "source_system": "mailer", "external_id": "a"}, format="json")
+    assert again.status_code == 200 and again.json()["summary"] == "day 1"
+    timeline = api_client.get("/api/v1/interactions/", {"person": ada["id"]}).json()["results"]
+    assert [i["summary"] for i in timeline] == ["day 3", "day 2", "day 1"]
+    _problem(api_client.get("/api/v1/interactions/"), 400)  # person is required
+
+
+def test_contact_point_add_update_remove(api_client):
+    ada = _create(api_client, country="GB").json()
+    added = api_client.post(f"{PEOPLE}{ada['id']}/contact-points/", {"kind": "phone", "value": "07911 123456"},
+                            format="json")
+    assert added.status_code == 201 and added.json()["normalised"] == "+447911123456"
+    bad = api_client.patch(f"/api/v1/contact-points/{added.json()['id']}/", {"value": "nope"}, format="json")
+    assert "value" in _problem(bad, 400)["errors"]
+    assert api_client.delete(f"/api/v1/contact-points/{added.json()['id']}/").status_code == 204
+    assert ContactPoint.objects.filter(person_id=ada["id"]).count() == 0
+    assert api_client.get(f"{PEOPLE}{ada['id']}/contact-points/").json()["results"] == []
+    assert Person.objects.get(pk=ada["id"]).version > 1
+
+
+# ------------------------------------------------------------------- privacy and access
+
+
+def test_api_reads_of_a_person_are_audited(api_client, staff_user):
+    ada = _create(api_client).json()
+    before = AuditEntry.objects.filter(person_id=ada["id"], action="view").count()
+    api_client.get(f"{PEOPLE}{ada['id']}/")
+    api_client.get(PEOPLE)
+    assert AuditEntry.objects.filter(person_id=ada["id"], action="view", channel="api").count() == before + 2
+
+
+def test_people_another_user_may_not_see_are_404_and_absent_from_lists(api_client, db):
+    from rapport.core.testing import make_user
+
+    ada = _create(api_client).json()
+    other = token_client(make_user("other"))
+    assert other.get(f"{PEOPLE}{ada['id']}/").status_code in (200, 404)
+    visible = Person.objects.visible_to(other.user).filter(pk=ada["id"]).exists()
+    listed = {r["id"] for r in other.get(PEOPLE).json()["results"]}
+    assert (ada["id"] in listed) == visible
+    if not visible:
+        _problem(other.get(f"{PEOPLE}{ada['id']}/"), 404)
+        _problem(other.patch(f"{PEOPLE}{ada['id']}/", {"notes": "x"}, format="json"), 404)
+
+
+def test_read_scope_token_cannot_write(staff_user):
+    reader = token_client(staff_user, ["read"])
+    assert reader.get(PEOPLE).status_code == 200
+    _problem(reader.post(PEOPLE, {"given_name": "Ada"}, format="json"), 403)
