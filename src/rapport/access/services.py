@@ -484,8 +484,8 @@ def attachment_add(*, actor: Any, record: Any, upload: Any, restricted: bool = F
         try:
             attachment.save()
             _audit_record_event(actor=actor, record=record, action="attach", request=request, channel=channel,
-                                detail={"attachment": str(attachment.pk), "filename": filename,
-                                        "restricted": attachment.restricted})
+                                # No file name: it is personal data and the chain cannot forget it.
+                                detail={"attachment": str(attachment.pk), "restricted": attachment.restricted})
         except Exception:
             default_storage.delete(attachment.storage_name)
             raise
@@ -500,8 +500,7 @@ def attachment_read(*, user: Any, attachment: Attachment, request: Any = None, c
     record = _record_for(attachment.object_type, attachment.object_id)
     if record is not None:
         _audit_record_event(actor=user, record=record, action="view_attachment", request=request,
-                            channel=channel, detail={"attachment": str(attachment.pk),
-                                                     "filename": attachment.filename})
+                            channel=channel, detail={"attachment": str(attachment.pk)})
     return data
 
 
@@ -515,7 +514,7 @@ def attachment_delete(*, actor: Any, attachment: Attachment, request: Any = None
     with transaction.atomic():
         if record is not None:
             _audit_record_event(actor=actor, record=record, action="detach", request=request, channel=channel,
-                                detail={"attachment": str(attachment.pk), "filename": attachment.filename})
+                                detail={"attachment": str(attachment.pk)})
         attachment.delete()
         transaction.on_commit(lambda: default_storage.delete(name))
 

@@ -260,7 +260,8 @@ def _close(actor: Any, request: RightsRequest, status: str, outcome: str,
 
 
 def _lock(request: RightsRequest, expected_version: int | None) -> RightsRequest:
-    locked = RightsRequest.objects.select_for_update().select_related("person").get(pk=request.pk)
+    # of=("self",): PostgreSQL cannot lock the nullable side of the outer join to the person.
+    locked = RightsRequest.objects.select_for_update(of=("self",)).select_related("person").get(pk=request.pk)
     if expected_version is not None and locked.version != expected_version:
         raise StaleVersion("This request was changed by someone else; reload it.")
     return locked
