@@ -1,0 +1,40 @@
+"""C1 — personal data held by identity resolution (I3, I4).
+
+A merge record's snapshot holds every column of the merged person and every row the merge
+moved or folded: the same personal data as the people themselves. While a merge stands the
+merged person *is* the survivor, so the record belongs to the survivor and erasing them
+deletes it (and with it the snapshot). Unmerge empties the snapshot: both people hold their
+own data again. Suggestions and "not the same person" pairs hold two ids and the engine's
+evidence (field, level, weight — never values); erasure deletes them.
+"""
+
+from rapport.privacy.datamap import Category as C
+from rapport.privacy.datamap import ErasureAction as E
+from rapport.privacy.datamap import LawfulBasis as B
+from rapport.privacy.datamap import Sensitivity as S
+from rapport.privacy.datamap import declare, declare_model
+
+RELATIONSHIP = "life of the customer relationship + 6 years"
+PURPOSES = ("customer_relationship", "data_quality")
+
+declare_model("identity.MergeRecord", person_path="survivor", on_erasure=E.DELETE_ROW,
+              description="Merges into this person, with what is needed to undo them")
+declare("identity.MergeRecord", "snapshot", category=C.IDENTITY, sensitivity=S.HIGH, purposes=PURPOSES,
+        lawful_basis=B.LEGITIMATE_INTERESTS, retention=RELATIONSHIP, erasure=E.DELETE_ROW,
+        description="The merged person's profile and the ids of the records the merge moved")
+declare("identity.MergeRecord", "merged_person_id", category=C.IDENTITY, sensitivity=S.LOW, purposes=PURPOSES,
+        lawful_basis=B.LEGITIMATE_INTERESTS, retention=RELATIONSHIP, erasure=E.DELETE_ROW,
+        description="The id the merged record had")
+declare("identity.MergeRecord", "reason", category=C.BEHAVIOURAL, sensitivity=S.LOW, purposes=PURPOSES,
+        lawful_basis=B.LEGITIMATE_INTERESTS, retention=RELATIONSHIP, erasure=E.DELETE_ROW)
+
+declare_model("identity.DuplicateSuggestion", person_path="left", on_erasure=E.DELETE_ROW,
+              description="Possible duplicates waiting for review")
+declare("identity.DuplicateSuggestion", "evidence", category=C.BEHAVIOURAL, sensitivity=S.LOW,
+        purposes=PURPOSES, lawful_basis=B.LEGITIMATE_INTERESTS, retention=RELATIONSHIP, erasure=E.DELETE_ROW,
+        description="Which fields agreed and how (no values)")
+
+declare_model("identity.NotDuplicate", person_path="left", on_erasure=E.DELETE_ROW,
+              description="Pairs a reviewer said are different people")
+declare("identity.NotDuplicate", "reason", category=C.BEHAVIOURAL, sensitivity=S.LOW, purposes=PURPOSES,
+        lawful_basis=B.LEGITIMATE_INTERESTS, retention=RELATIONSHIP, erasure=E.DELETE_ROW)
