@@ -11,6 +11,23 @@ from rapport.privacy.services import record_consent
 
 
 @pytest.fixture(autouse=True)
+def media(settings, tmp_path):
+    """A private MEDIA_ROOT: imports and attachments write files there."""
+    from pathlib import Path
+
+    settings.MEDIA_ROOT = str(tmp_path / "media")
+    return Path(settings.MEDIA_ROOT)
+
+
+@pytest.fixture
+def history(admin_user, admin_api_client):
+    """A person who came in by import and then did everything Rapport records (histories.py)."""
+    from rapport.privacy.tests.histories import full_history
+
+    return full_history(admin_user, admin_api_client)
+
+
+@pytest.fixture(autouse=True)
 def _clean_outbox():
     outbound.OUTBOX.clear()
     mail.outbox = []
