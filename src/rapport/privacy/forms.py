@@ -29,7 +29,9 @@ def apply_errors(form: forms.Form, error: ValidationError) -> None:
     """Put a service's ValidationError on the form fields it names (others on the form)."""
     if hasattr(error, "error_dict"):
         for name, messages in error.message_dict.items():
-            form.add_error(name if name in form.fields else None, messages)
+            # A hidden field cannot show its error: the form does, above the fields.
+            shown = name in form.fields and not form.fields[name].widget.is_hidden
+            form.add_error(name if shown else None, messages)
     else:
         form.add_error(None, error.messages)
 

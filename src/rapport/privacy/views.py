@@ -139,7 +139,8 @@ def request_create(request: HttpRequest) -> HttpResponse:
         else:
             messages.success(request, f"Request logged; due on {created.due_on:%d %b %Y}.")
             return redirect("privacy:request-detail", created.pk)
-    return render(request, "privacy/request_form.html", {"form": form, "person": person})
+    return render(request, "privacy/request_form.html", {"form": form, "person": person},
+                  status=400 if request.method == "POST" else 200)
 
 
 @permission_required(rights.RIGHTS_OBJECT, "read")
