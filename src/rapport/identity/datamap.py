@@ -4,9 +4,13 @@ A merge record's snapshot holds every column of the merged person and every row 
 moved or folded: the same personal data as the people themselves. While a merge stands the
 merged person *is* the survivor, so the record belongs to the survivor and erasing them
 deletes it (and with it the snapshot). Unmerge empties the snapshot: both people hold their
-own data again. Suggestions and "not the same person" pairs hold two ids and the engine's
-evidence (field, level, weight — never values); erasure deletes them.
+own data again; a record is also found by the merged person's old id, so erasing someone who
+was split out again deletes it too. Suggestions and "not the same person" pairs hold two ids
+and the engine's evidence (field, level, weight — never values); erasing either side deletes
+them.
 """
+
+from typing import Any
 
 from rapport.privacy.datamap import Category as C
 from rapport.privacy.datamap import ErasureAction as E
@@ -17,7 +21,16 @@ from rapport.privacy.datamap import declare, declare_model
 RELATIONSHIP = "life of the customer relationship + 6 years"
 PURPOSES = ("customer_relationship", "data_quality")
 
-declare_model("identity.MergeRecord", person_path="survivor", on_erasure=E.DELETE_ROW,
+
+
+def _merge_records(model: Any, person: Any) -> Any:
+    """Merges into the person, and merges the person was split out of again (by their old id)."""
+    from django.db.models import Q
+
+    return model._default_manager.filter(Q(survivor_id=person.pk) | Q(merged_person_id=person.pk))
+
+
+declare_model("identity.MergeRecord", person_path="survivor", on_erasure=E.DELETE_ROW, rows=_merge_records,
               description="Merges into this person, with what is needed to undo them")
 declare("identity.MergeRecord", "snapshot", category=C.IDENTITY, sensitivity=S.HIGH, purposes=PURPOSES,
         lawful_basis=B.LEGITIMATE_INTERESTS, retention=RELATIONSHIP, erasure=E.DELETE_ROW,
@@ -28,13 +41,13 @@ declare("identity.MergeRecord", "merged_person_id", category=C.IDENTITY, sensiti
 declare("identity.MergeRecord", "reason", category=C.BEHAVIOURAL, sensitivity=S.LOW, purposes=PURPOSES,
         lawful_basis=B.LEGITIMATE_INTERESTS, retention=RELATIONSHIP, erasure=E.DELETE_ROW)
 
-declare_model("identity.DuplicateSuggestion", person_path="left", on_erasure=E.DELETE_ROW,
+declare_model("identity.DuplicateSuggestion", person_path=("left", "right"), on_erasure=E.DELETE_ROW,
               description="Possible duplicates waiting for review")
 declare("identity.DuplicateSuggestion", "evidence", category=C.BEHAVIOURAL, sensitivity=S.LOW,
         purposes=PURPOSES, lawful_basis=B.LEGITIMATE_INTERESTS, retention=RELATIONSHIP, erasure=E.DELETE_ROW,
         description="Which fields agreed and how (no values)")
 
-declare_model("identity.NotDuplicate", person_path="left", on_erasure=E.DELETE_ROW,
+declare_model("identity.NotDuplicate", person_path=("left", "right"), on_erasure=E.DELETE_ROW,
               description="Pairs a reviewer said are different people")
 declare("identity.NotDuplicate", "reason", category=C.BEHAVIOURAL, sensitivity=S.LOW, purposes=PURPOSES,
         lawful_basis=B.LEGITIMATE_INTERESTS, retention=RELATIONSHIP, erasure=E.DELETE_ROW)
