@@ -164,8 +164,10 @@ def compare(a: Prepared, b: Prepared) -> dict[str, str]:
         "birth_date": _compare_date(a.birth_date, b.birth_date),
         "email": _compare_sets(a.emails, b.emails),
         "phone": _compare_sets(a.phones, b.phones),
-        "address": _compare_text(a.address, b.address, jw=0.9),
-        "postcode": _compare_text(a.postcode, b.postcode, jw=2.0, dl=1),
+        "address": (address := _compare_text(a.address, b.address, jw=0.9)),
+        # The postcode says nothing more once the whole address agrees (counting both would
+        # weigh one fact twice); it speaks when an address is missing or mistyped.
+        "postcode": MISSING if address == EXACT else _compare_text(a.postcode, b.postcode, jw=2.0, dl=1),
         "national_id": _compare_text(a.national_id, b.national_id, jw=2.0, dl=1),
     }
 
@@ -242,10 +244,13 @@ DEFAULT_U = {EXACT: 0.01, CLOSE: 0.02, DIFFERENT: 0.97}
 # EM sessions in the way of Splink: pairs found by one kind of blocking key agree on that
 # key's fields by construction, so those fields are left out of that session's likelihood and
 # their m comes from the other sessions.
+# Blocks that gather people of one household (postcode + surname, a shared landline) are kept
+# out of training: EM would take "same household" for "same person" there, learning that a
+# different birth date or national id is normal for a match.
 TRAINING_SESSIONS = (
-    (("e", "p", "n"), {"email", "phone", "national_id"}),
+    (("e", "n"), {"email", "national_id"}),
     (("nm",), {"given", "family"}),
-    (("bf", "bg", "pf", "pg"), {"birth_date", "postcode", "given", "family"}),
+    (("bf", "bg"), {"birth_date", "given", "family"}),
 )
 
 
