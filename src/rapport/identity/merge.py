@@ -206,7 +206,7 @@ def unmerge(*, merge_record: MergeRecord, actor: Any, channel: str = "ui") -> tu
             if model is not None:
                 for row in rows:
                     _restore_row(model, row)
-        _restore_survivor(survivor, snapshot)
+        changes = _restore_survivor(survivor, snapshot)
         recompute_consent_state(person=survivor)
         recompute_consent_state(person=merged)
         record.status = MergeRecord.Status.UNMERGED
@@ -216,7 +216,7 @@ def unmerge(*, merge_record: MergeRecord, actor: Any, channel: str = "ui") -> tu
         record.snapshot = {"unmerged": True}
         record.save(update_fields=["status", "unmerged_by", "unmerged_at", "snapshot", "updated_at"])
         record_person_access(actor=actor, action="unmerge", people=[survivor, merged], channel=channel,
-                             detail={"merge_record": str(record.pk)})
+                             detail={"merge_record": str(record.pk)}, changes=changes)
     return survivor, merged
 
 
@@ -284,18 +284,22 @@ def _apply_plan(survivor: Any, merged: Any, plan: Mapping[str, str]) -> dict[str
     return changes
 
 
-def _restore_survivor(survivor: Any, snapshot: Mapping[str, Any]) -> None:
+def _restore_survivor(survivor: Any, snapshot: Mapping[str, Any]) -> dict[str, list[Any]]:
+    """Give back the survivor's own values, except fields edited since the merge."""
     before, after = snapshot["survivor_before"], snapshot["survivor_after"]
+    changes = {}
     for name in SURVIVORSHIP_FIELDS:
         current = _json_value(_field_value(survivor, name))
         if current == after.get(name) and after.get(name) != before.get(name):
             attname = "owner_id" if name == "owner" else name
             setattr(survivor, attname, _from_json(type(survivor), attname, before.get(name)))
+            changes[name] = [str(current), str(before.get(name))]
     survivor.given_key = fold(survivor.given_name)[:100]
     survivor.family_key = fold(survivor.family_name)[:100]
     survivor.preferred_key = fold(survivor.preferred_name)[:100]
     survivor.version += 1
     survivor.save()
+    return changes
 
 
 def _merge_relation(fk: models.ForeignKey, survivor: Any, merged: Any, snapshot: dict[str, Any]) -> None:

@@ -66,8 +66,8 @@ def merge(request: HttpRequest, pk: Any) -> HttpResponse:
                                    channel="ui")
     except (DomainError, ValidationError) as err:
         return _render_pair(request, suggestion, error=_message(err), status=400)
-    messages.success(request, f"Merged into {survivor.display_name}. You can undo this from the "
-                              "“Duplicates and merges” panel.")
+    messages.success(request, f"{merged.display_name} was merged into this record. You can undo this from "
+                              "the “Duplicates and merges” panel.")
     return redirect("people:person-detail", record.survivor_id)
 
 
