@@ -24,12 +24,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from django.core.exceptions import EmptyResultSet
 from django.db import connection
 from django.db.models import QuerySet
 from django.utils import timezone
 
 from rapport.access.audit import record_person_access
 from rapport.access.fieldsecurity import hidden_fields
+from rapport.access.permissions import has_permission
 from rapport.core.errors import DomainError, NotAllowed
 from rapport.people.models import ContactPoint, Employment, Organisation, Person
 from rapport.people.selectors import organisation_list, person_list
@@ -84,6 +86,8 @@ def export_organisations(*, user: Any, fmt: str, filters: dict[str, Any] | None 
     unknown = set(filters or {}) - set(ORGANISATION_FILTERS)
     if unknown:
         raise ExportError(f"Unknown filter(s): {', '.join(sorted(unknown))}.")
+    if not has_permission(user, "people.organisation", "export"):
+        raise NotAllowed("Your role may not export organisations.")
     organisations = organisation_list(user=user, **(filters or {})).visible_to(user, "export")
     hidden = hidden_fields(user, "people.Organisation")
     columns = _OrganisationColumns(hidden)
@@ -104,6 +108,8 @@ def _people_queryset(user: Any, filters: dict[str, Any]) -> QuerySet[Person]:
         raise ExportError(f"Unknown filter(s): {', '.join(sorted(unknown))}.")
     if user is None or not getattr(user, "is_authenticated", False):
         raise NotAllowed("Sign in to export.")
+    if not has_permission(user, "people.person", "export"):
+        raise NotAllowed("Your role may not export people.")
     return person_list(user=user, **{k: v for k, v in filters.items() if v}).visible_to(user, "export")
 
 
@@ -163,7 +169,10 @@ class _PersonRow:
 
 def _max_points_per_kind(people: QuerySet[Person]) -> dict[str, int]:
     """The most contact points of each kind any exported person has (one grouped query)."""
-    inner, params = people.order_by().values("pk").query.sql_with_params()
+    try:
+        inner, params = people.order_by().values("pk").query.sql_with_params()
+    except EmptyResultSet:  # nothing visible: no query to run
+        return {}
     table = ContactPoint._meta.db_table
     sql = (f"SELECT kind, MAX(n) FROM (SELECT person_id, kind, COUNT(*) AS n FROM {table} "  # noqa: S608 - model metadata and Django-built SQL with parameters
            f"WHERE person_id IN ({inner}) GROUP BY person_id, kind) AS per_person GROUP BY kind")

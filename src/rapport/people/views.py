@@ -22,6 +22,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from rapport.access.audit import record_person_access
 from rapport.access.fieldsecurity import hidden_fields
+from rapport.access.permissions import permission_required
 from rapport.core.registry import person_panels_for
 from rapport.identity.normalise import InvalidIdentifier, normalise_contact_value
 from rapport.identity.services import find_candidates
@@ -157,7 +158,7 @@ def _timeline_cursor(timeline: list[Any]) -> str:
     return urlencode({"occurred": last.occurred_at.isoformat(), "created": last.created_at.isoformat()})
 
 
-@login_required
+@permission_required("people.person", "create")
 @require_http_methods(["GET", "POST"])
 def person_create(request: HttpRequest) -> HttpResponse:
     form = PersonForm(request.POST if request.method == "POST" else None, user=request.user, creating=True)
@@ -414,7 +415,7 @@ def organisation_detail(request: HttpRequest, pk: UUID) -> HttpResponse:
     })
 
 
-@login_required
+@permission_required("people.organisation", "create")
 @require_http_methods(["GET", "POST"])
 def organisation_create(request: HttpRequest) -> HttpResponse:
     form = OrganisationForm(request.POST if request.method == "POST" else None, user=request.user, parents=_parents(request))
