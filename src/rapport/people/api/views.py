@@ -26,6 +26,7 @@ from rapport.access.audit import record_person_access
 from rapport.access.fieldsecurity import hidden_fields
 from rapport.core.api.conventions import IdempotentCreateMixin, etag_for
 from rapport.core.api.errors import PreconditionFailed
+from rapport.identity.realtime import candidates_header, check_before_create
 from rapport.people import selectors, services
 from rapport.people.api import serializers as s
 from rapport.people.models import ContactPoint, Employment, Interaction, Organisation, Person
@@ -87,11 +88,23 @@ class _PersonCreate(GenericAPIView):
         data.is_valid(raise_exception=True)
         values = dict(data.validated_data)
         points = [services.ContactPointInput(**point) for point in values.pop("contact_points")]
+        # I2: duplicate candidates are reported (header); ?on_duplicate=refuse gives a 409 with
+        # them, ?on_duplicate=link returns the existing person instead (rapport.identity.realtime).
+        candidates, existing = check_before_create(
+            user=request.user, on_duplicate=request.query_params.get("on_duplicate", "create"),
+            given_name=values.get("given_name", ""), family_name=values.get("family_name", ""),
+            emails=[p.value for p in points if p.kind == "email"],
+            phones=[p.value for p in points if p.kind == "phone"])
+        found = {"Rapport-Duplicate-Candidates": candidates_header(candidates)} if candidates else {}
+        if existing is not None:
+            return Response(_person_out(request, existing), status=status.HTTP_200_OK,
+                            headers={"ETag": etag_for(existing), "Location": f"{request.path}{existing.pk}/",
+                                     "Rapport-Linked-To": str(existing.pk), **found})
         person = services.person_create(actor=request.user, timezone_name=values.pop("timezone"),
                                         contact_points=points, channel="api", **values)
         person = selectors.person_get(user=request.user, person_id=person.pk)
         return Response(_person_out(request, person), status=status.HTTP_201_CREATED,
-                        headers={"ETag": etag_for(person), "Location": f"{request.path}{person.pk}/"})
+                        headers={"ETag": etag_for(person), "Location": f"{request.path}{person.pk}/", **found})
 
 
 class PersonList(IdempotentCreateMixin, _PersonCreate):

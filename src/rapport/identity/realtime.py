@@ -1,0 +1,51 @@
+"""I2 — the real-time duplicate check on create, for adapters that create people (API).
+
+``check_before_create`` runs ``find_candidates`` over the people the user may see and applies
+the caller's policy: ``create`` (default: create anyway, report the candidates), ``refuse``
+(409 with the candidates) or ``link`` (return the best existing person instead of a new one).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from django.core.exceptions import ValidationError
+
+from rapport.core.errors import DomainError
+
+POLICIES = ("create", "refuse", "link")
+# ``link`` only links to a candidate at least this likely; below it a new person is created.
+LINK_THRESHOLD = 0.9
+
+
+class DuplicateFound(DomainError):
+    status_code = 409
+    title = "Possible duplicate"
+    code = "possible_duplicate"
+
+
+def check_before_create(*, user: Any, on_duplicate: str, given_name: str = "", family_name: str = "",
+                        emails: Sequence[str] = (), phones: Sequence[str] = ()) -> tuple[list[dict], Any]:
+    """(candidates, existing person to link to or None); raises DuplicateFound for ``refuse``."""
+    from rapport.identity.selectors import visible_candidates
+    from rapport.people.models import Person
+
+    if on_duplicate not in POLICIES:
+        raise ValidationError({"on_duplicate": [f"Choose one of: {', '.join(POLICIES)}."]})
+    candidates = visible_candidates(user=user, given_name=given_name, family_name=family_name,
+                                    emails=emails, phones=phones)
+    if not candidates or on_duplicate == "create":
+        return candidates, None
+    if on_duplicate == "refuse":
+        raise DuplicateFound(f"{len(candidates)} existing {'person looks' if len(candidates) == 1 else 'people look'} "
+                             "like this one; not created (on_duplicate=refuse).", candidates=candidates)
+    best = candidates[0]
+    if best["score"] < LINK_THRESHOLD:
+        return candidates, None
+    return candidates, Person.objects.visible_to(user).get(pk=best["id"])
+
+
+def candidates_header(candidates: list[dict]) -> str:
+    """``id;score=0.97, …`` for the ``Rapport-Duplicate-Candidates`` response header."""
+    return ", ".join(f"{c['id']};score={c['score']}" for c in candidates)
