@@ -176,6 +176,8 @@ def unmerge(*, merge_record: MergeRecord, actor: Any, channel: str = "ui") -> tu
         survivor = Person.objects.select_for_update().get(pk=record.survivor_id)
         snapshot = record.snapshot
         merged = _restore_row(Person, snapshot["merged_person"])
+        if merged is None:
+            raise UnmergeRefused("The merged person cannot be restored.")
         for label, ids in snapshot.get("created", {}).items():
             model = _model(label)
             if model is not None:
@@ -411,9 +413,22 @@ def _dump(row: models.Model) -> dict[str, Any]:
     return {f.attname: _json_value(getattr(row, f.attname)) for f in row._meta.concrete_fields}
 
 
-def _restore_row(model: Any, dump: Mapping[str, Any]) -> Any:
-    """Insert a dumped row again with its own id and timestamps."""
+def _restore_row(model: Any, dump: Mapping[str, Any]) -> Any | None:
+    """Insert a dumped row again with its own id and timestamps.
+
+    A row pointing at something deleted since the merge (the other person of a suggestion was
+    merged away, a tag was removed) comes back without that link, or not at all when the link
+    is required.
+    """
     values = {name: _from_json(model, name, value) for name, value in dump.items()}
+    for fk in model._meta.concrete_fields:
+        target = values.get(fk.attname)
+        if not fk.is_relation or target is None or not fk.db_constraint:
+            continue
+        if not fk.related_model._default_manager.filter(pk=target).exists():
+            if not fk.null:
+                return None
+            values[fk.attname] = None
     row = model(**values)
     row.save(force_insert=True)
     stamps = {f.attname: values[f.attname] for f in model._meta.concrete_fields

@@ -160,6 +160,24 @@ def test_suggestions_of_the_merged_person_come_back_with_unmerge(make_person, st
     assert DuplicateSuggestion.objects.get().left_id in (b.pk, c.pk)
 
 
+def test_chained_merges_unmerge_in_any_order(make_person, staff_user):
+    # given: B ~ C suggested; B merged into A, then C merged into D
+    a, b, c, d = make_person(), make_person(), make_person(), make_person()
+    interaction_log(actor=staff_user, person=b, channel="phone", kind="call", summary="b's call")
+    DuplicateSuggestion.objects.create(left=b, right=c, probability=0.7, evidence=[])
+    first = merge_people(survivor=a, merged=b, actor=staff_user)
+    second = merge_people(survivor=d, merged=c, actor=staff_user)
+    third = merge_people(survivor=d, merged=a, actor=staff_user)    # A (holding B) into D
+    # when: the first merge is undone while its survivor is itself merged away
+    unmerge(merge_record=first, actor=staff_user)
+    # then: B is back with its call; the suggestion with C (gone) is not resurrected
+    assert Interaction.objects.get(summary="b's call").person_id == b.pk
+    assert not DuplicateSuggestion.objects.exists()
+    unmerge(merge_record=third, actor=staff_user)
+    unmerge(merge_record=second, actor=staff_user)
+    assert set(Person.objects.values_list("pk", flat=True)) == {a.pk, b.pk, c.pk, d.pk}
+
+
 # ------------------------------------------- a model the merge code has never heard of
 
 
