@@ -19,7 +19,7 @@ from typing import Any
 
 from django.core.exceptions import FieldDoesNotExist, ImproperlyConfigured
 from django.db import models, transaction
-from django.db.models import F, Q, TextField
+from django.db.models import Case, F, Q, TextField, Value, When
 from django.db.models.functions import Cast
 from django.utils import timezone
 
@@ -41,9 +41,19 @@ class ErasureReport:
 
     @property
     def summary(self) -> str:
-        parts = [f"{label}: " + ", ".join(f"{n} {what}" for what, n in counts.items())
+        """What was done, in words staff read ("contact points: 2 deleted; people: 1 anonymised")."""
+        parts = [f"{_plural_name(label)}: " + ", ".join(f"{n} {what}" for what, n in counts.items() if n)
                  for label, counts in self.models.items() if any(counts.values())]
         return "; ".join(parts) or "nothing to erase"
+
+
+def _plural_name(label: str) -> str:
+    from django.apps import apps
+
+    try:
+        return str(apps.get_model(label)._meta.verbose_name_plural)
+    except LookupError:
+        return label
 
 
 def erase_person(*, actor: Any, person: Any, reason: str = "", channel: str = "ui") -> ErasureReport:
@@ -155,12 +165,20 @@ def _neutral(model_field: models.Field) -> Any:
 
 
 def _pseudonym(model_field: models.Field, label: str, person: Any) -> Any:
-    """A stable, unlinkable stand-in: the same for all of one person's rows, useless without our key."""
+    """A stable, unlinkable stand-in: the same for all of one person's rows, useless without our key.
+
+    An empty value stays empty (a pseudonym would invent data that was never there).
+    """
     if not isinstance(model_field, models.CharField | models.TextField):
         return _neutral(model_field)
-    token = hmac.digest(suppression.suppression_key(), f"pseudonym:{label}:{person.pk}".encode(), "sha256").hex()
+    token = hmac.digest(suppression.suppression_key(),
+                        f"pseudonym:{label}.{model_field.name}:{person.pk}".encode(), "sha256").hex()
     value = f"pseudonym-{token[:16]}"
-    return value[: model_field.max_length] if model_field.max_length else value
+    value = value[: model_field.max_length] if model_field.max_length else value
+    if type(model_field) not in (models.CharField, models.TextField):
+        return value  # a sealed or custom field: its own class prepares the value
+    return Case(When(**{model_field.name: ""}, then=Value("")), default=Value(value),
+                output_field=model_field.__class__(max_length=model_field.max_length))
 
 
 def _purge_api_replays(person: Any) -> int:

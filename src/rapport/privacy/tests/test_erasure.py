@@ -89,6 +89,7 @@ def test_erasure_leaves_no_trace_in_any_column_of_any_table(admin_user, history,
     assert any(hit.startswith("people.Person.birth_date") or "access.AuditEntry.changes" in hit for hit in before)
     assert list(media.rglob("*.csv")) and list(media.rglob("*.sealed"))
     other = Person.objects.get(family_name="Person")
+    blank = rights.request_create(actor=admin_user, kind="objection", person=history)
     # when: erased through a verified erasure request (the way staff do it)
     request = rights.request_create(actor=admin_user, kind="erasure", person=history,
                                     requester_name=f"{GIVEN} {FAMILY}", requester_contact=EMAIL_GMAIL,
@@ -109,6 +110,12 @@ def test_erasure_leaves_no_trace_in_any_column_of_any_table(admin_user, history,
     assert not ContactPoint.objects.filter(person=history).exists()
     request.refresh_from_db()
     assert request.requester_name.startswith("pseudonym-") and request.status == "completed"
+    assert request.requester_contact.startswith("pseudonym-") and request.requester_contact != request.requester_name
+    first = RightsRequest.objects.get(kind="access")
+    assert first.requester_name.startswith("pseudonym-")
+    blank.refresh_from_db()
+    assert blank.requester_name == "" and blank.requester_contact == ""  # nothing invented
+    assert "contact points: " in done.outcome and "identifiers suppressed" in done.outcome
     assert ConsentEvent.objects.filter(person=history).count() == 2  # kept (proof), pseudonymised
     assert ContactDecision.objects.filter(person_id=history.pk).exists()  # accountability kept
     # the other person of the same import keeps their data
