@@ -15,16 +15,9 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TextIO
 
-from rapport.identity.engine import (
-    ROLES,
-    Prepared,
-    candidate_pairs,
-    cluster,
-    estimate,
-    prepare,
-    score,
-)
+from rapport.identity.engine import ROLES, Prepared, prepare, resolve
 
 
 class FileModeError(ValueError):
@@ -63,60 +56,59 @@ def cluster_file(input_path: Path | str, *, id_column: str, columns: Mapping[str
     if not 0.0 < threshold < 1.0:
         raise FileModeError(f"--threshold must be between 0 and 1, got {threshold}.")
     report = progress or (lambda stage, done, total: None)
-    rows, headers = _read(Path(input_path))
-    mapping = dict(columns or {})
-    for role in ROLES:
-        if role not in mapping and role in headers:
-            mapping[role] = role
-    missing = [h for h in [id_column, *mapping.values()] if h not in headers]
-    if missing:
-        raise FileModeError(f"Column(s) not in the file: {', '.join(missing)}; "
-                            f"the file has: {', '.join(headers)}.")
-    if not set(mapping) - {"country", "region", "organisation"}:
-        raise FileModeError("Map at least one identifying column (a name, email, phone, …) "
-                            "with --column ROLE=HEADER.")
-    records: list[Prepared] = []
-    seen: set[str] = set()
-    for number, row in enumerate(rows, start=2):
-        record_id = (row.get(id_column) or "").strip()
-        if not record_id or record_id in seen:
-            raise FileModeError(f"Line {number}: the id column {id_column!r} must be filled and unique.")
-        seen.add(record_id)
-        records.append(prepare(record_id, {role: row.get(header, "") for role, header in mapping.items()},
-                               date_format=date_format))
-        if number % 10000 == 0:
-            report("reading", len(records), len(rows))
-    report("reading", len(records), len(rows))
-    pairs = sorted(candidate_pairs(records))
-    model = estimate(records, pairs)
-    matches = []
-    for done, (i, j) in enumerate(pairs, start=1):
-        matches.append(score(model, records[i], records[j]))
-        if done % 20000 == 0:
-            report("scoring", done, len(pairs))
-    report("scoring", len(pairs), len(pairs))
-    labels = cluster([r.record_id for r in records], matches, threshold=threshold)
+    path = Path(input_path)
+    try:
+        handle = path.open(newline="", encoding="utf-8-sig")
+    except OSError as err:
+        raise FileModeError(f"Cannot read {path}: {err}.") from err
+    with handle:
+        records = _prepare_rows(path, handle, id_column, columns, date_format, report)
+    result = resolve(records, threshold=threshold, evidence=pairs_out is not None, progress=report)
+    labels = result.labels
     _write(Path(out), ["record_id", "cluster_id"], ([r.record_id, labels[r.record_id]] for r in records))
-    matched = [m for m in matches if m.probability >= threshold]
     if pairs_out is not None:
         _write(Path(pairs_out), ["left_id", "right_id", "probability", "evidence"],
                ([m.left, m.right, f"{m.probability:.6f}", json.dumps(m.evidence, separators=(",", ":"))]
-                for m in sorted(matched, key=lambda m: -m.probability)))
+                for m in result.matches))
     return ClusterResult(records=len(records), clusters=len(set(labels.values())),
-                         pairs_scored=len(pairs), pairs_matched=len(matched))
+                         pairs_scored=result.pairs_scored, pairs_matched=len(result.matches))
 
 
-def _read(path: Path) -> tuple[list[dict[str, str]], list[str]]:
+def _prepare_rows(path: Path, handle: TextIO, id_column: str, columns: Mapping[str, str] | None,
+                  date_format: str | None, report: Progress) -> list[Prepared]:
+    """Match keys of every row, read as a stream (a million rows as dicts would take gigabytes)."""
     try:
-        with path.open(newline="", encoding="utf-8-sig") as handle:
-            reader = csv.DictReader(handle)
-            headers = [h for h in (reader.fieldnames or []) if h is not None]
-            rows = list(reader)
+        reader = csv.DictReader(handle)
+        headers = [h for h in (reader.fieldnames or []) if h is not None]
+        if not headers:
+            raise FileModeError(f"{path} has no header row.")
+        mapping = dict(columns or {})
+        for role in ROLES:
+            if role not in mapping and role in headers:
+                mapping[role] = role
+        missing = [h for h in [id_column, *mapping.values()] if h not in headers]
+        if missing:
+            raise FileModeError(f"Column(s) not in the file: {', '.join(missing)}; "
+                                f"the file has: {', '.join(headers)}.")
+        if not set(mapping) - {"country", "region", "organisation"}:
+            raise FileModeError("Map at least one identifying column (a name, email, phone, …) "
+                                "with --column ROLE=HEADER.")
+        items = list(mapping.items())
+        records: list[Prepared] = []
+        seen: set[str] = set()
+        for number, row in enumerate(reader, start=2):
+            record_id = (row.get(id_column) or "").strip()
+            if not record_id or record_id in seen:
+                raise FileModeError(f"Line {number}: the id column {id_column!r} must be filled and unique.")
+            seen.add(record_id)
+            records.append(prepare(record_id, {role: row.get(header) or "" for role, header in items},
+                                   date_format=date_format))
+            if number % 10000 == 0:
+                report("reading", len(records), len(records))
     except (OSError, UnicodeDecodeError, csv.Error) as err:
         raise FileModeError(f"Cannot read {path}: {err}.") from err
-    if not headers:
-        raise FileModeError(f"{path} has no header row.")
-    return rows, headers
+    report("reading", len(records), len(records))
+    return records
 
 
 def _write(path: Path, header: list[str], rows) -> None:  # type: ignore[no-untyped-def]
