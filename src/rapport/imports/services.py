@@ -909,7 +909,7 @@ def _suppressed(records: list[ImportRecord]) -> set[int]:
         if not emails and not phones:
             return set()
         try:
-            ensure_not_suppressed(emails=emails, phones=phones)
+            ensure_not_suppressed(emails=emails, phones=phones, normalised=True)
         except DomainError:
             if len(batch) == 1:
                 return {batch[0].number}

@@ -54,19 +54,23 @@ class Suppressed(DomainError):
 # --------------------------------------------------------------------------------- contract
 
 
-def ensure_not_suppressed(*, emails: Iterable[str] = (), phones: Iterable[str] = ()) -> None:
+def ensure_not_suppressed(*, emails: Iterable[str] = (), phones: Iterable[str] = (),
+                          normalised: bool = False) -> None:
     """Raise ``Suppressed`` when any normalised identifier is on the internal suppression list.
 
     People and imports call this before creating a person or adding a contact point, so an
     erased person cannot quietly come back through a form, an import or the API.
+    ``normalised=True`` says the values are already normalised (an import's contact points):
+    they are not parsed again, which is most of the cost for thousands of rows.
     """
     emails, phones = [e for e in emails if e], [p for p in phones if p]
+    digests_of = _stored_digests if normalised else identifier_digests
     by_digest: dict[str, tuple[str, str]] = {}
     for value in emails:
-        for digest in identifier_digests(SuppressionEntry.Kind.EMAIL, value):
+        for digest in digests_of(SuppressionEntry.Kind.EMAIL, value):
             by_digest[digest] = ("email address", value)
     for value in phones:
-        for digest in identifier_digests(SuppressionEntry.Kind.PHONE, value):
+        for digest in digests_of(SuppressionEntry.Kind.PHONE, value):
             by_digest[digest] = ("phone number", value)
     if not by_digest:
         return
@@ -126,6 +130,15 @@ def identifier_digests(kind: str, value: str) -> set[str]:
     """Digests to look up for ``value``: our HMAC and plain SHA-256 of each compared form."""
     digests = set()
     for form in identifier_forms(kind, value):
+        digests.add(keyed_digest(form))
+        digests.add(plain_digest(form))
+    return digests
+
+
+def _stored_digests(kind: str, normalised: str) -> set[str]:
+    """``identifier_digests`` of a value that is already normalised."""
+    digests = set()
+    for form in stored_forms(kind, normalised):
         digests.add(keyed_digest(form))
         digests.add(plain_digest(form))
     return digests

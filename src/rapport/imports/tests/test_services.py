@@ -210,26 +210,30 @@ def test_dry_run_writes_nothing_and_predicts_the_run(upload, run_import, make_pe
 
 
 def test_suppressed_rows_are_skipped_and_reported(upload, run_import, monkeypatch):
-    # given a suppression list holding one email (checked set-wise, bisected on a hit)
+    # given the real suppression list holding one email and one phone (checked set-wise, bisected on a hit)
+    from rapport.privacy import suppression
+
+    suppression.suppress(emails=["erased@example.com"], phones=["+447911123456"], reason="erased")
     calls = []
+    real = suppression.ensure_not_suppressed
 
-    def ensure_not_suppressed(*, emails=(), phones=()):
-        emails = list(emails)
-        calls.append(len(emails))
-        if "erased@example.com" in emails:
-            raise DomainError("suppressed")
+    def counting(**kwargs):
+        calls.append(1)
+        return real(**kwargs)
 
-    monkeypatch.setattr("rapport.privacy.suppression.ensure_not_suppressed", ensure_not_suppressed)
-    rows = [["Name", "Email"]] + [[f"Person {i}", f"p{i}@example.com"] for i in range(15)]
-    rows.insert(8, ["Someone", "Erased@Example.com"])
+    monkeypatch.setattr(suppression, "ensure_not_suppressed", counting)
+    rows = [["Name", "Email", "Phone"]] + [[f"Person {i}", f"p{i}@example.com", ""] for i in range(15)]
+    rows.insert(8, ["Someone", "Erased@Example.com", ""])
+    rows.insert(12, ["Other", "", "07911 123456"])  # the phone written nationally
     # when
     imp = run_import(upload(csv_bytes(rows)))
     # then
-    assert imp.counts["suppressed"] == 1 and imp.counts["created"] == 15
-    assert not ContactPoint.objects.filter(normalised="erased@example.com").exists()
-    [(row, _, kind, message)] = issues(imp)
-    assert (row, kind) == (9, "suppressed") and "suppression list" in message
-    assert len(calls) < 16  # not one query per row
+    assert imp.counts["suppressed"] == 2 and imp.counts["created"] == 15, (imp.counts, issues(imp))
+    assert not ContactPoint.objects.filter(normalised__in=["erased@example.com", "+447911123456"]).exists()
+    found = [(row, kind) for row, _, kind, _ in issues(imp)]
+    assert found == [(9, "suppressed"), (13, "suppressed")]
+    assert all("suppression list" in message for *_, message in issues(imp))
+    assert len(calls) < 17  # not one query per row
 
 
 # ------------------------------------------------------------------------------ consent

@@ -1,0 +1,203 @@
+"""Import throughput and memory (A3), against a raw bulk insert of the same rows; export speed.
+
+    .venv/bin/python bench/import.py [--size 1000000] [--postgres]
+
+1. Pre-loads ``size / 5`` existing people (email + phone each) with ``bulk_create``.
+2. Writes a CSV of ``size`` rows: every fifth row is an existing person written differently
+   (email in capitals, phone in international format; half of them did not have the phone yet,
+   so their row adds it), the others are new people; plus a probe file of ``size / 10`` further new people.
+3. Imports the probe file, then the main file, each with ``rapport import FILE --mapping auto``
+   in a child process (the real command: upload copy, inspection, normalisation of every
+   email/phone/name, set-based de-duplication against the database and within the file,
+   chunked transactions, undo ledger, audit). Wall time gives rows/s; the child's peak RSS
+   (``wait4`` → ``ru_maxrss``) at both sizes shows whether memory grows with the file.
+4. Exports everyone to CSV through ``export_people`` (the path the UI, API and CLI use) and
+   counts rows/s.
+5. Baseline, same run, same database: the main file's rows read with ``csv`` and inserted raw
+   (no normalisation, no matching) with ``bulk_create`` of ``Person`` + ``ContactPoint``.
+
+Goals: import ≥ 5,000 rows/s (1,000,000 rows < 4 minutes) on SQLite and PostgreSQL; export ≥
+50,000 rows/s; peak RSS about the same at 1/10 of the size and at the full size.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import ROOT, bench_args, boot
+
+BATCH = 5000
+GIVEN = ["Ada", "Alan", "Grace", "Edsger", "Barbara", "Donald", "Frances", "Ken", "Radia", "Tim", "Margaret",
+         "Dennis", "Katherine", "John", "Sophie", "Jürgen", "Zoë", "Émile", "Siobhán", "Łukasz"]
+FAMILY = ["Lovelace", "Turing", "Hopper", "Dijkstra", "Liskov", "Knuth", "Allen", "Thompson", "Perlman",
+          "Berners-Lee", "Hamilton", "Ritchie", "Johnson", "Backus", "Wilson", "Müller", "Ó Briain", "Nowak",
+          "García", "Smith"]
+
+
+def main() -> None:
+    args = bench_args("import throughput vs raw bulk insert; export rows/s", default_size=1_000_000)
+    # uploads are copied under the var dir: a throw-away one (kept across the --postgres re-run)
+    os.environ.setdefault("RAPPORT_VAR_DIR", tempfile.mkdtemp(prefix="rapport-bench-var-"))
+    vendor = boot(args)
+    from rapport.access.models import User
+
+    size = args.size
+    existing = size // 5
+    work = Path(tempfile.mkdtemp(prefix="rapport-bench-import-"))
+    User.objects.create_superuser("bench", "bench@example.com", "bench-not-secret-9")
+    print(f"{vendor}: {size:,} rows, {existing:,} existing people (2 cores, shared with other work)")
+
+    start = time.perf_counter()
+    _preload(existing)
+    print(f"pre-loaded {existing:,} existing people in {time.perf_counter() - start:.1f}s")
+    main_file, probe_file = work / "people.csv", work / "probe.csv"
+    _write_file(main_file, size, existing, prefix="p")
+    _write_file(probe_file, size // 10, 0, prefix="probe")
+    print(f"files: {main_file.stat().st_size / 1e6:.0f} MB and {probe_file.stat().st_size / 1e6:.0f} MB")
+
+    probe = _import_child(probe_file)
+    full = _import_child(main_file)
+    exported, export_seconds = _export()
+    baseline = _baseline(main_file)
+
+    rate = size / full["seconds"]
+    base_rate = size / baseline
+    print()
+    print(f"{'operation':<44}{'rows':>11}{'seconds':>10}{'rows/s':>10}{'×base':>8}{'peak RSS MB':>13}")
+    print(f"{'raw bulk_create Person+ContactPoint (base)':<44}{size:>11,}{baseline:>10.1f}{base_rate:>10,.0f}"
+          f"{1.0:>8.1f}{'':>13}")
+    print(f"{'rapport import, probe (1/10 size)':<44}{size // 10:>11,}{probe['seconds']:>10.1f}"
+          f"{size // 10 / probe['seconds']:>10,.0f}{probe['seconds'] / (baseline / 10):>8.1f}"
+          f"{probe['rss_mb']:>13.0f}")
+    print(f"{'rapport import (normalise + de-duplicate)':<44}{size:>11,}{full['seconds']:>10.1f}{rate:>10,.0f}"
+          f"{full['seconds'] / baseline:>8.1f}{full['rss_mb']:>13.0f}")
+    print(f"{'export_people CSV (everyone)':<44}{exported:>11,}{export_seconds:>10.1f}"
+          f"{exported / export_seconds:>10,.0f}{'':>8}{'':>13}")
+    print()
+    print(f"import outcome: {full['summary']}")
+    verdict = "meets" if rate >= 5000 else "MISSES"
+    print(f"{vendor}: import {rate:,.0f} rows/s {verdict} the 5,000 rows/s goal "
+          f"({full['seconds'] / 60:.1f} min for {size:,}); ratio to raw bulk insert {full['seconds'] / baseline:.1f}×")
+    verdict = "meets" if exported / export_seconds >= 50_000 else "MISSES"
+    print(f"{vendor}: export {exported / export_seconds:,.0f} rows/s {verdict} the 50,000 rows/s goal")
+    print(f"{vendor}: peak RSS {probe['rss_mb']:.0f} MB at {size // 10:,} rows, {full['rss_mb']:.0f} MB at "
+          f"{size:,} rows (×{full['rss_mb'] / probe['rss_mb']:.2f})")
+
+
+def _person_row(i: int, rng: random.Random, prefix: str) -> tuple[str, str, str, str]:
+    given, family = GIVEN[i % len(GIVEN)], FAMILY[(i * 7) % len(FAMILY)]
+    return given, family, f"{prefix}{i}.{i % 97}@example.com", f"07{400000000 + i:09d}"
+
+
+def _preload(count: int) -> None:
+    from django.db import transaction
+
+    from rapport.core.search import fold
+    from rapport.identity.normalise import normalise_email, normalise_phone
+    from rapport.people.models import ContactPoint, Person
+
+    rng = random.Random(1)
+    for start in range(0, count, BATCH):
+        people, points = [], []
+        for i in range(start, min(count, start + BATCH)):
+            given, family, email, phone = _person_row(i, rng, "e")
+            person = Person(given_name=given, family_name=family, given_key=fold(given)[:100],
+                            family_key=fold(family)[:100])
+            people.append(person)
+            for kind, value, normalised in (("email", email, normalise_email(email)),
+                                            ("phone", phone, normalise_phone(phone, "GB"))):
+                if kind == "phone" and i % 2:
+                    continue  # half of them have no phone yet: their row in the file adds it (an update)
+                points.append(ContactPoint(person=person, kind=kind, value=value, normalised=normalised.normalised,
+                                           search_key=normalised.search_key, primary=True))
+        with transaction.atomic():
+            Person.objects.bulk_create(people, batch_size=1000)
+            ContactPoint.objects.bulk_create(points, batch_size=1000)
+
+
+def _write_file(path: Path, rows: int, existing: int, *, prefix: str) -> None:
+    """``rows`` rows; with ``existing``, every fifth row is existing person ``i // 5`` written otherwise."""
+    rng = random.Random(2)
+    with path.open("w", newline="", encoding="utf-8") as out:
+        writer = csv.writer(out)
+        writer.writerow(["First Name", "Last Name", "E-mail", "Mobile phone"])
+        for i in range(rows):
+            if existing and i % 5 == 0 and i // 5 < existing:
+                given, family, email, phone = _person_row(i // 5, rng, "e")
+                writer.writerow([given, family, email.upper(), f"+44 7{phone[2:5]} {phone[5:]}"])
+            else:
+                given, family, email, phone = _person_row(i, rng, prefix)
+                writer.writerow([given, family, email, f"{phone[:5]} {phone[5:]}"])
+
+
+def _import_child(path: Path) -> dict:
+    """Run ``rapport import`` in a child process; wall time, peak RSS and its summary line."""
+    env = {**os.environ, "RAPPORT_CLI_USER": "bench", "RAPPORT_LOG_LEVEL": "ERROR",
+           "PYTHONPATH": str(ROOT / "src")}
+    start = time.perf_counter()
+    child = subprocess.Popen([sys.executable, "-m", "rapport", "import", str(path), "--mapping", "auto"],
+                             env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    output = child.stdout.read() if child.stdout else ""
+    _, status, usage = os.wait4(child.pid, 0)
+    seconds = time.perf_counter() - start
+    if status != 0:
+        sys.exit(f"rapport import {path.name} failed (status {status}):\n{output[-3000:]}")
+    summary = ", ".join(" ".join(line.split()) for line in output.splitlines()[1:10] if line.startswith("  "))
+    print(f"imported {path.name}: {seconds:.1f}s; {summary[:300]}")
+    return {"seconds": seconds, "rss_mb": usage.ru_maxrss / 1024, "summary": summary[:400]}
+
+
+def _export() -> tuple[int, float]:
+    from rapport.access.models import User
+    from rapport.imports.exports import export_people
+
+    user = User.objects.get(username="bench")
+    start = time.perf_counter()
+    export = export_people(user=user, fmt="csv")
+    newlines = 0
+    for chunk in export.chunks:
+        newlines += chunk.count(b"\r\n")
+    seconds = time.perf_counter() - start
+    rows = newlines - 1  # the header
+    print(f"exported {rows:,} people to CSV in {seconds:.1f}s")
+    return rows, seconds
+
+
+def _baseline(path: Path) -> float:
+    from django.db import transaction
+
+    from rapport.people.models import ContactPoint, Person
+
+    start = time.perf_counter()
+    with path.open(newline="", encoding="utf-8") as source:
+        reader = csv.reader(source)
+        next(reader)
+        while True:
+            people, points = [], []
+            for given, family, email, phone in reader:
+                person = Person(given_name=given, family_name=family)
+                people.append(person)
+                points.append(ContactPoint(person=person, kind="email", value=email, normalised=email))
+                points.append(ContactPoint(person=person, kind="phone", value=phone, normalised=phone))
+                if len(people) == BATCH:
+                    break
+            if not people:
+                break
+            with transaction.atomic():
+                Person.objects.bulk_create(people, batch_size=1000)
+                ContactPoint.objects.bulk_create(points, batch_size=1000)
+    seconds = time.perf_counter() - start
+    print(f"baseline bulk_create of the same rows: {seconds:.1f}s")
+    return seconds
+
+
+if __name__ == "__main__":
+    main()
