@@ -103,4 +103,5 @@ def test_processing_record_page(officer_user, signed_in_page, screenshot):
     page.get_by_role("heading", name="Record of processing activities", exact=False).first.wait_for()
     text = page.inner_text("main")
     assert "marketing" in text and "people.Person" in text
+    screenshot("privacy-processing-record-top", full_page=False)
     screenshot("privacy-processing-record")

@@ -24,6 +24,13 @@ PROCESSING_PURPOSES = {
     "consent_records": "Proving consent and honouring withdrawals, objections and preferences.",
     "data_protection": "Handling data-protection rights requests and keeping proof of how they were met.",
     "security": "Keeping the data secure and accountable (access audit, suppression of erased identifiers).",
+    "data_import": "Bringing contacts in from files (address books, spreadsheets, exports) without duplicates.",
+    "data_quality": "Finding and merging duplicate records of one person, reversibly.",
+}
+PURPOSE_TITLES = {
+    "customer_relationship": "Customer relationship", "marketing": "Direct marketing",
+    "service": "Service messages", "consent_records": "Consent records", "data_protection": "Data-protection rights",
+    "security": "Security and accountability", "data_import": "Importing contacts", "data_quality": "Data quality",
 }
 DATA_SUBJECTS = ["Customers", "Prospects and leads", "Contacts at customer organisations"]
 SECURITY_MEASURES = [
@@ -57,8 +64,12 @@ def processing_record() -> dict[str, Any]:
     activities = []
     for purpose in sorted(by_purpose):
         entries = by_purpose[purpose]
+        by_model: dict[str, list[str]] = defaultdict(list)
+        for e in entries:
+            by_model[e["model"]].append(e["field"])
         activities.append({
             "purpose": purpose,
+            "title": PURPOSE_TITLES.get(purpose, purpose.replace("_", " ").capitalize()),
             "description": PROCESSING_PURPOSES.get(purpose, purpose.replace("_", " ").capitalize()),
             "data_subjects": DATA_SUBJECTS,
             "categories": sorted({e["category"] for e in entries}),
@@ -68,6 +79,7 @@ def processing_record() -> dict[str, Any]:
             "recipients": ["Staff of the controller with a role that grants access"],
             "transfers_outside": "None by Rapport itself; document any hosting or email provider here.",
             "fields": [f"{e['model']}.{e['field']}" for e in entries],
+            "records": [{"model": label, "fields": sorted(names)} for label, names in sorted(by_model.items())],
         })
     return {
         "title": "Record of processing activities (GDPR Art. 30)",
@@ -92,7 +104,7 @@ def processing_record_markdown(record: dict[str, Any] | None = None) -> str:
              f"- Address: {c.get('address') or '—'}", f"- Email: {c.get('email') or '—'}",
              f"- Data protection officer: {c.get('dpo') or '—'}", ""]
     for activity in record["activities"]:
-        lines += [f"## Purpose: {activity['purpose']}", "", activity["description"], "",
+        lines += [f"## Purpose: {activity['purpose']} ({activity['title']})", "", activity["description"], "",
                   f"- Data subjects: {', '.join(activity['data_subjects'])}",
                   f"- Categories of data: {', '.join(activity['categories'])}",
                   f"- Lawful bases: {', '.join(activity['lawful_bases'])}",
