@@ -290,3 +290,36 @@ def test_merge_record_is_erased_with_the_survivor(make_person, staff_user):
     merge_people(survivor=survivor, merged=merged, actor=staff_user)
     erase_person(actor=staff_user, person=survivor, reason="request")
     assert not MergeRecord.objects.exists()
+
+
+def test_most_trusted_strategy_prefers_the_better_source(make_person, staff_user, settings):
+    from rapport.people.services import ContactPointInput, contact_point_add
+
+    settings.RAPPORT_IDENTITY_SOURCE_TRUST = ["crm", "web-form"]
+    survivor = make_person(given_name="Jon", family_name="Doe", language="de")
+    merged = make_person(given_name="John", family_name="Doe", language="en")
+    contact_point_add(actor=staff_user, person=survivor, data=ContactPointInput("email", "j@web.example",
+                                                                                source="web-form"))
+    contact_point_add(actor=staff_user, person=merged, data=ContactPointInput("email", "j@crm.example",
+                                                                              source="crm"))
+    Person.objects.filter(pk=merged.pk).update(updated_at=timezone.now() - dt.timedelta(days=9))
+    merged.refresh_from_db()
+    survivor.refresh_from_db()
+    merge_people(survivor=survivor, merged=merged, actor=staff_user, strategy="most_trusted")
+    survivor.refresh_from_db()
+    assert (survivor.given_name, survivor.language) == ("John", "en")
+
+
+def test_restricted_or_erased_people_are_not_merged(make_person, staff_user):
+    from rapport.privacy.erasure import erase_person
+    from rapport.privacy.errors import PersonErased, ProcessingRestricted
+    from rapport.privacy.services import restrict_processing
+
+    a, b, c = make_person(), make_person(), make_person()
+    restrict_processing(actor=staff_user, person=b, reason="disputed accuracy")
+    with pytest.raises(ProcessingRestricted):
+        merge_people(survivor=a, merged=b, actor=staff_user)
+    erase_person(actor=staff_user, person=c, reason="request")
+    with pytest.raises(PersonErased):
+        merge_people(survivor=c, merged=a, actor=staff_user)
+    assert Person.objects.count() == 3 and not MergeRecord.objects.exists()

@@ -254,3 +254,33 @@ def test_ui_merge_errors_are_shown_not_raised(twins, client, staff_user):
     response = client.post(reverse("identity:merge", args=[suggestion.pk]), {"survivor": "middle"})
     assert response.status_code == 400 and "Choose which record to keep" in response.content.decode()
     assert Person.objects.count() == 3
+
+
+def test_erased_people_are_left_out_of_dedupe(twins, staff_user):
+    from rapport.privacy.erasure import erase_person
+
+    _a, b, _ = twins
+    erase_person(actor=staff_user, person=b, reason="request")
+    report = run_dedupe()
+    assert report.people == 2 and report.pairs == []
+
+
+def test_the_suggestion_list_is_a_constant_number_of_queries(make_person, api_client,
+                                                             django_assert_max_num_queries):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    def add_pairs(n):
+        for i in range(n):
+            left = make_person(given_name=f"Ann{i}", family_name="Zed", emails=[f"ann{i}@example.com"])
+            right = make_person(given_name=f"Anne{i}", family_name="Zed", emails=[f"ann{i}@example.com"])
+            DuplicateSuggestion.objects.create(left=left, right=right, probability=0.9, evidence=[])
+
+    add_pairs(2)
+    api_client.get("/api/v1/identity/suggestions/")  # warm: rate-limit counters, role cache
+    with CaptureQueriesContext(connection) as few:
+        api_client.get("/api/v1/identity/suggestions/")
+    add_pairs(8)
+    with django_assert_max_num_queries(len(few.captured_queries)):
+        response = api_client.get("/api/v1/identity/suggestions/")
+    assert len(response.json()["results"]) == 10
