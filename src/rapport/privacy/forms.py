@@ -62,8 +62,22 @@ class ExtendForm(forms.Form):
 
 
 class ExecuteForm(forms.Form):
-    note = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}), label="Note",
-                           help_text="For rectification: what was corrected.")
+    HELP = {
+        "rectification": "What was corrected (required).",
+        "access": "How the export was sent to the requester, for the record.",
+        "portability": "How the export was sent to the requester, for the record.",
+        "restriction": "Why processing is restricted (e.g. accuracy contested).",
+    }
+
+    note = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}), label="Note")
+
+    def __init__(self, *args: Any, kind: str = "", **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if kind in ("erasure", "objection"):
+            del self.fields["note"]  # nothing to add: the outcome says what was done
+        else:
+            self.fields["note"].help_text = self.HELP.get(kind, "")
+            self.fields["note"].required = kind == "rectification"
 
 
 class RefuseForm(forms.Form):

@@ -159,7 +159,7 @@ def _request_context(rights_request: RightsRequest, **forms: Any) -> dict[str, A
         "overdue": rights.is_overdue(rights_request, today), "days_left": (rights_request.due_on - today).days,
         "verify_form": forms.get("verify_form") or VerifyForm(),
         "extend_form": forms.get("extend_form") or ExtendForm(),
-        "execute_form": forms.get("execute_form") or ExecuteForm(),
+        "execute_form": forms.get("execute_form") or ExecuteForm(kind=rights_request.kind),
         "refuse_form": forms.get("refuse_form") or RefuseForm(),
         "link_form": forms.get("link_form") or LinkPersonForm(),
         "can_extend": rights_request.is_open and not rights_request.is_extended and today <= rights_request.due_on,
@@ -177,7 +177,7 @@ def request_action(request: HttpRequest, pk: UUID, action: str) -> HttpResponse:
                   "cancel": RefuseForm, "link": LinkPersonForm}.get(action)
     if form_class is None:
         raise Http404("No such action.")
-    form = form_class(request.POST)
+    form = form_class(request.POST, kind=rights_request.kind) if form_class is ExecuteForm else form_class(request.POST)
     if form.is_valid():
         data = form.cleaned_data
         try:
@@ -189,7 +189,8 @@ def request_action(request: HttpRequest, pk: UUID, action: str) -> HttpResponse:
                 done = rights.request_extend(actor=request.user, request=rights_request, reason=data["reason"])
                 messages.success(request, f"Deadline extended to {done.due_on:%d %b %Y}. Tell the requester why.")
             elif action == "execute":
-                done = rights.request_execute(actor=request.user, request=rights_request, note=data["note"])
+                done = rights.request_execute(actor=request.user, request=rights_request,
+                                              note=data.get("note", ""))
                 messages.success(request, done.outcome)
             elif action == "refuse":
                 rights.request_refuse(actor=request.user, request=rights_request, reason=data["reason"])

@@ -306,3 +306,17 @@ def test_rights_through_the_cli(make_person, grant):
 def test_cli_bad_input_exits_with_a_message(args, message):
     with pytest.raises(CommandError, match=message):
         call_command("privacy", "request", *args, stdout=StringIO())
+
+
+def test_ui_rectification_needs_to_say_what_was_corrected(officer_client, officer, make_person):
+    request = rights.request_create(actor=officer, kind="rectification", person=make_person())
+    rights.request_verify(actor=officer, request=request, method="ID seen")
+    page = officer_client.get(f"/privacy/requests/{request.pk}/").content.decode()
+    assert "What was corrected" in page
+    missing = officer_client.post(f"/privacy/requests/{request.pk}/execute/", {"note": ""})
+    assert missing.status_code == 400 and "errorlist" in missing.content.decode()
+    request.refresh_from_db()
+    assert request.status == "verified"
+    erasure = rights.request_create(actor=officer, kind="erasure", person=make_person())
+    rights.request_verify(actor=officer, request=erasure, method="ID seen")
+    assert 'name="note"' not in officer_client.get(f"/privacy/requests/{erasure.pk}/").content.decode()
