@@ -23,6 +23,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from rapport.access.audit import record_person_access
 from rapport.access.fieldsecurity import hidden_fields
 from rapport.access.permissions import permission_required
+from rapport.core.errors import DomainError
 from rapport.core.registry import person_panels_for
 from rapport.identity.normalise import InvalidIdentifier, normalise_contact_value
 from rapport.identity.services import find_candidates
@@ -181,6 +182,8 @@ def person_create(request: HttpRequest) -> HttpResponse:
             except ValidationError as err:
                 apply_service_errors(form, err, {f"contact_points.{i}.value": name
                                                  for i, (name, _) in enumerate(points)})
+            except DomainError as err:  # a suppressed (erased) email or phone: say so on the form
+                form.add_error(None, str(err))
             else:
                 messages.success(request, f"{person.display_name} was created.")
                 return redirect("people:person-detail", pk=person.pk)
@@ -280,6 +283,8 @@ def contact_point_add(request: HttpRequest, pk: UUID) -> HttpResponse:
                                        data=services.ContactPointInput(**form.cleaned_data))
         except ValidationError as err:
             apply_service_errors(form, err, {"contact_points.0.value": "value", "contact_points.0.kind": "kind"})
+        except DomainError as err:  # suppressed identifier, erased or restricted person
+            form.add_error("value", str(err))
         else:
             messages.success(request, "Contact point added.")
             return redirect(reverse("people:person-detail", kwargs={"pk": person.pk}) + "#contact-points")

@@ -208,3 +208,18 @@ def test_erase_cli(admin_user):
         call_command("privacy", "erase", "nobody", "--yes")
     with pytest.raises(CommandError, match="No person"):
         call_command("privacy", "erase", "00000000-0000-0000-0000-000000000000", "--yes")
+
+
+def test_staff_ui_refuses_a_suppressed_email_with_a_form_error(client, admin_user):
+    # given: an erased person's email
+    person = make_person(actor=admin_user, given_name="Ghost", emails=["ghost@example.com"])
+    erase_person(actor=admin_user, person=person)
+    client.force_login(admin_user)
+    # when / then: the create form and the add-contact-point form say why, nothing is stored
+    created = client.post("/people/new/", {"given_name": "Ghost", "email": "Ghost@Example.com",
+                                           "create_anyway": "1"})
+    assert created.status_code == 400 and "suppression list" in created.content.decode()
+    other = make_person(actor=admin_user, given_name="Other")
+    added = client.post(f"/people/{other.pk}/contact-points/", {"kind": "email", "value": "ghost+1@example.com"})
+    assert added.status_code == 400 and "suppression list" in added.content.decode()
+    assert not ContactPoint.objects.filter(normalised__startswith="ghost").exists()
