@@ -20,6 +20,7 @@ Pure Python (no Django models), so the same engine serves the database (``find_c
 from __future__ import annotations
 
 import math
+import multiprocessing
 import random
 from array import array
 from collections import Counter, defaultdict
@@ -77,8 +78,11 @@ def prepare(record_id: Any, record: Mapping[str, Any], *, date_format: str | Non
 
     def values(role: str) -> list[str]:
         raw = record.get(role)
-        if raw is None:
+        if raw is None or raw == "":
             return []
+        if isinstance(raw, str):  # the common case (files): one value
+            text = raw.strip()
+            return [text] if text else []
         items = raw if isinstance(raw, (list, tuple, set, frozenset)) else [raw]
         return [str(v).strip() for v in items if v is not None and str(v).strip()]
 
@@ -541,7 +545,7 @@ class Blocked:
     overall: Counter
 
 
-def block_and_compare(records: Sequence[Prepared], *, max_block: int = MAX_BLOCK,
+def block_and_compare(records: Sequence[Prepared], *, max_block: int = MAX_BLOCK, workers: int = 1,
                       progress: Callable[[str, int, int], None] | None = None) -> Blocked:
     """The blocked pairs of ``candidate_pairs`` with their comparison patterns, in one pass.
 
@@ -576,21 +580,60 @@ def block_and_compare(records: Sequence[Prepared], *, max_block: int = MAX_BLOCK
     overall: Counter = Counter()
     bits = [(s, 1 << s) for s in range(len(TRAINING_SESSIONS))]
     total = len(codes)
-    for done, code in enumerate(codes, start=1):
-        i, j = divmod(code, n)
-        pattern = levels(records[i], records[j])
-        pattern = interned.setdefault(pattern, pattern)
-        patterns.append(pattern)
-        overall[pattern] += 1
-        mask = masks[code]
-        if mask:
-            for s, bit in bits:
-                if mask & bit:
-                    sessions[s][pattern] += 1
-        if done % 100_000 == 0:
-            report("comparing", done, total)
+    done = 0
+    for chunk in _compared(records, codes, workers):
+        for pattern in chunk:
+            pattern = interned.setdefault(pattern, pattern)
+            patterns.append(pattern)
+            overall[pattern] += 1
+            mask = masks[codes[done]]
+            done += 1
+            if mask:
+                for s, bit in bits:
+                    if mask & bit:
+                        sessions[s][pattern] += 1
+        report("comparing", done, total)
     report("comparing", total, total)
     return Blocked(n, codes, patterns, sessions, overall)
+
+
+_CHUNK = 100_000
+_SHARED: list[Sequence[Prepared]] = []  # the records, inherited by forked workers
+
+
+def _compared(records: Sequence[Prepared], codes: list[int],
+              workers: int) -> Iterator[list[tuple[str, ...]]]:
+    """Comparison patterns of ``codes``, chunk by chunk in order; with ``workers`` > 1 the
+    chunks are compared in forked processes (the records are inherited, not copied; only
+    pair codes go out and small pattern numbers come back)."""
+    n = len(records)
+    chunks = [codes[k:k + _CHUNK] for k in range(0, len(codes), _CHUNK)]
+    if workers <= 1 or len(chunks) < 2 or "fork" not in multiprocessing.get_all_start_methods():
+        for chunk in chunks:
+            yield [levels(records[code // n], records[code % n]) for code in chunk]
+        return
+    _SHARED[:] = [records]
+    try:
+        with multiprocessing.get_context("fork").Pool(workers) as pool:
+            for numbers in pool.imap(_compare_chunk, chunks):
+                yield [_PATTERNS[number] for number in numbers]
+    finally:
+        _SHARED.clear()
+
+
+_LEVEL_NUMBER = {level: k for k, level in enumerate((EXACT, CLOSE, DIFFERENT, MISSING))}
+_PATTERNS = [tuple((EXACT, CLOSE, DIFFERENT, MISSING)[number // 4 ** k % 4] for k in range(len(FIELDS)))
+             for number in range(4 ** len(FIELDS))]
+
+
+def _compare_chunk(chunk: list[int]) -> array:
+    records = _SHARED[0]
+    n = len(records)
+    out = array("H")  # a pattern as a base-4 number: 8 fields fit in 16 bits
+    for code in chunk:
+        pattern = levels(records[code // n], records[code % n])
+        out.append(sum(_LEVEL_NUMBER[level] * 4 ** k for k, level in enumerate(pattern)))
+    return out
 
 
 @dataclass
@@ -607,7 +650,7 @@ def _logit2(probability: float) -> float:
 
 def resolve(records: Sequence[Prepared], *, threshold: float = 0.9, cannot_link_below: float = 0.05,
             model: Model | None = None, evidence: bool = True, max_block: int = MAX_BLOCK,
-            progress: Callable[[str, int, int], None] | None = None) -> Resolution:
+            workers: int = 1, progress: Callable[[str, int, int], None] | None = None) -> Resolution:
     """``link`` for large inputs (file mode): the same blocking, model, scores and clusters,
     with each pair compared once and weights summed per comparison pattern.
 
@@ -616,7 +659,7 @@ def resolve(records: Sequence[Prepared], *, threshold: float = 0.9, cannot_link_
     only for the pairs that matched, and only when asked.
     """
     report = progress or (lambda stage, done, total: None)
-    blocked = block_and_compare(records, max_block=max_block, progress=progress)
+    blocked = block_and_compare(records, max_block=max_block, workers=workers, progress=progress)
     n = blocked.n
     fit_prior = model is None
     model = model or estimate_from_patterns(records, blocked.sessions, blocked.overall)

@@ -10,14 +10,20 @@ engine on data with known truth (bench/identity.py).
 from __future__ import annotations
 
 import csv
+import functools
 import json
+import multiprocessing
+import os
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
 from rapport.identity.engine import ROLES, Prepared, prepare, resolve
+
+MAX_WORKERS = 4
+SMALL_FILE = 5_000_000  # bytes; about 50,000 records
 
 
 class FileModeError(ValueError):
@@ -51,19 +57,29 @@ def parse_column_options(options: Sequence[str]) -> dict[str, str]:
 
 def cluster_file(input_path: Path | str, *, id_column: str, columns: Mapping[str, str] | None = None,
                  threshold: float = 0.9, out: Path | str, pairs_out: Path | str | None = None,
-                 date_format: str | None = None, progress: Progress | None = None) -> ClusterResult:
-    """Cluster the records of ``input_path`` and write the results; see the module docstring."""
+                 date_format: str | None = None, progress: Progress | None = None,
+                 workers: int | None = None) -> ClusterResult:
+    """Cluster the records of ``input_path`` and write the results; see the module docstring.
+
+    ``workers``: processes for preparing and comparing (default: one per CPU, at most
+    ``MAX_WORKERS``); small files always run in this process (forking costs more).
+    """
     if not 0.0 < threshold < 1.0:
         raise FileModeError(f"--threshold must be between 0 and 1, got {threshold}.")
     report = progress or (lambda stage, done, total: None)
     path = Path(input_path)
+    if workers is None:
+        workers = min(os.cpu_count() or 1, MAX_WORKERS)
+        if path.exists() and path.stat().st_size < SMALL_FILE:
+            workers = 1
     try:
         handle = path.open(newline="", encoding="utf-8-sig")
     except OSError as err:
         raise FileModeError(f"Cannot read {path}: {err}.") from err
     with handle:
-        records = _prepare_rows(path, handle, id_column, columns, date_format, report)
-    result = resolve(records, threshold=threshold, evidence=pairs_out is not None, progress=report)
+        records = _prepare_rows(path, handle, id_column, columns, date_format, report, workers)
+    result = resolve(records, threshold=threshold, evidence=pairs_out is not None, workers=workers,
+                     progress=report)
     labels = result.labels
     _write(Path(out), ["record_id", "cluster_id"], ([r.record_id, labels[r.record_id]] for r in records))
     if pairs_out is not None:
@@ -75,12 +91,13 @@ def cluster_file(input_path: Path | str, *, id_column: str, columns: Mapping[str
 
 
 def _prepare_rows(path: Path, handle: TextIO, id_column: str, columns: Mapping[str, str] | None,
-                  date_format: str | None, report: Progress) -> list[Prepared]:
-    """Match keys of every row, read as a stream (a million rows as dicts would take gigabytes)."""
+                  date_format: str | None, report: Progress, workers: int) -> list[Prepared]:
+    """Match keys of every row, read as a stream (a million rows as dicts would take
+    gigabytes); with ``workers`` > 1, chunks of rows are prepared in forked processes."""
     try:
-        reader = csv.DictReader(handle)
-        headers = [h for h in (reader.fieldnames or []) if h is not None]
-        if not headers:
+        reader = csv.reader(handle)
+        headers = [h.strip() for h in next(reader, [])]
+        if not any(headers):
             raise FileModeError(f"{path} has no header row.")
         mapping = dict(columns or {})
         for role in ROLES:
@@ -93,22 +110,55 @@ def _prepare_rows(path: Path, handle: TextIO, id_column: str, columns: Mapping[s
         if not set(mapping) - {"country", "region", "organisation"}:
             raise FileModeError("Map at least one identifying column (a name, email, phone, …) "
                                 "with --column ROLE=HEADER.")
-        items = list(mapping.items())
+        roles = tuple(mapping)
+        wanted = [headers.index(id_column), *(headers.index(mapping[role]) for role in roles)]
+        width = max(wanted) + 1
+        work = functools.partial(_prepare_chunk, roles=roles, date_format=date_format)
+        chunks = _checked_chunks(reader, wanted, width, id_column)
         records: list[Prepared] = []
-        seen: set[str] = set()
-        for number, row in enumerate(reader, start=2):
-            record_id = (row.get(id_column) or "").strip()
-            if not record_id or record_id in seen:
-                raise FileModeError(f"Line {number}: the id column {id_column!r} must be filled and unique.")
-            seen.add(record_id)
-            records.append(prepare(record_id, {role: row.get(header) or "" for role, header in items},
-                                   date_format=date_format))
-            if number % 10000 == 0:
+        if workers > 1 and "fork" in multiprocessing.get_all_start_methods():
+            with multiprocessing.get_context("fork").Pool(workers) as pool:
+                for prepared in pool.imap(work, chunks):
+                    records.extend(prepared)
+                    report("reading", len(records), len(records))
+        else:
+            for chunk in chunks:
+                records.extend(work(chunk))
                 report("reading", len(records), len(records))
     except (OSError, UnicodeDecodeError, csv.Error) as err:
         raise FileModeError(f"Cannot read {path}: {err}.") from err
     report("reading", len(records), len(records))
     return records
+
+
+_ROWS_PER_CHUNK = 20_000
+
+
+def _checked_chunks(reader: Iterator[list[str]], wanted: list[int], width: int,
+                    id_column: str) -> Iterator[list[list[str]]]:
+    """Rows cut down to the wanted columns (id first), in chunks; ids checked on the way."""
+    seen: set[str] = set()
+    chunk: list[list[str]] = []
+    for number, row in enumerate(reader, start=2):
+        if len(row) < width:
+            row = row + [""] * (width - len(row))
+        values = [row[k] for k in wanted]
+        record_id = values[0] = values[0].strip()
+        if not record_id or record_id in seen:
+            raise FileModeError(f"Line {number}: the id column {id_column!r} must be filled and unique.")
+        seen.add(record_id)
+        chunk.append(values)
+        if len(chunk) == _ROWS_PER_CHUNK:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def _prepare_chunk(chunk: list[list[str]], *, roles: tuple[str, ...],
+                   date_format: str | None) -> list[Prepared]:
+    return [prepare(row[0], dict(zip(roles, row[1:], strict=True)), date_format=date_format)
+            for row in chunk]
 
 
 def _write(path: Path, header: list[str], rows) -> None:  # type: ignore[no-untyped-def]

@@ -21,6 +21,7 @@ from rapport.identity.engine import (
     estimate,
     link,
     prepare,
+    resolve,
     score,
 )
 
@@ -190,3 +191,57 @@ def test_model_defaults_are_probabilities() -> None:
     model = Model(m={"email": {EXACT: 0.9}}, u={"email": {EXACT: 0.01}}, prior=0.1)
     # when / then
     assert round(model.bayes_factor("email", EXACT)) == 90
+
+
+def test_batch_resolve_gives_the_same_model_scores_and_clusters_as_link() -> None:
+    # given
+    records, _ = _population(120, seed=5)
+    pairs = candidate_pairs(records)
+    model = estimate(records, pairs)
+    matches = [score(model, records[i], records[j]) for i, j in sorted(pairs)]
+    expected = cluster([r.record_id for r in records], matches, threshold=0.9)
+    # when: the batch path, sequential and with two forked workers (chunks of 100 pairs)
+    import rapport.identity.engine as engine
+    chunk, engine._CHUNK = engine._CHUNK, 100
+    try:
+        results = [resolve(records, threshold=0.9, workers=workers) for workers in (1, 2)]
+    finally:
+        engine._CHUNK = chunk
+    # then
+    strong = {(m.left, m.right): round(m.probability, 9) for m in matches if m.probability >= 0.9}
+    for result in results:
+        assert result.labels == expected
+        assert result.pairs_scored == len(pairs)
+        assert {(m.left, m.right): round(m.probability, 9) for m in result.matches} == strong
+        assert abs(result.model.prior - model.prior) < 1e-12
+        assert all(m.evidence for m in result.matches)
+    assert results[0].labels["0a"] == results[0].labels["0b"]
+
+
+def test_sharing_a_household_is_not_being_the_same_person() -> None:
+    # given: households of a parent and a child (same surname, address, landline; different
+    # given name and birth date), and people with one duplicate record each
+    rng = random.Random(11)
+    records = []
+    for h in range(120):
+        family = rng.choice(LAST) + str(h % 7)
+        home = {"family_name": family, "street": f"{h} High Street", "postcode": f"AB{h} 1CD",
+                "phone": f"0161 496 {h:04d}"}
+        records.append(prepare(f"p{h}", {**home, "given_name": "Alice", "birth_date": "1960-01-02"}))
+        records.append(prepare(f"c{h}", {**home, "given_name": "Tom", "birth_date": "1990-05-06"}))
+        records.append(prepare(f"d{h}", {**home, "given_name": "Alice", "birth_date": "1960-01-02",
+                                         "email": f"alice{h}@example.org"}))
+    for e in range(300):
+        person = {"given_name": rng.choice(FIRST), "family_name": rng.choice(LAST),
+                  "email": f"p{e}@example.net", "birth_date": f"19{rng.randint(40, 99)}-03-0{e % 9 + 1}"}
+        records.append(prepare(f"x{e}a", person))
+        records.append(prepare(f"x{e}b", {**person, "email": ""}))
+    # when
+    result = resolve(records, threshold=0.9)
+    # then: a parent's two records match, the child does not join them
+    labels = result.labels
+    together = sum(labels[f"p{h}"] == labels[f"d{h}"] for h in range(120))
+    child_joined = sum(labels[f"c{h}"] == labels[f"p{h}"] for h in range(120))
+    assert together >= 115
+    assert child_joined == 0
+    assert result.model.u_family["address"][EXACT] > result.model.u["address"][EXACT]

@@ -120,3 +120,32 @@ def test_duplicate_record_ids_are_refused(tmp_path: Path) -> None:
     with pytest.raises(CommandError, match="Line 3"):
         call_command("identity", "cluster", str(source), "--id-column", "rec",
                      "--column", "email=E-mail", "--out", str(tmp_path / "o.csv"))
+
+
+def test_forked_workers_give_the_same_clusters_as_one_process(tmp_path: Path, monkeypatch) -> None:
+    # given: a few hundred people, most with a second record (typo or another email layout)
+    import random
+
+    from rapport.identity import engine, filemode
+
+    rng = random.Random(4)
+    rows = [["rec", "given_name", "family_name", "email", "birth_date"]]
+    for n in range(300):
+        given, family = rng.choice(["Ann", "Bob", "Chen", "Dara"]), rng.choice(["Lee", "Okafor", "Novak"])
+        dob = f"19{rng.randint(40, 99)}{rng.randint(1, 12):02d}{rng.randint(1, 28):02d}"
+        rows.append([f"{n}a", given, family, f"{given}.{family}.{n}@example.org", dob])
+        if n % 3:
+            rows.append([f"{n}b", given + ("e" if n % 2 else ""), family, f"{given}.{family}.{n}@EXAMPLE.org", dob])
+    source = _write_csv(tmp_path / "many.csv", rows)
+    monkeypatch.setattr(filemode, "_ROWS_PER_CHUNK", 50)
+    monkeypatch.setattr(engine, "_CHUNK", 200)
+    # when
+    outputs = []
+    for workers in (1, 2):
+        out = tmp_path / f"c{workers}.csv"
+        result = filemode.cluster_file(source, id_column="rec", out=out, workers=workers)
+        outputs.append((result, out.read_text()))
+    # then
+    assert outputs[0] == outputs[1]
+    labels = {r["record_id"]: r["cluster_id"] for r in _read_csv(tmp_path / "c1.csv")}
+    assert labels["1a"] == labels["1b"] and labels["2a"] == labels["2b"] != labels["1a"]
