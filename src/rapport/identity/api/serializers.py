@@ -79,3 +79,16 @@ class CandidateCheckIn(StrictFieldsMixin, serializers.Serializer):
         if not (attrs["given_name"] or attrs["family_name"] or attrs["emails"] or attrs["phones"]):
             raise serializers.ValidationError({"given_name": ["Give a name, an email or a phone to check."]})
         return attrs
+
+
+class UnmergeOut(serializers.Serializer):
+    merge = MergeRecordOut()
+    survivor = serializers.UUIDField()
+    restored = serializers.UUIDField()
+
+
+class CandidateOut(serializers.Serializer):
+    id = serializers.UUIDField()
+    display_name = serializers.CharField()
+    score = serializers.FloatField()
+    evidence = EvidenceOut(many=True)

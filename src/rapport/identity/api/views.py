@@ -11,7 +11,8 @@ from __future__ import annotations
 from typing import Any
 
 from django.http import Http404
-from rest_framework import status
+from drf_spectacular.utils import extend_schema, inline_serializer
+from rest_framework import serializers, status
 from rest_framework.generics import GenericAPIView
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -35,6 +36,7 @@ class SuggestionList(IdentityView):
 
     serializer_class = s.SuggestionOut
 
+    @extend_schema(responses=inline_serializer("SuggestionPage", {"results": s.SuggestionOut(many=True)}))
     def get(self, request: Request) -> Response:
         queryset = selectors.open_suggestions(user=request.user, person=_person_param(request))
         limit = _limit(request)
@@ -50,6 +52,7 @@ class SuggestionReject(IdentityView):
 
     serializer_class = s.RejectIn
 
+    @extend_schema(request=s.RejectIn, responses=s.SuggestionOut)
     def post(self, request: Request, pk: Any) -> Response:
         data = s.RejectIn(data=request.data)
         data.is_valid(raise_exception=True)
@@ -65,6 +68,8 @@ class NotDuplicateCreate(IdentityView):
 
     serializer_class = s.NotDuplicateIn
 
+    @extend_schema(request=s.NotDuplicateIn, responses={201: inline_serializer("NotDuplicateOut", {
+        "id": serializers.UUIDField(), "left": serializers.UUIDField(), "right": serializers.UUIDField()})})
     def post(self, request: Request) -> Response:
         data = s.NotDuplicateIn(data=request.data)
         data.is_valid(raise_exception=True)
@@ -80,6 +85,7 @@ class MergeList(IdentityView):
 
     serializer_class = s.MergeIn
 
+    @extend_schema(responses=inline_serializer("MergePage", {"results": s.MergeRecordOut(many=True)}))
     def get(self, request: Request) -> Response:
         from rapport.people.models import Person
 
@@ -91,6 +97,7 @@ class MergeList(IdentityView):
         return Response({"results": s.MergeRecordOut(queryset.order_by("-created_at")[:_limit(request)],
                                                      many=True).data})
 
+    @extend_schema(request=s.MergeIn, responses={201: s.MergeRecordOut})
     def post(self, request: Request) -> Response:
         data = s.MergeIn(data=request.data)
         data.is_valid(raise_exception=True)
@@ -105,6 +112,9 @@ class MergeList(IdentityView):
 class Unmerge(IdentityView):
     """POST: undo a merge; both people come back with their own records."""
 
+    serializer_class = s.UnmergeOut
+
+    @extend_schema(request=None, responses=s.UnmergeOut)
     def post(self, request: Request, pk: Any) -> Response:
         if request.data:
             _unknown(sorted(request.data))  # no body expected
@@ -120,6 +130,8 @@ class CandidateCheck(IdentityView):
     object_actions = {"POST": "read"}
     serializer_class = s.CandidateCheckIn
 
+    @extend_schema(request=s.CandidateCheckIn,
+                   responses=inline_serializer("CandidateList", {"candidates": s.CandidateOut(many=True)}))
     def post(self, request: Request) -> Response:
         data = s.CandidateCheckIn(data=request.data)
         data.is_valid(raise_exception=True)
