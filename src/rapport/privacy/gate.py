@@ -25,7 +25,7 @@ import datetime as dt
 import uuid
 import zoneinfo
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -112,7 +112,7 @@ def decide(person: Any, channel: str, purpose: str, at: dt.datetime | None = Non
 
 def decide_batch(people: QuerySet | Iterable[Any], channel: str, purpose: str,
                  at: dt.datetime | None = None, *, actor: Any = None, context: str = "",
-                 log: bool = True) -> dict[Any, Decision]:
+                 log: bool = True) -> Mapping[Any, Decision]:
     """Decisions for an audience (a Person queryset, or ids / people), keyed by person id.
 
     A fixed number of set-based queries whatever the audience size; the log is written in
@@ -430,7 +430,21 @@ def _decide_many(audience: _Audience, channel: str, purpose: Purpose, at: dt.dat
                     if regime_key in stale:
                         mark(ids, _r_dnc_stale(REGIMES[regime_key]))
         _mark_preferences(people, channel, purpose, at, audience, mark)
-    return {row[0]: _decision(tuple(reasons[row[0]])) if row[0] in reasons else ALLOWED for row in people}
+    # The same few Reason objects were marked on everyone, so their identities key the shared
+    # Decision while this batch holds them (hashing the dataclasses per person cost more).
+    settled: dict[tuple[int, ...], Decision] = {}
+    decisions = {}
+    for row in people:
+        marked = reasons.get(row[0])
+        if marked is None:
+            decisions[row[0]] = ALLOWED
+            continue
+        key = tuple(map(id, marked))
+        decision = settled.get(key)
+        if decision is None:
+            decision = settled[key] = _decision(tuple(marked))
+        decisions[row[0]] = decision
+    return decisions
 
 
 def _mark_consent(people: list[tuple], channel: str, purpose: Purpose, at: dt.datetime,
@@ -444,14 +458,24 @@ def _mark_consent(people: list[tuple], channel: str, purpose: Purpose, at: dt.da
         opt_in = regime.rule(channel).mode == OPT_IN
         by_cause: dict[tuple[str, str], list[Any]] = defaultdict(list)
         candidates = ids if opt_in else (i for i in ids if i in states)
+        # ``consent_cause`` is a pure function of the state's values: worked out once per
+        # distinct (status, basis, expiry) instead of once per person.
+        causes: dict[tuple, tuple[str, str] | None] = {}
         for pid in candidates:
-            state = states.get(pid)
-            status, basis, expires = state if state else (None, "", None)
-            cause = consent_cause(regime, channel, purpose, status, basis or "", _aware(expires), at)
-            if cause is not None:
-                by_cause[(cause, basis or "")].append(pid)
+            state = states.get(pid, _NO_STATE)
+            found = causes.get(state, _UNKNOWN)
+            if found is _UNKNOWN:
+                status, basis, expires = state
+                cause = consent_cause(regime, channel, purpose, status, basis or "", _aware(expires), at)
+                found = causes[state] = (cause, basis or "") if cause is not None else None
+            if found is not None:
+                by_cause[found].append(pid)
         for (cause, basis), pids in by_cause.items():
             mark(pids, _consent_reason(regime, channel, purpose, cause, basis))
+
+
+_NO_STATE: tuple = (None, "", None)
+_UNKNOWN: Any = object()
 
 
 def _mark_preferences(people: list[tuple], channel: str, purpose: Purpose, at: dt.datetime,
@@ -517,17 +541,33 @@ def _suppression_matches(points: list[tuple], entry_kind: str, channel: str) -> 
     import hashlib
     import hmac
 
-    by_digest: dict[str, list[Any]] = defaultdict(list)
+    # One HMAC per compared form of every contact point is the per-row cost here, so the loop
+    # does little else: the first person per digest in a plain dict, the rare people sharing
+    # an identifier in ``shared``. Emails: the forms are the value and its canonical form
+    # (``suppression.stored_forms``), computed without building a set per row.
+    by_digest: dict[str, Any] = {}
+    shared: dict[str, list[Any]] = defaultdict(list)
+    canonical = suppression.canonical_email if entry_kind == SuppressionEntry.Kind.EMAIL else None
+    hmac_digest, sha256 = hmac.digest, hashlib.sha256
     for pid, value in points:
-        for form in suppression.stored_forms(entry_kind, value):
+        if canonical is not None:
+            other = canonical(value)
+            forms: Iterable[str] = (value,) if other == value else (value, other)
+        else:
+            forms = suppression.stored_forms(entry_kind, value)
+        for form in forms:
             encoded = form.encode()
-            by_digest[hmac.digest(key, encoded, "sha256").hex()].append(pid)
+            digest = hmac_digest(key, encoded, "sha256").hex()
+            if by_digest.setdefault(digest, pid) != pid:
+                shared[digest].append(pid)
             if with_plain:
-                by_digest[hashlib.sha256(encoded).hexdigest()].append(pid)
-    return _matching(internal_q, by_digest), _matching(listed_q, by_digest)
+                digest = sha256(encoded).hexdigest()
+                if by_digest.setdefault(digest, pid) != pid:
+                    shared[digest].append(pid)
+    return _matching(internal_q, by_digest, shared), _matching(listed_q, by_digest, shared)
 
 
-def _matching(entries: QuerySet, by_digest: dict[str, list[Any]]) -> set:
+def _matching(entries: QuerySet, by_digest: dict[str, Any], shared: dict[str, list[Any]]) -> set:
     if entries.count() <= IN_MEMORY_DIGESTS:
         hits = set(entries.values_list("digest", flat=True)) & by_digest.keys()
     else:
@@ -535,7 +575,9 @@ def _matching(entries: QuerySet, by_digest: dict[str, list[Any]]) -> set:
         digests = list(by_digest)
         for start in range(0, len(digests), 500):
             hits.update(entries.filter(digest__in=digests[start:start + 500]).values_list("digest", flat=True))
-    return {pid for digest in hits for pid in by_digest[digest]}
+    people = {by_digest[digest] for digest in hits}
+    people.update(pid for digest in hits for pid in shared.get(digest, ()))
+    return people
 
 
 def _by_regime(people: list[tuple]) -> dict[str, list[Any]]:
@@ -564,6 +606,7 @@ def _log_batch(decisions: dict[Any, Decision], *, channel: str, purpose: str, at
         if text is None:
             text = codes[decision] = _codes(decision)
         rows.append((batch.pk, pid, decision.allowed, text))
+    rows.sort(key=_second)  # in person-id order the person index grows at its end: fewer page splits
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
             with cursor.cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
@@ -578,20 +621,30 @@ def _log_batch(decisions: dict[Any, Decision], *, channel: str, purpose: str, at
 
 
 _DECISIONS: dict[tuple[Reason, ...], Decision] = {}
+_ORDER = {code: i for i, code in enumerate(REASON_ORDER)}
 
 
 def _decision(reasons: tuple[Reason, ...]) -> Decision:
-    """A shared Decision per distinct list of reasons (a million answers, a handful of objects)."""
+    """A shared Decision per distinct list of reasons (a million answers, a handful of objects).
+
+    Cached under the reasons as marked too, so most people cost one dict lookup, not a sort.
+    """
     if not reasons:
         return ALLOWED
-    order = {code: i for i, code in enumerate(REASON_ORDER)}
-    reasons = tuple(sorted(reasons, key=lambda r: order[r.code]))
     decision = _DECISIONS.get(reasons)
     if decision is None:
+        ordered = tuple(sorted(reasons, key=lambda r: _ORDER[r.code]))
+        decision = _DECISIONS.get(ordered)
         if len(_DECISIONS) > 10_000:
             _DECISIONS.clear()
-        decision = _DECISIONS[reasons] = Decision(False, reasons)
+        if decision is None:
+            decision = _DECISIONS[ordered] = Decision(False, ordered)
+        _DECISIONS[reasons] = decision
     return decision
+
+
+def _second(row: tuple) -> Any:
+    return row[1]
 
 
 def _codes(decision: Decision) -> str:
@@ -616,11 +669,39 @@ def _db_id(value: Any) -> Any:
     return value if connection.vendor == "postgresql" else value.hex
 
 
-def _to_uuid_keys(raw: dict[Any, Decision]) -> dict[Any, Decision]:
+def _to_uuid_keys(raw: dict[Any, Decision]) -> Mapping[Any, Decision]:
     if connection.vendor == "postgresql":
         return raw
-    make = uuid.UUID
-    return {make(hex=k): v for k, v in raw.items()}
+    return _HexKeyed(raw)
+
+
+class _HexKeyed(Mapping):
+    """Decisions keyed by person id (UUID) over SQLite's 32-hex-digit keys.
+
+    Building a million UUID objects up front took longer than deciding; here a key becomes a
+    UUID only when the keys are iterated, and lookups by UUID (or its string) are direct.
+    """
+
+    __slots__ = ("_raw",)
+
+    def __init__(self, raw: dict[str, Decision]) -> None:
+        self._raw = raw
+
+    def __getitem__(self, key: Any) -> Decision:
+        try:
+            hex_key = key.hex if isinstance(key, uuid.UUID) else uuid.UUID(str(key)).hex
+        except ValueError as err:
+            raise KeyError(key) from err
+        return self._raw[hex_key]
+
+    def __iter__(self) -> Iterator[uuid.UUID]:
+        return (uuid.UUID(hex=k) for k in self._raw)
+
+    def __len__(self) -> int:
+        return len(self._raw)
+
+    def values(self) -> Any:
+        return self._raw.values()
 
 
 _ZONES: dict[str, Any] = {}
