@@ -58,8 +58,47 @@ def person_list_for_api(*, user: Any, **filters: Any) -> QuerySet[Person]:
     return person_list(user=user, **filters).prefetch_related(
         "contact_points", "tags",
         Prefetch("employments", queryset=Employment.objects.select_related("organisation")
-                 .order_by("end_date", "-start_date")),
+                 .order_by(*API_JOB_ORDER)),
     )
+
+
+API_JOB_ORDER = ("end_date", "-start_date", "-created_at")
+CONTACT_POINT_COLUMNS = ("id", "person_id", "kind", "label", "value", "normalised", "source", "verified",
+                         "primary", "created_at", "updated_at")
+JOB_COLUMNS = ("id", "person_id", "organisation_id", "organisation__name", "title", "start_date", "end_date",
+               "created_at", "updated_at")
+
+
+@dataclass
+class PersonPageDetails:
+    """What a list page shows besides the person rows, as plain values keyed by person id."""
+
+    contact_points: dict[Any, list[dict[str, Any]]]
+    tags: dict[Any, list[str]]
+    employments: dict[Any, list[dict[str, Any]]]
+
+
+def person_page_details(*, person_ids: list[Any]) -> PersonPageDetails:
+    """Contact points, tags and jobs of a page of people: three queries, no model instances.
+
+    The API list reads these instead of ``prefetch_related``: the same rows in the same order,
+    without building a model object and a related manager per row (the larger part of a page's
+    cost). Call it only with ids already filtered through ``visible_to``.
+    """
+    details = PersonPageDetails({pk: [] for pk in person_ids}, {pk: [] for pk in person_ids},
+                                {pk: [] for pk in person_ids})
+    if not person_ids:
+        return details
+    for row in (ContactPoint.objects.filter(person_id__in=person_ids)
+                .order_by(*ContactPoint._meta.ordering).values(*CONTACT_POINT_COLUMNS)):
+        details.contact_points[row["person_id"]].append(row)
+    for person_id, name in (Person.tags.through.objects.filter(person_id__in=person_ids)
+                            .order_by("tag__name").values_list("person_id", "tag__name")):
+        details.tags[person_id].append(name)
+    for row in (Employment.objects.filter(person_id__in=person_ids).order_by(*API_JOB_ORDER)
+                .values(*JOB_COLUMNS)):
+        details.employments[row["person_id"]].append(row)
+    return details
 
 
 def person_get(*, user: Any, person_id: Any, action: str = "read") -> Person:

@@ -71,8 +71,9 @@ def person_create(*, actor: Any, given_name: str = "", family_name: str = "",
     )
     with transaction.atomic():
         person.save()
-        _write_contact_points(person, normalised)
-        _set_tags(person, tags)
+        _write_new_contact_points(person, normalised)
+        if tags:
+            _set_tags(person, tags)
         record_person_access(actor=actor, action="create", people=[person], channel=channel)
     return person
 
@@ -429,6 +430,36 @@ def _write_contact_points(person: Person, points: list[_NormalisedContactPoint])
                 pk=point.pk).update(primary=False)
         point.save()
         written.append(point)
+    return written
+
+
+def _write_new_contact_points(person: Person, points: list[_NormalisedContactPoint]) -> list[ContactPoint]:
+    """``_write_contact_points`` for a person saved a moment ago: same folding and primary rules,
+    worked out in memory and written with one INSERT (a new person has no rows to look up)."""
+    written: list[ContactPoint] = []
+    by_value: dict[tuple[str, str], ContactPoint] = {}
+    primary: dict[str, ContactPoint] = {}
+    for item in points:
+        data = item.data
+        point = by_value.get((data.kind, item.normalised))
+        if point is None:
+            point = ContactPoint(person=person, kind=data.kind, value=data.value.strip(),
+                                 normalised=item.normalised, search_key=item.search_key,
+                                 label=data.label, source=data.source, verified=data.verified,
+                                 primary=data.primary or data.kind not in primary)
+            by_value[(data.kind, item.normalised)] = point
+        else:
+            point.verified = point.verified or data.verified
+            point.label = point.label or data.label
+            point.source = point.source or data.source
+            point.primary = point.primary or data.primary
+        if point.primary:
+            previous = primary.get(data.kind)
+            if previous is not None and previous is not point:
+                previous.primary = False
+            primary[data.kind] = point
+        written.append(point)
+    ContactPoint.objects.bulk_create(list(by_value.values()))
     return written
 
 

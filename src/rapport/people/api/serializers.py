@@ -220,3 +220,71 @@ class InteractionFilter(Strict):
     person = serializers.UUIDField()
     channel = serializers.ChoiceField(choices=Interaction.Channel.choices, required=False, allow_blank=True,
                                       default="")
+
+
+# ------------------------------------------------------------------ fast output (lists)
+#
+# DRF's ModelSerializer rebuilds its fields for every instance of a nested serializer, which
+# costs more than the queries for a page of 100 people. The views render with these plain
+# functions; the classes above stay the documented schema, and
+# ``test_api_contract.test_fast_output_equals_the_schema_serializers`` keeps the two identical.
+
+_datetime = serializers.DateTimeField()
+_date = serializers.DateField()
+
+
+def _when(value: Any) -> str | None:
+    return _datetime.to_representation(value) if value is not None else None
+
+
+def _day(value: Any) -> str | None:
+    return _date.to_representation(value) if value is not None else None
+
+
+def contact_point_out(point: ContactPoint | dict[str, Any]) -> dict[str, Any]:
+    """A contact point from a model instance or from a ``values()`` row (``CONTACT_POINT_COLUMNS``)."""
+    row = point if isinstance(point, dict) else vars(point)
+    return {"id": str(row["id"]), "kind": row["kind"], "label": row["label"], "value": row["value"],
+            "normalised": row["normalised"], "source": row["source"], "verified": row["verified"],
+            "primary": row["primary"], "created_at": _when(row["created_at"]), "updated_at": _when(row["updated_at"])}
+
+
+def employment_out(job: Employment | dict[str, Any]) -> dict[str, Any]:
+    """A job from a model instance (organisation loaded) or from a ``values()`` row (``JOB_COLUMNS``)."""
+    if isinstance(job, dict):
+        row, organisation_name = job, job["organisation__name"]
+    else:
+        row, organisation_name = vars(job), job.organisation.name
+    return {"id": str(row["id"]), "person": str(row["person_id"]), "organisation": str(row["organisation_id"]),
+            "organisation_name": organisation_name, "title": row["title"], "start_date": _day(row["start_date"]),
+            "end_date": _day(row["end_date"]), "current": row["end_date"] is None,
+            "created_at": _when(row["created_at"]), "updated_at": _when(row["updated_at"])}
+
+
+def person_out(person: Person, hidden: frozenset[str] = frozenset(), *,
+               details: Any = None) -> dict[str, Any]:
+    """``PersonOut(person).data`` without DRF's per-instance field building; ``hidden`` keys left out.
+
+    ``details`` (``selectors.person_page_details``) supplies contact points, tags and jobs as
+    plain rows; without it they are read from the person's (prefetched) relations.
+    """
+    if details is not None:
+        points = details.contact_points[person.pk]
+        tags = details.tags[person.pk]
+        jobs = details.employments[person.pk]
+    else:
+        points, tags, jobs = person.contact_points.all(), [t.name for t in person.tags.all()], person.employments.all()
+    data = {
+        "id": str(person.pk), "display_name": person.display_name, "honorific": person.honorific,
+        "given_name": person.given_name, "middle_names": person.middle_names, "family_name": person.family_name,
+        "preferred_name": person.preferred_name, "language": person.language, "timezone": person.timezone,
+        "country": person.country, "notes": person.notes, "tags": list(tags),
+        "owner": str(person.owner_id) if person.owner_id else None, "birth_date": _day(person.birth_date),
+        "gender": person.gender, "income_band": person.income_band, "version": person.version,
+        "contact_points": [contact_point_out(p) for p in points],
+        "employments": [employment_out(j) for j in jobs],
+        "created_at": _when(person.created_at), "updated_at": _when(person.updated_at),
+    }
+    if hidden:
+        data = {key: value for key, value in data.items() if key not in hidden}
+    return data

@@ -344,3 +344,61 @@ def test_read_scope_token_cannot_write(staff_user):
     reader = token_client(staff_user, ["read"])
     assert reader.get(PEOPLE).status_code == 200
     _problem(reader.post(PEOPLE, {"given_name": "Ada"}, format="json"), 403)
+
+
+# ------------------------------------------------------------ speed paths keep the contract
+
+
+def test_fast_output_equals_the_schema_serializers(api_client, staff_user):
+    """The views render with ``person_out``; it must say exactly what ``PersonOut`` documents."""
+    from rest_framework.renderers import JSONRenderer
+
+    from rapport.people import selectors, services
+    from rapport.people.api.serializers import PersonOut, person_out
+
+    # given a person with every kind of value
+    ada = _create(api_client, country="GB", tags=["vip", "b"], contact_points=[
+        {"kind": "email", "value": "ada@example.com", "label": "work", "verified": True},
+        {"kind": "phone", "value": "020 7946 0018"}]).json()
+    org = api_client.post("/api/v1/organisations/", {"name": "Org"}, format="json").json()
+    api_client.post("/api/v1/employments/", {"person": ada["id"], "organisation": org["id"],
+                                            "start_date": "2020-02-03"}, format="json")
+    person = Person.objects.get(pk=ada["id"])
+    services.person_update(actor=staff_user, person=person, changes={
+        "birth_date": dt.date(1815, 12, 10), "gender": "female", "income_band": "over_100k"})
+    # when
+    person = selectors.person_list_for_api(user=staff_user).get(pk=ada["id"])
+
+    def as_json(data):
+        return json.loads(JSONRenderer().render(data))
+
+    # then
+    assert as_json(person_out(person)) == as_json(PersonOut(person).data)
+    details = selectors.person_page_details(person_ids=[person.pk])
+    assert as_json(person_out(person, details=details)) == as_json(PersonOut(person).data)
+    assert as_json(person_out(person))["birth_date"] == "1815-12-10"
+
+
+@pytest.mark.parametrize("points", [
+    [("email", "a@example.com", False), ("email", "A@example.com", True), ("email", "b@example.com", False)],
+    [("email", "a@example.com", False), ("email", "b@example.com", True), ("email", "c@example.com", True)],
+    [("phone", "+44 20 7946 0018", False), ("email", "a@example.com", False), ("phone", "020 7946 0018", True),
+     ("phone", "+44 20 7946 0999", False)],
+    [("url", "https://example.com", False), ("url", "https://example.com/", True)],
+])
+def test_new_person_contact_points_follow_the_same_rules_as_adding_them_one_by_one(staff_user, points):
+    """person_create writes a new person's points in one INSERT; the result equals the slow path."""
+    from rapport.people import services
+
+    inputs = [services.ContactPointInput(kind=k, value=v, primary=p, verified=i % 2 == 0, label=f"l{i}")
+              for i, (k, v, p) in enumerate(points)]
+    fast = services.person_create(actor=staff_user, given_name="Fast", country="GB", contact_points=inputs)
+    slow = services.person_create(actor=staff_user, given_name="Slow", country="GB")
+    for data in inputs:
+        services.contact_point_add(actor=staff_user, person=slow, data=data)
+
+    def shape(person):
+        return sorted((p.kind, p.normalised, p.primary, p.verified, p.label, p.value)
+                      for p in ContactPoint.objects.filter(person=person))
+
+    assert shape(fast) == shape(slow)

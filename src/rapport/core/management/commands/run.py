@@ -17,13 +17,18 @@ class Command(BaseCommand):
     def add_arguments(self, parser) -> None:  # type: ignore[no-untyped-def]
         parser.add_argument("--bind", default=os.environ.get("RAPPORT_BIND", "127.0.0.1:8000"))
         parser.add_argument("--web-workers", type=int, default=int(os.environ.get("RAPPORT_WEB_WORKERS", "2")))
+        # Threads (gunicorn's gthread worker) keep HTTP/1.1 connections alive and let one process
+        # serve another request while a query waits; the sync worker closes every connection.
+        parser.add_argument("--web-threads", type=int, default=int(os.environ.get("RAPPORT_WEB_THREADS", "4")))
         parser.add_argument("--no-worker", action="store_true", help="Start the web server only.")
 
-    def handle(self, *args, bind: str, web_workers: int, no_worker: bool, **options) -> None:  # type: ignore[no-untyped-def]
+    def handle(self, *args, bind: str, web_workers: int, web_threads: int, no_worker: bool,  # type: ignore[no-untyped-def]
+               **options) -> None:
         env = dict(os.environ, DJANGO_SETTINGS_MODULE="rapport.settings")
         web = subprocess.Popen(  # noqa: S603 - fixed argv, no shell
             [sys.executable, "-m", "gunicorn", "rapport.wsgi:application", "--bind", bind,
-             "--workers", str(web_workers), "--access-logfile", "-", "--graceful-timeout", "5"],
+             "--workers", str(web_workers), "--threads", str(max(1, web_threads)),
+             "--access-logfile", "-", "--graceful-timeout", "5"],
             env=env,
         )
         processes = [web]
