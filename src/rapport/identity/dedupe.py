@@ -5,8 +5,9 @@ same match keys as file mode — names, emails, phones, postal addresses, birth 
 runs the engine's pieces: union blocking, Fellegi–Sunter weights learnt from the database
 itself (the fixed real-time model below ``MIN_TRAINING`` people, where EM has too little to
 learn from), scoring with evidence and non-chaining clustering. Pairs at or above the
-threshold inside one cluster become ``DuplicateSuggestion`` rows; pairs a reviewer marked
-"not the same person" are never suggested again.
+threshold inside one cluster become ``DuplicateSuggestion`` rows (open ones are refreshed, and
+withdrawn when a later run no longer finds them); pairs a reviewer marked "not the same
+person" are never suggested again.
 
 Auto-merge is off unless ``auto_merge_above`` (or the ``RAPPORT_AUTO_MERGE_ABOVE`` setting)
 is given: then pairs at or above it are merged straight away, into the older record.
@@ -39,6 +40,7 @@ class DedupeReport:
     pairs_above: int = 0
     suggested_new: int = 0
     suggested_updated: int = 0
+    withdrawn: int = 0           # open suggestions this run no longer found (data changed)
     remembered_different: int = 0
     auto_merged: int = 0
     dry_run: bool = False
@@ -102,7 +104,7 @@ def run_dedupe(*, threshold: float = DEFAULT_THRESHOLD, auto_merge_above: float 
     if dry_run:
         report.seconds = round(time.monotonic() - started, 2)
         return report
-    _store(fresh, report, progress)
+    _store(fresh, report, progress, found_by="job" if channel == "job" else "dedupe")
     if auto_merge_above is not None:
         report.auto_merged = _auto_merge([m for m in fresh if m.probability >= auto_merge_above], actor, channel)
     report.seconds = round(time.monotonic() - started, 2)
@@ -133,25 +135,33 @@ def _people_records(progress: Progress) -> Iterator[engine.Prepared]:
         progress("Reading people", min(start + CHUNK, total), total)
 
 
-def _store(matches: list[engine.Match], report: DedupeReport, progress: Progress) -> None:
+def _store(matches: list[engine.Match], report: DedupeReport, progress: Progress, found_by: str) -> None:
+    """Add new pairs, refresh open ones, withdraw open ones this run no longer finds."""
+    keys = {pair_key(m.left, m.right) for m in matches}
     with transaction.atomic():
-        existing = {s.pair: s for s in DuplicateSuggestion.objects.filter(
-            pair__in=[pair_key(m.left, m.right) for m in matches])}
+        existing = {}
+        for suggestion in DuplicateSuggestion.objects.only("id", "pair", "status").iterator(chunk_size=CHUNK):
+            existing[suggestion.pair] = suggestion
         new, changed = [], []
-        for match in matches:
+        for done, match in enumerate(matches, start=1):
             left, right = sorted((match.left, match.right), key=str)
             key = pair_key(left, right)
             suggestion = existing.get(key)
             evidence = [e for e in match.evidence if e["level"] != engine.MISSING]
             if suggestion is None:
                 new.append(DuplicateSuggestion(left_id=left, right_id=right, pair=key, evidence=evidence,
-                                               probability=round(match.probability, 4)))
+                                               probability=round(match.probability, 4), found_by=found_by))
             elif suggestion.status == DuplicateSuggestion.Status.OPEN:
                 suggestion.probability, suggestion.evidence = round(match.probability, 4), evidence
                 changed.append(suggestion)
+            if done % CHUNK == 0:
+                progress("Storing suggestions", done, len(matches))
         DuplicateSuggestion.objects.bulk_create(new, batch_size=500)
         DuplicateSuggestion.objects.bulk_update(changed, ["probability", "evidence"], batch_size=500)
-    report.suggested_new, report.suggested_updated = len(new), len(changed)
+        stale = [s.pk for key, s in existing.items() if key not in keys and s.status == DuplicateSuggestion.Status.OPEN]
+        for start in range(0, len(stale), 500):
+            DuplicateSuggestion.objects.filter(pk__in=stale[start:start + 500]).delete()
+    report.suggested_new, report.suggested_updated, report.withdrawn = len(new), len(changed), len(stale)
     progress("Storing suggestions", len(matches), len(matches))
 
 

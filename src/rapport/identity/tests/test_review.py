@@ -50,6 +50,14 @@ def test_dedupe_suggests_the_pair_with_evidence_and_a_dry_run_writes_nothing(twi
     fields = {e["field"]: e["level"] for e in suggestion.evidence}
     assert fields["email"] == "exact" and fields["phone"] == "exact" and fields["family"] == "exact"
     assert second.suggested_new == 0 and second.suggested_updated == 1
+    # when: the data changes so that the pair no longer matches
+    from rapport.people.models import ContactPoint
+
+    ContactPoint.objects.filter(person=b).delete()
+    Person.objects.filter(pk=b.pk).update(given_name="Zebedee", given_key="zebedee", family_key="other")
+    third = run_dedupe()
+    # then: the open suggestion is withdrawn
+    assert third.withdrawn == 1 and not DuplicateSuggestion.objects.exists()
 
 
 def test_not_the_same_person_is_remembered_and_never_suggested_again(twins, staff_user):

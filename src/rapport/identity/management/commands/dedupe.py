@@ -49,5 +49,5 @@ class Command(BaseCommand):
         self.stdout.write(
             f"{result.people} people, {result.pairs_compared} pairs compared, {result.pairs_above} at or above "
             f"{threshold}: {len(result.pairs)} {verb} ({result.suggested_new} new, {result.suggested_updated} "
-            f"updated), {result.remembered_different} remembered as different people, "
+            f"updated, {result.withdrawn} withdrawn), {result.remembered_different} remembered as different people, "
             f"{result.auto_merged} auto-merged; model {result.model}; {result.seconds} s.")
