@@ -6,7 +6,7 @@ Django's mail API; SMS, calls and letters through pluggable senders named in the
 ``RAPPORT_SENDERS`` setting (``{"sms": "dotted.path.Class", ...}``); by default they land in
 ``OUTBOX`` (for development and tests) and the log.
 
-A test (``tests/test_outbound_only_sender.py``) fails if any other module imports Django's
+A test (``privacy/tests/test_outbound.py``) fails if any other module imports Django's
 mail sending functions, ``smtplib`` or an SMS client: this is the only way out.
 """
 
