@@ -96,11 +96,11 @@ def match_groups(groups: list[Group], lookup: Lookup) -> None:
             continue
         ranked = sorted(hits.items(), key=lambda item: (-len(item[1]), min(item[1]), str(item[0])))
         group.target = ranked[0][0]
-        group.evidence = [_evidence(key) for key in sorted(ranked[0][1])]
+        group.evidence = [key_evidence(key) for key in sorted(ranked[0][1])]
         group.others = [target for target, _ in ranked[1:]]
 
 
-def _evidence(key: Key) -> dict[str, str]:
+def key_evidence(key: Key) -> dict[str, str]:
     kind, value = key
     if kind == "address":
         value = value.split("\x00", 1)[0]

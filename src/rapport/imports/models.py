@@ -77,7 +77,7 @@ class Import(RapportModel):
     mapping_name = models.CharField(max_length=100, blank=True)
     policy = models.CharField(max_length=24, choices=Policy.choices, default=Policy.FILL_BLANKS)
     # C2 — provenance of any marketing permission the file brings.
-    consent_purpose = models.CharField(max_length=64, blank=True, default="marketing")
+    consent_purpose = models.CharField(max_length=64, blank=True, default="")
     consent_source = models.CharField(max_length=200, blank=True)
     consent_lawful_basis = models.CharField(max_length=32, blank=True)
     consent_collected_on = models.DateField(null=True, blank=True)

@@ -49,6 +49,7 @@ from rapport.imports.matching import (
     Group,
     database_lookup,
     group_records,
+    key_evidence,
     match_groups,
 )
 from rapport.imports.models import Import, ImportChunk, ImportedPerson, ImportIssue, ImportMapping
@@ -525,8 +526,14 @@ class _Context:
             else:
                 plan = None
             results: list[tuple[ImportRecord, str]] = []
+            seen_in_file: dict[tuple[str, str], int] = {}  # key -> first row of this group holding it
             for record in group.records:
                 row_changes: list[str] = []
+                record_keys = record.identifiers() | record.address_keys()
+                in_file = [{**key_evidence(key), "row": seen_in_file[key]} for key in sorted(record_keys)
+                           if key in seen_in_file]
+                for key in record_keys:
+                    seen_in_file.setdefault(key, record.number)
                 if plan is None:
                     plan = _Plan(person_id=uuid.uuid4(), is_new=True)
                     _start_new(plan, record)
@@ -543,7 +550,7 @@ class _Context:
                 if record.consents and self.brings_consent:
                     counts["consents"] += len(record.consents)
                 _report(report, record, outcome, self._reporting(), person_id=plan.person_id,
-                        evidence=group.evidence, others=group.others,
+                        evidence=group.evidence, others=group.others, in_file=in_file,
                         changes=sorted(set(row_changes)), existing=not plan.is_new and not plan.created_here,
                         name=_name(plan.values) if not plan.is_new and plan.values else None)
             plans.append((plan, group, results))  # type: ignore[arg-type]
@@ -849,7 +856,7 @@ def _name(values: dict[str, str]) -> str:
 def _report(report: dict[int, dict], record: ImportRecord, outcome: str, reporting: bool, *,
             person_id: Any = None, evidence: list | None = None, others: list | None = None,
             changes: list | None = None, existing: bool = False, name: str | None = None,
-            messages: list | None = None) -> None:
+            messages: list | None = None, in_file: list | None = None) -> None:
     if not reporting:
         return
     entry: dict[str, Any] = {"row": record.number, "outcome": outcome, "name": record.display_name(),
@@ -862,6 +869,9 @@ def _report(report: dict[int, dict], record: ImportRecord, outcome: str, reporti
         entry["changes"] = changes or []
         if others:
             entry["also_matches"] = [str(o) for o in others][:5]
+    elif outcome == "merged":  # the same person as an earlier row: of this chunk, or created by an earlier one
+        entry["evidence"] = in_file or evidence or []
+        entry["changes"] = changes or []
     entry["emails"] = [p.normalised for p in record.points if p.kind == "email"][:3]
     entry["phones"] = [p.normalised for p in record.points if p.kind == "phone"][:3]
     entry["given_name"] = record.person.get("given_name", "")
