@@ -45,7 +45,7 @@ def test_review_merge_see_both_timelines_and_unmerge(signed_in_page, pair, scree
     assert "Email: exact" in row.inner_text()
     screenshot("identity-queue-desktop")
     # when: reviewing the pair
-    row.get_by_role("link", name="Review").click()
+    row.get_by_role("link", name="Review", exact=True).click()
     page.get_by_role("heading", name="Evidence").wait_for()
     # then: side by side with the differences marked and the evidence listed
     assert page.locator("tr[data-field=given_name][data-differs]").count() == 1

@@ -150,9 +150,9 @@ def _store(matches: list[engine.Match], report: DedupeReport, progress: Progress
             evidence = [e for e in match.evidence if e["level"] != engine.MISSING]
             if suggestion is None:
                 new.append(DuplicateSuggestion(left_id=left, right_id=right, pair=key, evidence=evidence,
-                                               probability=round(match.probability, 4), found_by=found_by))
+                                               probability=match.probability, found_by=found_by))
             elif suggestion.status == DuplicateSuggestion.Status.OPEN:
-                suggestion.probability, suggestion.evidence = round(match.probability, 4), evidence
+                suggestion.probability, suggestion.evidence = match.probability, evidence
                 changed.append(suggestion)
             if done % CHUNK == 0:
                 progress("Storing suggestions", done, len(matches))
