@@ -402,3 +402,62 @@ def test_new_person_contact_points_follow_the_same_rules_as_adding_them_one_by_o
                       for p in ContactPoint.objects.filter(person=person))
 
     assert shape(fast) == shape(slow)
+
+
+# ------------------------------------------------------------- the rest of issue 2's list
+
+
+def test_api_docs_and_schema_are_served(api_client):
+    assert api_client.get("/api/docs/").status_code == 200
+    schema = api_client.get("/api/schema/")
+    assert schema.status_code == 200 and b"openapi" in schema.content
+
+
+def test_token_from_the_cli_works_on_the_people_api(staff_user):
+    import io
+
+    from django.core.management import call_command
+    from rest_framework.test import APIClient
+
+    out = io.StringIO()
+    call_command("token", "create", staff_user.username, stdout=out)
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {out.getvalue().strip()}")
+    assert _create(client).status_code == 201
+    bad = APIClient()
+    bad.credentials(HTTP_AUTHORIZATION="Token rpt_nope_nope")
+    _problem(bad.get(PEOPLE), 401)
+
+
+def test_a_suppressed_email_cannot_come_back_through_the_api(api_client):
+    from rapport.privacy.suppression import suppress
+
+    suppress(emails=["Gone.Person@example.com"])
+    body = _problem(_create(api_client, contact_points=[{"kind": "email", "value": "gone.person@example.com"}]), 409)
+    assert body["detail"] and Person.objects.count() == 0
+
+
+def test_healthz_reports_database_and_worker(client):
+    body = client.get("/healthz").json()
+    assert body["database"]["status"] == "ok" and body["worker"]["status"] in {"absent", "ok", "stale"}
+
+
+def test_default_demo_data_meets_the_contract(tmp_path, settings):
+    """`rapport demo` with its defaults: ≥ 1,000 people, 200 organisations with a hierarchy, people
+    who changed company, ≥ 10,000 interactions across channels."""
+    from django.core.management import call_command
+    from django.db.models import Count
+
+    from rapport.people.models import Organisation
+
+    settings.VAR_DIR = tmp_path
+    call_command("demo", stdout=__import__("io").StringIO())
+    assert Person.objects.count() >= 1000
+    assert Organisation.objects.count() >= 200
+    assert Organisation.objects.filter(parent__isnull=False).count() >= 40  # a parent/child hierarchy
+    moved = (Person.objects.filter(employments__end_date__isnull=False)
+             .filter(employments__end_date__isnull=True).distinct().count())
+    assert moved >= 50
+    assert Interaction.objects.count() >= 10_000
+    channels = Interaction.objects.values("channel").annotate(n=Count("id"))
+    assert len(channels) >= 8

@@ -1,0 +1,335 @@
+"""API throughput (A1): create, get and list-100 against a running server, vs the same in-process.
+
+    .venv/bin/python bench/api.py [--size 20000] [--postgres] [--threads 4] [--requests 1200]
+
+The benchmark bulk-inserts ``--size`` people (email + phone each, some with a current job or a
+tag), creates an API token with the real token service, starts ``rapport run --no-worker`` on a
+free loopback port against its own database (gunicorn, ``RAPPORT_WEB_WORKERS`` = 2), and drives
+it with ``--threads`` client threads, each on one HTTP/1.1 keep-alive connection (stdlib
+``http.client``). Request loops are bounded: ``--requests`` creates and gets, a fifth as many
+list-100 pages, split across the threads. Rate limits are switched off for the server (they
+would answer 429 long before the goal; their cost is a single UPDATE per request).
+
+Baseline, in the same run: the same operations done directly through the services and
+selectors in this process, one thread (``person_create``, ``person_get`` + audit entry, one
+page of ``person_list_for_api`` serialised), so the ratio says what HTTP, auth and the
+server add.
+
+It also proves list queries do not grow with the data: it counts the queries of one list-100
+page (in-process, through the real view, ``CaptureQueriesContext``) at two database sizes.
+
+Goal: ≥ 350 creates/s and ≥ 50 list-100 pages/s on PostgreSQL on 2 cores.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import random
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import ROOT, bench_args, boot, percentiles
+
+GOAL_CREATES = 350
+GOAL_LISTS = 50
+
+
+def main() -> None:
+    args = _args()
+    if "DATABASE_URL" in os.environ or not args.postgres:
+        os.environ.setdefault("RAPPORT_VAR_DIR", tempfile.mkdtemp(prefix="rapport-bench-var-"))
+    vendor = boot(args)
+    from django.db import connection
+
+    from rapport.access.models import User
+    from rapport.access.services import token_create
+
+    user = User.objects.create_superuser("bench", "bench@example.com", "x")
+    _, key = token_create(user=user, name="bench", scopes=["read", "write"])
+
+    first = max(1000, args.size // 10)
+    start = time.perf_counter()
+    _generate(first, offset=0)
+    small_queries = _list_queries(key)
+    _generate(args.size - first, offset=first)
+    large_queries = _list_queries(key)
+    print(f"{vendor}: generated {args.size} people in {time.perf_counter() - start:.1f}s")
+    print(f"queries for one list-100 page (in-process, real view): {small_queries} with {first} people, "
+          f"{large_queries} with {args.size} people -> "
+          f"{'constant' if small_queries == large_queries else 'NOT CONSTANT'}")
+
+    baseline = _in_process(user, args.requests)
+    connection.close()
+
+    port = _free_port()
+    server = _start_server(port, args)
+    try:
+        served = _over_http(port, key, args)
+    finally:
+        _stop_server(server)
+
+    print(f"\nserver: rapport run --no-worker, {os.environ.get('RAPPORT_WEB_WORKERS', '2')} gunicorn workers, "
+          f"{args.threads} client threads on keep-alive connections; machine: {os.cpu_count()} cores")
+    print(f"{'operation':<16}{'n':>7}{'req/s':>10}{'p50 ms':>9}{'p95 ms':>9}"
+          f"{'in-proc/s':>11}{'HTTP/in-proc':>14}")
+    for name in ("create", "get", "list-100"):
+        n, seconds, samples = served[name]
+        rate = n / seconds
+        base_n, base_seconds = baseline[name]
+        base_rate = base_n / base_seconds
+        f = percentiles(samples)
+        print(f"{name:<16}{n:>7}{rate:>10.1f}{f['p50']:>9.2f}{f['p95']:>9.2f}{base_rate:>11.1f}"
+              f"{rate / base_rate:>14.2f}")
+    creates = served["create"][0] / served["create"][1]
+    lists = served["list-100"][0] / served["list-100"][1]
+    print(f"{vendor}: {creates:.0f} creates/s {'meets' if creates >= GOAL_CREATES else 'MISSES'} the "
+          f"{GOAL_CREATES}/s goal; {lists:.0f} list-100 pages/s "
+          f"{'meets' if lists >= GOAL_LISTS else 'MISSES'} the {GOAL_LISTS}/s goal")
+
+
+def _args():  # type: ignore[no-untyped-def]
+    import argparse
+
+    extra = argparse.ArgumentParser(add_help=False)
+    extra.add_argument("--threads", type=int, default=4)
+    extra.add_argument("--requests", type=int, default=1200)
+    known, rest = extra.parse_known_args()
+    sys.argv = [sys.argv[0], *rest]
+    args = bench_args("API throughput against a running server", default_size=20_000)
+    args.threads, args.requests = known.threads, known.requests
+    sys.argv = [sys.argv[0], *rest, "--threads", str(known.threads), "--requests", str(known.requests)]
+    return args
+
+
+# ------------------------------------------------------------------------------- data
+
+
+def _generate(count: int, *, offset: int) -> None:
+    """Bulk-insert people with the services' normalisation; a fifth have a job, a tenth a tag."""
+    from rapport.core.search import fold
+    from rapport.identity.normalise import normalise_email, normalise_phone
+    from rapport.people.models import ContactPoint, Employment, Organisation, Person, Tag
+
+    rng = random.Random(offset)
+    orgs = list(Organisation.objects.all()[:200])
+    if not orgs:
+        Organisation.objects.bulk_create([Organisation(name=f"Company {i}", name_key=fold(f"Company {i}"))
+                                          for i in range(200)])
+        orgs = list(Organisation.objects.all())
+    tag, _ = Tag.objects.get_or_create(name="customer")
+    given = ["Ada", "Grace", "Alan", "Edsger", "Barbara", "Donald", "Frances", "Ken", "Radia", "Tim"]
+    family = ["Lovelace", "Hopper", "Turing", "Dijkstra", "Liskov", "Knuth", "Allen", "Thompson", "Perlman"]
+    for chunk in range(offset, offset + count, 2000):
+        people, points, jobs, tagged = [], [], [], []
+        for i in range(chunk, min(chunk + 2000, offset + count)):
+            g, f = rng.choice(given), rng.choice(family)
+            person = Person(given_name=g, family_name=f, given_key=fold(g), family_key=fold(f), country="GB")
+            people.append(person)
+            email = normalise_email(f"{g}.{f}.{i}@example.com".lower())
+            phone = normalise_phone(f"07911 {100000 + i % 900000}", "GB")
+            points += [ContactPoint(person=person, kind="email", value=email.normalised, normalised=email.normalised,
+                                    search_key=email.search_key, primary=True),
+                       ContactPoint(person=person, kind="phone", value=f"07911 {100000 + i % 900000}",
+                                    normalised=phone.normalised, search_key=phone.search_key, primary=True)]
+            if i % 5 == 0:
+                jobs.append(Employment(person=person, organisation=rng.choice(orgs), title="Engineer"))
+            if i % 10 == 0:
+                tagged.append(person)
+        Person.objects.bulk_create(people, batch_size=1000)
+        for row in (*points, *jobs):
+            row.person_id = row.person.pk
+        ContactPoint.objects.bulk_create(points, batch_size=1000)
+        Employment.objects.bulk_create(jobs, batch_size=1000)
+        Person.tags.through.objects.bulk_create(
+            [Person.tags.through(person_id=p.pk, tag_id=tag.pk) for p in tagged], batch_size=1000)
+
+
+def _list_queries(key: str) -> int:
+    from django.db import connection
+    from django.test import Client
+    from django.test.utils import CaptureQueriesContext
+
+    client = Client(HTTP_AUTHORIZATION=f"Token {key}")
+    client.get("/api/v1/people/", {"page_size": 100})  # warm caches that live per process
+    with CaptureQueriesContext(connection) as ctx:
+        response = client.get("/api/v1/people/", {"page_size": 100})
+    assert response.status_code == 200 and len(response.json()["results"]) == 100, response.content[:300]
+    return len(ctx.captured_queries)
+
+
+def _create_body(n: int) -> dict:
+    tag = uuid.uuid4().hex[:10]
+    return {"given_name": "Bench", "family_name": f"Create{n}", "country": "GB",
+            "contact_points": [{"kind": "email", "value": f"bench.{tag}@example.com"},
+                               {"kind": "phone", "value": f"+44 7911 {n % 1000000:06d}"}]}
+
+
+# --------------------------------------------------------------------------- baseline
+
+
+def _in_process(user, requests: int) -> dict[str, tuple[int, float]]:  # type: ignore[no-untyped-def]
+    """The same operations through services and selectors, in this process, one thread."""
+    from rapport.access.audit import record_person_access
+    from rapport.people import selectors, services
+    from rapport.people.api.serializers import person_out
+
+    n_create, n_list = requests, max(20, requests // 5)
+    start = time.perf_counter()
+    ids = []
+    for i in range(n_create):
+        body = _create_body(10_000_000 + i)
+        points = [services.ContactPointInput(**p) for p in body.pop("contact_points")]
+        ids.append(services.person_create(actor=user, contact_points=points, channel="api", **body).pk)
+    create = time.perf_counter() - start
+    start = time.perf_counter()
+    for pk in ids:
+        person = selectors.person_get(user=user, person_id=pk)
+        record_person_access(actor=user, action="view", people=[person], channel="api")
+        person_out(person)
+    get = time.perf_counter() - start
+    start = time.perf_counter()
+    for _ in range(n_list):
+        page = list(selectors.person_list(user=user).order_by("-created_at", "-id")[:100])
+        details = selectors.person_page_details(person_ids=[p.pk for p in page])
+        record_person_access(actor=user, action="view", people=page, channel="api")
+        [person_out(p, details=details) for p in page]
+    lists = time.perf_counter() - start
+    return {"create": (n_create, create), "get": (n_create, get), "list-100": (n_list, lists)}
+
+
+# ------------------------------------------------------------------------------ server
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _start_server(port: int, args) -> subprocess.Popen:  # type: ignore[no-untyped-def]
+    env = dict(os.environ)
+    env.update({"RAPPORT_RATE_TOKEN": "off", "RAPPORT_RATE_IP": "off"})
+    env.setdefault("RAPPORT_WEB_WORKERS", "2")
+    log = open(Path(os.environ["RAPPORT_VAR_DIR"]) / "server.log", "wb")  # noqa: SIM115 - closed with the process
+    server = subprocess.Popen(
+        [str(ROOT / ".venv" / "bin" / "rapport"), "run", "--no-worker", "--bind", f"127.0.0.1:{port}"],
+        env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            conn.request("GET", "/healthz")
+            if conn.getresponse().status in (200, 503):
+                return server
+        except OSError:
+            time.sleep(0.3)
+    _stop_server(server)
+    raise SystemExit(f"the server did not start; see {log.name}")
+
+
+def _stop_server(server: subprocess.Popen) -> None:
+    import signal
+
+    if server.poll() is None:
+        os.killpg(server.pid, signal.SIGTERM)
+        try:
+            server.wait(20)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+
+
+class _Client:
+    """One keep-alive connection; reconnects only when the server closed it."""
+
+    def __init__(self, port: int, key: str) -> None:
+        self.port, self.headers = port, {"Authorization": f"Token {key}", "Content-Type": "application/json",
+                                         "Accept": "application/json"}
+        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        self.reconnects = 0
+
+    def call(self, method: str, path: str, body: dict | None = None) -> tuple[int, bytes]:
+        payload = json.dumps(body).encode() if body is not None else None
+        for attempt in (1, 2):
+            try:
+                self.conn.request(method, path, body=payload, headers=self.headers)
+                response = self.conn.getresponse()
+                data = response.read()
+                if response.getheader("Connection", "").lower() == "close":
+                    self._reconnect()
+                return response.status, data
+            except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
+                if attempt == 2:
+                    raise
+                self._reconnect()
+        raise AssertionError("unreachable")
+
+    def _reconnect(self) -> None:
+        self.conn.close()
+        self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+        self.reconnects += 1
+
+
+def _over_http(port: int, key: str, args) -> dict[str, tuple[int, float, list[float]]]:  # type: ignore[no-untyped-def]
+    clients = [_Client(port, key) for _ in range(args.threads)]
+    for client in clients:  # warm up every worker's caches and connections
+        for _ in range(5):
+            client.call("GET", "/api/v1/people/?page_size=100")
+    created: list[str] = []
+    results = {}
+    per_thread = max(1, args.requests // args.threads)
+    lists_per_thread = max(5, per_thread // 5)
+
+    def create(client: _Client, i: int, out: list) -> None:
+        status, data = client.call("POST", "/api/v1/people/", _create_body(i))
+        assert status == 201, data[:300]
+        out.append(json.loads(data)["id"])
+
+    def get(client: _Client, i: int, out: list) -> None:
+        status, data = client.call("GET", f"/api/v1/people/{created[i % len(created)]}/")
+        assert status == 200, data[:300]
+
+    def list_page(client: _Client, i: int, out: list) -> None:
+        status, data = client.call("GET", "/api/v1/people/?page_size=100")
+        assert status == 200 and len(json.loads(data)["results"]) == 100, data[:300]
+
+    for name, fn, count in (("create", create, per_thread), ("get", get, per_thread),
+                            ("list-100", list_page, lists_per_thread)):
+        samples: list[float] = []
+        lock = threading.Lock()
+
+        def run(t: int, fn=fn, count=count, samples=samples, lock=lock) -> None:
+            mine, out = [], []
+            for j in range(count):
+                began = time.perf_counter()
+                fn(clients[t], t * count + j, out)
+                mine.append(time.perf_counter() - began)
+            with lock:
+                samples.extend(mine)
+                created.extend(out)
+
+        threads = [threading.Thread(target=run, args=(t,)) for t in range(args.threads)]
+        start = time.perf_counter()
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        elapsed = time.perf_counter() - start
+        if len(samples) != count * args.threads:
+            raise SystemExit(f"{name}: {count * args.threads - len(samples)} requests failed; see server.log")
+        results[name] = (len(samples), elapsed, samples)
+    reconnects = sum(c.reconnects for c in clients)
+    print(f"client reconnects (server closed keep-alive): {reconnects}")
+    return results
+
+
+if __name__ == "__main__":
+    main()
