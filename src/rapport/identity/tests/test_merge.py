@@ -21,10 +21,15 @@ from rapport.identity.merge import (
     unmerge,
 )
 from rapport.identity.models import DuplicateSuggestion, MergeRecord
-from rapport.people.models import ContactPoint, Interaction, Person
-from rapport.people.services import interaction_log, person_update
+from rapport.people.models import ContactPoint, Interaction, Organisation, Person
+from rapport.people.services import (
+    employment_start,
+    interaction_log,
+    organisation_create,
+    person_update,
+)
 from rapport.privacy.models import ConsentEvent, ConsentSource, ConsentState, ContactPreference
-from rapport.privacy.services import preferences_update, record_consent
+from rapport.privacy.services import preferences_update, record_consent, record_touch
 
 
 def dump_person(person_id, *, survivor: bool = False) -> dict:
@@ -245,6 +250,9 @@ side = st.fixed_dictionaries({
     "prefs": st.none() | st.fixed_dictionaries({"sms_allowed": st.booleans(), "post_allowed": st.booleans()}),
     "topics": st.dictionaries(st.sampled_from(["offers", "events"]), st.booleans(), max_size=2),
     "newer": st.booleans(),
+    "jobs": st.lists(st.sampled_from(["Acme", "Globex"]), max_size=2),
+    "touches": st.integers(min_value=0, max_value=2),
+    "birth": st.none() | st.dates(min_value=dt.date(1930, 1, 1), max_value=dt.date(2005, 12, 31)),
 })
 
 
@@ -259,6 +267,15 @@ def _build(data, actor):
         _consent(person, actor, granted, days_ago=days, purpose=purpose)
     if data["prefs"] is not None or data["topics"]:
         preferences_update(actor=actor, person=person, changes=data["prefs"] or {}, topics=data["topics"] or None)
+    for name in data["jobs"]:
+        organisation = Organisation.objects.filter(name=name).first() or organisation_create(actor=actor, name=name)
+        employment_start(actor=actor, person=person, organisation=organisation, title="Buyer",
+                         end_other_jobs=False)
+    for _ in range(data["touches"]):
+        record_touch(person=person, channel="email", purpose="newsletter", sent_by=actor)
+    if data["birth"] is not None:
+        person.birth_date = data["birth"]
+        person.save()
     if not data["newer"]:
         Person.objects.filter(pk=person.pk).update(updated_at=timezone.now() - dt.timedelta(days=3))
     return Person.objects.get(pk=person.pk)
@@ -268,7 +285,8 @@ def _build(data, actor):
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture],
           phases=[Phase.explicit, Phase.reuse, Phase.generate])
 @given(left=side, right=side, choices=st.dictionaries(
-    st.sampled_from(["given_name", "language", "notes"]), st.sampled_from(["survivor", "merged"]), max_size=2))
+    st.sampled_from(["given_name", "language", "notes", "birth_date"]), st.sampled_from(["survivor", "merged"]),
+    max_size=3))
 def test_merge_then_unmerge_restores_the_exact_prior_state(staff_user, left, right, choices):
     with transaction.atomic():
         # given
@@ -323,3 +341,20 @@ def test_restricted_or_erased_people_are_not_merged(make_person, staff_user):
     with pytest.raises(PersonErased):
         merge_people(survivor=c, merged=a, actor=staff_user)
     assert Person.objects.count() == 3 and not MergeRecord.objects.exists()
+
+
+def test_erasure_reaches_merge_records_and_suggestions_on_either_side(make_person, staff_user):
+    from rapport.identity.models import NotDuplicate
+    from rapport.privacy.erasure import erase_person
+
+    # given: B merged into A and split out again; C ~ A suggested (A on either side); A ≠ D
+    a, b, c, d = make_person(), make_person(), make_person(), make_person()
+    unmerge(merge_record=merge_people(survivor=a, merged=b, actor=staff_user), actor=staff_user)
+    DuplicateSuggestion.objects.create(left=c, right=a, probability=0.8, evidence=[])
+    NotDuplicate.objects.create(left=d, right=a)
+    # when: B (the person split out again) is erased, then A
+    erase_person(actor=staff_user, person=Person.objects.get(pk=b.pk), reason="request")
+    # then
+    assert not MergeRecord.objects.exists()
+    erase_person(actor=staff_user, person=a, reason="request")
+    assert not DuplicateSuggestion.objects.exists() and not NotDuplicate.objects.exists()
