@@ -241,7 +241,8 @@ def consent_record(request: HttpRequest, pk: UUID) -> HttpResponse:
                                                      if event.pending else "consent")
             messages.success(request, f"Recorded the {what}: {PURPOSES[event.purpose].label} by {event.get_channel_display()}.")
             return redirect("people:person-detail", person.pk)
-    return render(request, "privacy/consent_form.html", {"form": form, "person": person})
+    return render(request, "privacy/consent_form.html", {"form": form, "person": person},
+                  status=400 if request.method == "POST" else 200)
 
 
 @login_required
@@ -287,7 +288,8 @@ def preferences_edit(request: HttpRequest, pk: UUID) -> HttpResponse:
         else:
             messages.success(request, "Preferences saved.")
             return redirect("people:person-detail", person.pk)
-    return render(request, "privacy/preferences_form.html", {"form": form, "person": person})
+    return render(request, "privacy/preferences_form.html", {"form": form, "person": person},
+                  status=400 if request.method == "POST" else 200)
 
 
 @permission_required("people.person", "export")
