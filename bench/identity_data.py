@@ -60,6 +60,9 @@ class Pools:
     towns: list[str]
     postcodes: list[str]
     nicknames: dict[str, list[str]] = field(default_factory=dict)  # canonical → nicknames
+    # Leading digits of valid UK mobile and landline numbers (the rest is random).
+    mobile_prefixes: list[str] = field(default_factory=list)
+    landline_prefixes: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -99,7 +102,25 @@ def build_pools(seed: int) -> Pools:
             nick, _, canonical = line.strip().partition(",")
             if nick and canonical:
                 nicknames[canonical].append(nick)
-    return Pools(sorted(given), sorted(family), streets, towns, postcodes, dict(nicknames))
+    rng = random.Random(seed)
+    return Pools(sorted(given), sorted(family), streets, towns, postcodes, dict(nicknames),
+                 _valid_prefixes(rng, "07"), _valid_prefixes(rng, "01"))
+
+
+def _valid_prefixes(rng: random.Random, start: str, wanted: int = 300) -> list[str]:
+    """Five-digit prefixes whose numbers phonenumbers takes as valid UK numbers, so that the
+    people services (which refuse invalid numbers) would store every generated phone."""
+    import phonenumbers
+
+    found: set[str] = set()
+    for _ in range(20_000):
+        prefix = start + "".join(rng.choice(string.digits) for _ in range(3))
+        samples = [prefix + "".join(rng.choice(string.digits) for _ in range(6)) for _ in range(3)]
+        if all(phonenumbers.is_valid_number(phonenumbers.parse(n, "GB")) for n in samples):
+            found.add(prefix)
+            if len(found) >= wanted:
+                break
+    return sorted(found)
 
 
 class Popular:
@@ -119,8 +140,8 @@ class Popular:
         return rng.choices(self.pool, cum_weights=self.cum)[0]
 
 
-def _phone(rng: random.Random) -> str:
-    return "07" + rng.choice("4579") + "".join(rng.choice(string.digits) for _ in range(8))
+def _phone(rng: random.Random, prefixes: list[str]) -> str:
+    return rng.choice(prefixes) + "".join(rng.choice(string.digits) for _ in range(6))
 
 
 def _email(rng: random.Random, given: str, family: str) -> str:
@@ -155,11 +176,11 @@ def make_entities(size: int, seed: int, pools: Pools) -> list[tuple[Entity, int]
             family = family_names(rng)
             address = (str(rng.randrange(1, 300)), rng.choice(pools.streets),
                        rng.choice(pools.towns), rng.choice(pools.postcodes))
-            landline = "01" + "".join(rng.choice(string.digits) for _ in range(9))
+            landline = _phone(rng, pools.landline_prefixes)
         emails = [_email(rng, given, family)]
         if rng.random() < 0.4:
             emails.append(_email(rng, given, family))
-        phones = [_phone(rng)]
+        phones = [_phone(rng, pools.mobile_prefixes)]
         if rng.random() < 0.4:
             phones.append(landline)
         national_id = "".join(rng.choice(string.ascii_uppercase) for _ in range(2)) + \

@@ -102,7 +102,7 @@ def _blocked_person_ids(probe: Prepared, emails: Sequence[str], phones: Sequence
             values.add(phone.strip())
     ids: set[Any] = set()
     if values:
-        ids |= set(ContactPoint.objects.filter(normalised__in=values).values_list(
+        ids |= set(ContactPoint.objects.filter(normalised__in=values).order_by().values_list(
             "person_id", flat=True)[:MAX_SCORED])
     given, family = fold(given_name), fold(family_name)
     names = Q()
@@ -113,19 +113,22 @@ def _blocked_person_ids(probe: Prepared, emails: Sequence[str], phones: Sequence
     elif family:
         names |= Q(family_key=family[:100])
     if names:
-        ids |= set(Person.objects.filter(names).values_list("id", flat=True)[:MAX_SCORED])
+        ids |= set(Person.objects.filter(names).order_by().values_list("id", flat=True)[:MAX_SCORED])
     return ids
 
 
 def _prepare_people(person_ids: set[Any]) -> list[Prepared]:
     from rapport.people.models import ContactPoint, Person
 
-    people = Person.objects.filter(pk__in=person_ids).only("id", "given_name", "family_name")
+    # No ORDER BY and no filter on kind in these lookups: either lets the planner pick the
+    # ordering or the (kind, search_key) index over the person index and scan every email
+    # (tens of ms at 20,000 people, bench/identity_realtime.py). Kinds are picked in Python.
+    people = Person.objects.filter(pk__in=person_ids).order_by().only("id", "given_name", "family_name")
     points: dict[Any, dict[str, list[str]]] = {}
-    for person_id, kind, value in ContactPoint.objects.filter(
-            person_id__in=person_ids, kind__in=["email", "phone"]).values_list(
-            "person_id", "kind", "normalised"):
-        points.setdefault(person_id, {}).setdefault(kind, []).append(value)
+    for person_id, kind, value in ContactPoint.objects.order_by().filter(
+            person_id__in=person_ids).values_list("person_id", "kind", "normalised"):
+        if kind in ("email", "phone"):
+            points.setdefault(person_id, {}).setdefault(kind, []).append(value)
     return [prepare(person.pk, {"given_name": person.given_name, "family_name": person.family_name,
                                 **points.get(person.pk, {})})
             for person in people]
