@@ -94,7 +94,8 @@ def main() -> None:
 
 def _person_row(i: int, rng: random.Random, prefix: str) -> tuple[str, str, str, str]:
     given, family = GIVEN[i % len(GIVEN)], FAMILY[(i * 7) % len(FAMILY)]
-    return given, family, f"{prefix}{i}.{i % 97}@example.com", f"07{400000000 + i:09d}"
+    base = {"e": 400_000_000, "p": 500_000_000}.get(prefix, 600_000_000)  # distinct phones per population
+    return given, family, f"{prefix}{i}.{i % 97}@example.com", f"07{base + i:09d}"
 
 
 def _preload(count: int) -> None:
