@@ -153,3 +153,39 @@ def test_round_trip_export_then_import_gives_the_same_people(crm, staff_user, up
     # then the same people are back (names, contact points with labels and primaries, jobs, tags)
     assert imp.counts["created"] == 3 and imp.counts.get("invalid", 0) == 0
     assert snapshot() == before
+
+
+def test_the_real_field_rules_and_sharing_decide_what_is_exported(db, admin_user):
+    # given people private to their owner (the one sharing mechanism) and the seeded roles:
+    # marketing may not see notes
+    from rapport.access.models import Role
+    from rapport.access.services import sharing_default_set
+    from rapport.core.testing import make_person, make_user
+    from rapport.people.selectors import person_list
+
+    roles = {role.key: role for role in Role.objects.all()}
+    rita = make_user("rita", role=roles["sales-rep"])
+    sam = make_user("sam", role=roles["sales-rep"])
+    mia = make_user("mia", role=roles["marketing"])
+    ada = make_person(actor=rita, given_name="Ada", family_name="Lovelace", emails=["ada@example.com"],
+                      notes="Prefers letters")
+    alan = make_person(actor=mia, given_name="Alan", family_name="Turing", emails=["alan@example.com"],
+                       notes="Runs marathons")
+    sharing_default_set(actor=admin_user, object_type="people.Person", access="private")
+
+    def exported(user, fmt="json"):
+        return body(exports.export_people(user=user, fmt=fmt))
+
+    # then each user's export is exactly their list view: rita has Ada, mia has Alan, sam nobody
+    for user, expected in ((rita, {ada.pk}), (mia, {alan.pk}), (sam, set())):
+        assert set(person_list(user=user).values_list("pk", flat=True)) == expected
+        assert {p["id"] for p in json.loads(exported(user))} == {str(pk) for pk in expected}
+    assert exported(sam, "csv").decode("utf-8-sig").count("\n") == 1  # the header only
+    # and a field the role may not see is absent from every format
+    assert json.loads(exported(rita))[0]["notes"] == "Prefers letters"
+    [alan_json] = json.loads(exported(mia))
+    assert "notes" not in alan_json and alan_json["family_name"] == "Turing"
+    assert "Notes" not in exported(mia, "csv").decode("utf-8-sig").splitlines()[0]
+    assert "Runs marathons" not in exported(mia, "vcf").decode()
+    workbook = openpyxl.load_workbook(io.BytesIO(exported(mia, "xlsx")))
+    assert "Notes" not in [cell.value for cell in workbook.active[1]]
