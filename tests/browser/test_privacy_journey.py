@@ -105,3 +105,52 @@ def test_processing_record_page(officer_user, signed_in_page, screenshot):
     assert "marketing" in text and "people.Person" in text
     screenshot("privacy-processing-record-top", full_page=False)
     screenshot("privacy-processing-record")
+
+
+def test_other_privacy_screens(officer_user, signed_in_page, make_person, screenshot):
+    """Consent, preferences, export, suppression and retention screens, each looked at."""
+    import importlib
+
+    from rapport.privacy import services as privacy
+    from rapport.privacy.models import ConsentBasis, ConsentSource
+    from rapport.privacy.suppression import import_list
+
+    page = signed_in_page
+    # Browser tests flush the database between tests, data migrations included: put the defaults back.
+    defaults = importlib.import_module("rapport.privacy.migrations.0002_default_retention_policies")
+    from django.apps import apps as django_apps
+
+    defaults.create(django_apps, None)
+    person = make_person(given_name="Priya", family_name="Consent", emails=["priya@example.com"],
+                         phones=["+44 161 496 0752"], country="GB")
+    privacy.record_consent(person=person, purpose="newsletter", channel="email", granted=True,
+                           lawful_basis=ConsentBasis.CONSENT, source=ConsentSource.FORM, ip="203.0.113.5",
+                           user_agent="Firefox/140", double_opt_in=False)
+    import_list(name="TPS November", kind="tps", screened_on=timezone.localdate() - dt.timedelta(days=35),
+                values=["+441614960752"])
+    page.goto(f"/people/{person.pk}/")
+    page.get_by_text("May we contact them?").click()
+    page.select_option("#id_channel", "phone")
+    page.select_option("#id_purpose", "sales_outreach")
+    page.get_by_role("button", name="Ask the gate").click()
+    page.locator("#gate-decision").wait_for()
+    assert "dnc_list" in page.inner_text("#gate-decision")
+    screenshot("privacy-person-panel")
+    for path, heading, name in (
+            (f"/privacy/people/{person.pk}/consent/", "Record consent", "privacy-consent-form"),
+            (f"/privacy/people/{person.pk}/consents/", None, "privacy-consent-history"),
+            (f"/privacy/people/{person.pk}/preferences/", None, "privacy-preferences-form"),
+            (f"/privacy/people/{person.pk}/export/", "Everything we hold about", "privacy-export"),
+            (f"/privacy/people/{person.pk}/export/", "Everything we hold about", "privacy-export-top"),
+            ("/privacy/suppression/", "Suppression lists", "privacy-suppression"),
+            ("/privacy/retention/", "Retention", "privacy-retention"),
+            ("/privacy/security-notices/", None, "privacy-security-notices")):
+        response = page.goto(path)
+        assert response.status == 200, path
+        if heading:
+            page.get_by_role("heading", name=heading, exact=False).first.wait_for()
+        screenshot(name, full_page=not name.endswith("-top"))
+        assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth"), f"{path} overflows"
+    page.goto("/privacy/suppression/")
+    assert "35 days ago (more than 28)" in page.inner_text("main")
+    assert page.input_value("#id_screened_on") == timezone.localdate().isoformat()  # today, pre-filled

@@ -28,8 +28,11 @@ SCHEMA = "rapport.person-export/1"
 
 def export_person(*, person: Any, actor: Any, channel: str = "ui", request: Any = None,
                   reason: str = "") -> dict[str, Any]:
-    """The person's data as a JSON-ready dict; records the export in the access audit."""
-    document = build_export(person=person)
+    """The person's data as a JSON-ready dict; records the export in the access audit.
+
+    Fields the exporting user's role may not see (S3) are left out, as everywhere else.
+    """
+    document = _without_hidden(build_export(person=person), actor)
     record_person_access(actor=actor, action="export", people=[person], channel=channel, request=request,
                          reason=reason or "data subject access / portability")
     return document
@@ -39,7 +42,10 @@ def build_export(*, person: Any) -> dict[str, Any]:
     """The export document without auditing (used by tests and by the rights request flow)."""
     records = []
     definitions: dict[str, dict[str, Any]] = {}
-    for declaration, model in declared_models():
+    # The profile first, then the rest of the people app (contact points, timeline), then the others.
+    ordered = sorted(declared_models(), key=lambda pair: (pair[0].person_path != "",
+                                                          not pair[0].model_label.startswith("people.")))
+    for declaration, model in ordered:
         names = [n for n in declaration.fields if _has_field(model, n)]
         if not names:
             continue
@@ -54,6 +60,8 @@ def build_export(*, person: Any) -> dict[str, Any]:
                          "fields": values})
         records.append({"model": declaration.model_label, "description": declaration.description,
                         "rows": rows})
+        if not rows:
+            continue  # what each field is for is told for the data actually held
         for name in names:
             fdecl = declaration.fields[name]
             definitions[f"{declaration.model_label}.{name}"] = {
@@ -90,6 +98,29 @@ def build_export(*, person: Any) -> dict[str, Any]:
             for r in RightsRequest.objects.filter(person_id=person.pk).order_by("received_on")],
         "access_log": {"available": audit is not None, "entries": audit or []},
     }
+
+
+def _without_hidden(document: dict[str, Any], actor: Any) -> dict[str, Any]:
+    import json
+
+    from rapport.access.fieldsecurity import hidden_fields
+
+    person_hidden = hidden_fields(actor, "people.Person")
+    for record in document["records"]:
+        if record["model"] == "access.AuditEntry" and person_hidden:
+            for row in record["rows"]:  # field history carries old and new values of hidden fields
+                changes = row["fields"].get("changes")
+                if changes:
+                    kept = {k: v for k, v in json.loads(changes).items() if k not in person_hidden}
+                    row["fields"]["changes"] = json.dumps(kept, sort_keys=True) if kept else None
+        hidden = hidden_fields(actor, record["model"])
+        if not hidden:
+            continue
+        for row in record["rows"]:
+            row["fields"] = {name: value for name, value in row["fields"].items() if name not in hidden}
+        for name in hidden:
+            document["field_definitions"].pop(f"{record['model']}.{name}", None)
+    return document
 
 
 def declared_labels() -> list[str]:

@@ -18,7 +18,7 @@ from rapport.privacy.models import (
 from rapport.privacy.purposes import MARKETING_PURPOSES, PURPOSES
 from rapport.privacy.rights import CHANNELS
 
-DATE = forms.DateInput(attrs={"type": "date"})
+DATE = forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")  # what <input type=date> reads
 TIME = forms.TimeInput(attrs={"type": "time"}, format="%H:%M")
 MARKETING_CHOICES = [(k, PURPOSES[k].label) for k in MARKETING_PURPOSES]
 ALL_PURPOSE_CHOICES = [(k, p.label) for k, p in PURPOSES.items()]
