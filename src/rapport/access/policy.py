@@ -53,27 +53,32 @@ class AccessContext:
         if self._defaults is None:
             from rapport.access.models import SharingDefault
 
-            self._defaults = dict(SharingDefault.objects.values_list("object_type", "access"))
+            self._defaults = dict(SharingDefault.objects.order_by().values_list("object_type", "access"))
         return self._defaults.get(object_type, fallback)
 
     def rules(self) -> list[SharingRuleView]:
         """Active sharing rules whose target is one of this user's principals' roles or teams."""
         if self._rules is None:
-            from rapport.access.models import SharingRule, TeamMembership
+            from rapport.access.models import SharingRule
 
-            rules = list(SharingRule.objects.filter(active=True).filter(
-                _target_q(self.role_ids, self.team_ids)).order_by("pk"))
-            team_ids = {r.owner_team_id for r in rules if r.owner_team_id}
-            members: dict[Any, set[Any]] = {t: set() for t in team_ids}
-            if team_ids:
-                for team_id, user_id in TeamMembership.objects.filter(team_id__in=team_ids).values_list(
-                        "team_id", "user_id"):
-                    members[team_id].add(user_id)
+            # One query for the rules and their owner teams' members (a LEFT JOIN, one row
+            # per member), as plain tuples: this runs once per request for every user whose
+            # default is private, so it is kept to a single round trip.
+            rows = (SharingRule.objects.filter(active=True).filter(_target_q(self.role_ids, self.team_ids))
+                    .order_by("pk").values_list("pk", "object_type", "access", "owner_team_id", "criteria",
+                                                "owner_team__memberships__user_id"))
+            rules: dict[Any, tuple[str, str, Any, Any]] = {}
+            members: dict[Any, set[Any]] = {}
+            for pk, object_type, access, owner_team, criteria, member in rows:
+                rules.setdefault(pk, (object_type, access, owner_team, criteria))
+                if owner_team:
+                    members.setdefault(pk, set())
+                    if member is not None:
+                        members[pk].add(member)
             self._rules = [
-                SharingRuleView(r.object_type, r.access,
-                                frozenset(members[r.owner_team_id]) if r.owner_team_id else None,
-                                dict(r.criteria or {}))
-                for r in rules
+                SharingRuleView(object_type, access, frozenset(members[pk]) if owner_team else None,
+                                dict(criteria or {}))
+                for pk, (object_type, access, owner_team, criteria) in rules.items()
             ]
         return self._rules
 
@@ -136,7 +141,7 @@ def _build(user: Any) -> AccessContext:
     level = [user.pk]
     for _ in range(MAX_HIERARCHY_DEPTH):
         reports = list(User.objects.filter(manager_id__in=level, is_active=True)
-                       .exclude(pk__in=principals).values_list("pk", "role_id"))
+                       .exclude(pk__in=principals).order_by().values_list("pk", "role_id"))
         if not reports:
             break
         level = [pk for pk, _ in reports]
@@ -147,7 +152,8 @@ def _build(user: Any) -> AccessContext:
                 default_id = fallback.pk if fallback is not None else None
             if (report_role or default_id) is not None:
                 role_ids.add(report_role or default_id)
-    team_ids = set(TeamMembership.objects.filter(user_id__in=principals).values_list("team_id", flat=True))
+    team_ids = set(TeamMembership.objects.filter(user_id__in=principals).order_by()
+                   .values_list("team_id", flat=True))
     is_admin = bool(user.is_superuser or (role is not None and role.is_administrator))
     permissions = {label.lower(): frozenset(actions) for label, actions in
                    ((role.permissions or {}).items() if role is not None else ())}

@@ -97,7 +97,7 @@ def visibility_q(ctx: AccessContext, record_type: RecordType, need: str) -> Q | 
     if covers(ctx.default_access(record_type.label, record_type.default_access), need):
         return None
     owner_ids = set(ctx.principal_ids)
-    extra = Q()
+    matched_rules: list[Q] = []
     for rule in ctx.rules():
         if rule.object_type != record_type.label or not covers(rule.access, need):
             continue
@@ -107,16 +107,18 @@ def visibility_q(ctx: AccessContext, record_type: RecordType, need: str) -> Q | 
                 continue  # a rule naming a field it may not match on shares nothing
             if rule.owner_ids is not None:
                 matched &= Q(**{f"{record_type.owner_field}__in": sorted(rule.owner_ids, key=str)})
-            extra |= matched
+            matched_rules.append(matched)
         elif rule.owner_ids is not None:
             owner_ids |= rule.owner_ids
     shares = RecordShare.objects.filter(
         Q(user_id__in=list(ctx.principal_ids)) | Q(team_id__in=list(ctx.team_ids))
         | Q(role_id__in=list(ctx.role_ids)),
         object_type=record_type.label, access__in=_granting(need),
-    ).values("object_id")
-    return (Q(**{f"{record_type.owner_field}__in": sorted(owner_ids, key=str)})
-            | Q(pk__in=shares) | extra)
+    ).order_by().values("object_id")
+    condition = Q(**{f"{record_type.owner_field}__in": sorted(owner_ids, key=str)}) | Q(pk__in=shares)
+    for matched in matched_rules:
+        condition |= matched
+    return condition
 
 
 def criteria_q(record_type: RecordType, criteria: dict[str, Any]) -> Q | None:
