@@ -1,3 +1,5 @@
+from datetime import timedelta
+
 from django.apps import AppConfig
 
 
@@ -14,6 +16,7 @@ class AccessConfig(AppConfig):
         from rapport.access.middleware import mark_active
         from rapport.access.permissions import has_permission
         from rapport.access.services import rotate_attachment_keys
+        from rapport.core.jobs import register_periodic
         from rapport.core.registry import NavItem, PersonPanel, register_nav, register_person_panel
 
         def on_login(sender, request, user, **kwargs):  # type: ignore[no-untyped-def]
@@ -23,6 +26,9 @@ class AccessConfig(AppConfig):
             remember_devices(request, user)
 
         user_logged_in.connect(on_login, weak=False, dispatch_uid="rapport.access.on_login")
+        # S2: visibility filters need planner statistics (SQLite never gathers them itself).
+        register_periodic("access.planner-statistics", timedelta(hours=6),
+                          "rapport.access.tasks.planner_statistics_task")
         if rotate_attachment_keys not in ROTATION_STEPS:
             ROTATION_STEPS.append(rotate_attachment_keys)
         register_nav(NavItem(label="Audit trail", url_name="access:audit-search", icon="clock", order=80,

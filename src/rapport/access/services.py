@@ -548,6 +548,26 @@ def _safe_filename(name: str) -> str:
     return cleaned[:200] or "file"
 
 
+# ------------------------------------------------------------------- planner statistics
+
+
+def planner_statistics_refresh() -> str:
+    """S2 — refresh the query planner's statistics (``ANALYZE``); returns the database vendor.
+
+    Visibility is one ``WHERE`` of OR-ed conditions (owners, shares, criteria). Without
+    statistics SQLite guesses every one of them is selective and collects the visible rows
+    through each index before sorting, which makes the first page of a list many times
+    slower than the same page unfiltered (bench/visibility.py: about 9×). SQLite never
+    analyses on its own, so a periodic job does; PostgreSQL's autovacuum does it too, but
+    running it after bulk loads (imports) closes the gap at once.
+    """
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE")
+    return connection.vendor
+
+
 # ------------------------------------------------------------------------------ helpers
 
 

@@ -1,5 +1,6 @@
 """``rapport access matrix``: print the authorisation matrix (S1/S2) generated from the seed
 roles and the route classification, or write it into a document between its markers.
+``rapport access analyze``: refresh the planner statistics visibility filters rely on.
 
 ``rapport access matrix --format md --write docs/security.md`` refreshes the table the
 matrix test compares against; ``--format json`` gives the same data for scripts.
@@ -25,8 +26,16 @@ class Command(BaseCommand):
         show.add_argument("--format", choices=["md", "json"], default="md")
         show.add_argument("--write", metavar="FILE",
                           help="Replace the table between the matrix markers in FILE (Markdown only).")
+        sub.add_parser("analyze", help="Refresh the query planner's statistics (run after big imports).")
 
-    def handle(self, *args: Any, action: str, format: str, write: str | None, **options: Any) -> None:
+    def handle(self, *args: Any, action: str, format: str = "md", write: str | None = None,
+               **options: Any) -> None:
+        if action == "analyze":
+            from rapport.access.services import planner_statistics_refresh
+
+            vendor = planner_statistics_refresh()
+            self.stdout.write(f"Planner statistics refreshed ({vendor}).")
+            return
         if format == "json":
             if write:
                 raise CommandError("--write needs --format md.")

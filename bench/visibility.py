@@ -1,0 +1,228 @@
+"""What record visibility (S2) and the access audit (S5) cost.
+
+    .venv/bin/python bench/visibility.py [--size 100000] [--postgres] [--api-requests 40]
+
+Data: N people owned by 50 users in 8 teams, the organisation-wide default for people set
+to private, 20 sharing rules (team-owned and criteria rules, read and read-write, aimed at
+teams and roles) and 2,000 manual shares. The user measured is a sales rep who is a member
+of two teams and a target of several rules.
+
+1. Visibility, measured twice: as bulk-loaded (no planner statistics) and after ``ANALYZE``
+   (what a database that has been running has): the people list (first page of 25 in list order, through
+   ``person_list_for_display``) and the global search (``global_search``) as the sales rep,
+   against the same calls as an Administrator, for whom ``restrict`` adds no filter.
+   Goal: visibility adds < 20 % (p50 ratio < 1.2).
+2. Audit writes: API read throughput of ``GET /api/v1/people/<id>/`` (each writes a "view"
+   entry to the hash chain), in process through DRF's test client (no network, no server),
+   with the audit append on and replaced by a no-op, in alternating rounds so the shared
+   machine's noise falls on both. Goal: throughput cut < 15 %.
+"""
+
+from __future__ import annotations
+
+import random
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import bench_args, boot, print_table, timed
+
+USERS, TEAMS, RULES, SHARES = 50, 8, 20, 2000
+COUNTRIES = ["GB", "IE", "FR", "DE", "NL", "ES", "IT", "US", "CA", "AU"]
+QUERIES = 150
+LIST_CALLS = 60
+ROUNDS = 12  # alternating rounds each way; the median round is reported
+
+
+def main() -> None:
+    parser_args = _args()
+    vendor = boot(parser_args)
+    from rapport.access.models import Role, User
+
+    rng = random.Random(7)
+    start = time.perf_counter()
+    rep, _users = _generate(parser_args.size, rng)
+    print(f"{vendor}: {parser_args.size} people, {USERS} owners in {TEAMS} teams, {RULES} rules, "
+          f"{SHARES} manual shares; generated in {time.perf_counter() - start:.1f}s")
+    admin = User.objects.create_user("bench-admin", password=None,
+                                     role=Role.objects.get(key="administrator"))
+    print("\n== as loaded (the planner has no statistics yet)")
+    _visibility(vendor, rep, admin, rng)
+    _analyze(vendor)
+    print("\n== after ANALYZE (what the planner knows once statistics exist)")
+    _visibility(vendor, rep, admin, rng)
+    _audit(vendor, admin, parser_args.api_requests, rng)
+
+
+def _args():  # type: ignore[no-untyped-def]
+    import argparse
+
+    sys_argv = sys.argv[1:]
+    extra = argparse.ArgumentParser(add_help=False)
+    extra.add_argument("--api-requests", type=int, default=40, help="requests per round")
+    known, rest = extra.parse_known_args(sys_argv)
+    sys.argv = [sys.argv[0], *rest]
+    args = bench_args("visibility and audit overhead", default_size=100_000)
+    args.api_requests = known.api_requests
+    sys.argv = [sys.argv[0], *sys_argv]  # --postgres re-runs the script with every option
+    return args
+
+
+# ------------------------------------------------------------------------------ measures
+
+
+def _visibility(vendor: str, rep, admin, rng: random.Random) -> None:  # type: ignore[no-untyped-def]
+    from rapport.access.policy import forget
+    from rapport.people.models import Person
+    from rapport.people.selectors import global_search, person_list_for_display
+
+    forget(rep)
+    visible = Person.objects.visible_to(rep).count()
+    total = Person.objects.count()
+    print(f"the sales rep sees {visible} of {total} people ({100 * visible / total:.1f} %)")
+
+    def first_page(user):  # type: ignore[no-untyped-def]
+        forget(user)  # a request starts with a fresh access context: count its queries too
+        return list(person_list_for_display(user=user)[:25])
+
+    keys = list(Person.objects.order_by("?").values_list("family_key", flat=True)[:QUERIES])
+    queries = [k[: rng.randint(2, 5)] for k in keys if len(k) >= 2]
+
+    def search(user, query):  # type: ignore[no-untyped-def]
+        forget(user)
+        return global_search(user=user, query=query)
+
+    for _ in range(3):  # warm up
+        first_page(rep), first_page(admin), search(rep, queries[0]), search(admin, queries[0])
+    rounds_rep, rounds_admin = [], []
+    for _ in range(LIST_CALLS):
+        rounds_rep += timed(lambda _: first_page(rep), [None])
+        rounds_admin += timed(lambda _: first_page(admin), [None])
+    search_rep, search_admin = [], []
+    for q in queries:
+        search_rep += timed(lambda q: search(rep, q), [q])
+        search_admin += timed(lambda q: search(admin, q), [q])
+    print("\npeople list, first page of 25 (person_list_for_display):")
+    figures = print_table([("sales rep", rounds_rep), ("no filter (admin)", rounds_admin)],
+                          baseline="no filter (admin)")
+    _verdict(vendor, "list", figures["sales rep"]["p50"] / figures["no filter (admin)"]["p50"], 1.2)
+    print("\nglobal search (global_search), name prefixes of 2–5 characters:")
+    figures = print_table([("sales rep", search_rep), ("no filter (admin)", search_admin)],
+                          baseline="no filter (admin)")
+    _verdict(vendor, "search", figures["sales rep"]["p50"] / figures["no filter (admin)"]["p50"], 1.2)
+
+
+def _audit(vendor: str, admin, requests: int, rng: random.Random) -> None:  # type: ignore[no-untyped-def]
+    from django.urls import reverse
+    from rest_framework.test import APIClient
+
+    from rapport.access import audit
+    from rapport.access.models import AuditEntry
+    from rapport.access.services import token_create
+    from rapport.people.models import Person
+
+    _, key = token_create(user=admin, name="bench", scopes=["read"])
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {key}")
+    pks = list(Person.objects.order_by("?").values_list("pk", flat=True)[:requests])
+    urls = [reverse("api:person-detail", kwargs={"pk": pk}) for pk in pks]
+    real_append = audit._append
+
+    def run(with_audit: bool) -> float:
+        audit._append = real_append if with_audit else (lambda rows: None)
+        try:
+            start = time.perf_counter()
+            for url in urls:
+                response = client.get(url)
+                if response.status_code != 200:
+                    raise SystemExit(f"GET {url}: {response.status_code}")
+            return len(urls) / (time.perf_counter() - start)
+        finally:
+            audit._append = real_append
+
+    run(True), run(False)  # warm up
+    before = AuditEntry.objects.count()
+    with_rates, without_rates = [], []
+    for _ in range(ROUNDS):
+        with_rates.append(run(True))
+        without_rates.append(run(False))
+    written = AuditEntry.objects.count() - before
+    on, off = statistics.median(with_rates), statistics.median(without_rates)
+    cut = 1 - on / off
+    print(f"\nAPI reads, GET /api/v1/people/<id>/ in process (DRF test client), {len(urls)} requests × {ROUNDS} "
+          f"rounds each way; {written} audit entries written:")
+    print(f"{'mode':<24}{'req/s (median)':>16}{'min':>10}{'max':>10}{'×base':>8}")
+    print(f"{'audit off (baseline)':<24}{off:>16.1f}{min(without_rates):>10.1f}{max(without_rates):>10.1f}{1:>8.2f}")
+    print(f"{'audit on':<24}{on:>16.1f}{min(with_rates):>10.1f}{max(with_rates):>10.1f}{on / off:>8.2f}")
+    verdict = "meets" if cut < 0.15 else "MISSES"
+    print(f"{vendor}: audit writes cut read throughput by {100 * cut:.1f} %: {verdict} the < 15 % goal")
+
+
+def _analyze(vendor: str) -> None:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE")
+
+
+def _verdict(vendor: str, what: str, ratio: float, goal: float) -> None:
+    verdict = "meets" if ratio < goal else "MISSES"
+    print(f"{vendor}: visibility adds {100 * (ratio - 1):.1f} % to the {what} (p50): {verdict} the < 20 % goal")
+
+
+# ----------------------------------------------------------------------------- the data
+
+
+def _generate(size: int, rng: random.Random):  # type: ignore[no-untyped-def]
+    from faker import Faker
+
+    from rapport.access import services
+    from rapport.access.models import Access, RecordShare, Role, Team, TeamMembership, User
+    from rapport.core.search import fold
+    from rapport.people.models import Person
+
+    roles = {r.key: r for r in Role.objects.all()}
+    users = User.objects.bulk_create([
+        User(username=f"owner{i:02d}", role=roles["sales-rep" if i % 10 else "sales-manager"],
+             is_active=True) for i in range(USERS)])
+    rep = users[1]
+    teams = Team.objects.bulk_create([Team(name=f"Team {t}") for t in range(TEAMS)])
+    TeamMembership.objects.bulk_create(
+        [TeamMembership(user=u, team=teams[i % TEAMS]) for i, u in enumerate(users)]
+        + [TeamMembership(user=rep, team=teams[5])])
+    services.sharing_default_set(actor=None, object_type="people.person", access=Access.PRIVATE)
+    for n in range(RULES):
+        owner_team = teams[n % TEAMS] if n % 2 == 0 else None
+        criteria = {"country": COUNTRIES[n % len(COUNTRIES)]} if n % 2 == 1 else None
+        target = {"target_role": roles["sales-rep"], "target_team": None} if n % 5 == 0 else \
+            {"target_role": None, "target_team": teams[(n * 3 + 1) % TEAMS]}
+        services.sharing_rule_save(actor=None, name=f"Rule {n}", object_type="people.person",
+                                   owner_team=owner_team, criteria=criteria,
+                                   access=Access.READ_WRITE if n % 3 == 0 else Access.READ, **target)
+
+    fake = Faker(["en_GB", "de_DE", "fr_FR"])
+    fake.seed_instance(7)
+    given_pool = [fake.first_name() for _ in range(2000)]
+    family_pool = [fake.last_name() for _ in range(4000)]
+    batch: list[Person] = []
+    for i in range(size):
+        given, family = rng.choice(given_pool), rng.choice(family_pool)
+        batch.append(Person(given_name=given, family_name=family, given_key=fold(given)[:100],
+                            family_key=fold(family)[:100], country=rng.choice(COUNTRIES),
+                            owner=users[rng.randrange(USERS)]))
+        if len(batch) >= 5000 or i == size - 1:
+            Person.objects.bulk_create(batch, batch_size=1000)
+            batch = []
+    ids = list(Person.objects.order_by("?").values_list("pk", flat=True)[:SHARES])
+    RecordShare.objects.bulk_create([
+        RecordShare(object_type="people.person", object_id=pk, access=Access.READ,
+                    user=users[rng.randrange(USERS)] if n % 3 else None,
+                    team=None if n % 3 else teams[rng.randrange(TEAMS)])
+        for n, pk in enumerate(ids)], batch_size=1000)
+    return rep, users
+
+
+if __name__ == "__main__":
+    main()
