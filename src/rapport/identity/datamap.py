@@ -16,7 +16,7 @@ from rapport.privacy.datamap import Category as C
 from rapport.privacy.datamap import ErasureAction as E
 from rapport.privacy.datamap import LawfulBasis as B
 from rapport.privacy.datamap import Sensitivity as S
-from rapport.privacy.datamap import declare, declare_model
+from rapport.privacy.datamap import declare, declare_model, register_person_aliases
 
 RELATIONSHIP = "life of the customer relationship + 6 years"
 PURPOSES = ("customer_relationship", "data_quality")
@@ -51,3 +51,20 @@ declare_model("identity.NotDuplicate", person_path=("left", "right"), on_erasure
               description="Pairs a reviewer said are different people")
 declare("identity.NotDuplicate", "reason", category=C.BEHAVIOURAL, sensitivity=S.LOW, purposes=PURPOSES,
         lawful_basis=B.LEGITIMATE_INTERESTS, retention=RELATIONSHIP, erasure=E.DELETE_ROW)
+
+
+def _merged_into(person: Any) -> list[Any]:
+    """Ids of the people merged into ``person`` (and into those, …): their audit and logs stay filed there."""
+    from rapport.identity.models import MergeRecord
+
+    found: list[Any] = []
+    frontier = [person.pk]
+    while frontier:
+        # Only standing merges: once unmerged, the other person's data is theirs again.
+        frontier = [pk for pk in MergeRecord.objects.filter(survivor_id__in=frontier, unmerged_at__isnull=True)
+                    .values_list("merged_person_id", flat=True) if pk not in found and pk != person.pk]
+        found += frontier
+    return found
+
+
+register_person_aliases(_merged_into)

@@ -101,6 +101,27 @@ class Exemption:
 
 DATA_MAP: dict[str, ModelDeclaration] = {}
 EXEMPT: dict[str, Exemption] = {}
+# Functions person -> ids the person's data may still be filed under (people merged into them).
+ALIAS_PROVIDERS: list[Callable[[Any], Any]] = []
+
+
+def register_person_aliases(provider: Callable[[Any], Any]) -> None:
+    """Let erasure and export find rows filed under a former id of the person (a merged record).
+
+    Rows that keep a plain id (the access audit, import provenance, the gate's log) are not
+    moved by a merge; the identity app registers a provider returning the ids merged into a
+    person, so those rows are still found.
+    """
+    if provider not in ALIAS_PROVIDERS:
+        ALIAS_PROVIDERS.append(provider)
+
+
+def person_ids(person: Any) -> list[Any]:
+    """The person's id and every former id their data may be filed under."""
+    ids = [person.pk]
+    for provider in ALIAS_PROVIDERS:
+        ids += [pk for pk in provider(person) if pk not in ids]
+    return ids
 
 
 def declare_model(model_label: str, *, person_path: str | tuple[str, ...], description: str = "",
@@ -180,9 +201,10 @@ def rows_of(declaration: ModelDeclaration, model: Any, person: Any) -> Any:
     if declaration.person_path == "":
         return model._default_manager.filter(pk=person.pk)
     paths = (declaration.person_path,) if isinstance(declaration.person_path, str) else declaration.person_path
+    ids = person_ids(person)
     condition = Q()
     for path in paths or ():
-        condition |= Q(**{path: person.pk})
+        condition |= Q(**{f"{path}__in": ids}) if len(ids) > 1 else Q(**{path: person.pk})
     rows = model._default_manager.filter(condition)
     if any("__" in p for p in paths or ()):
         # A path through a to-many relation can reach one row several times: select by id.

@@ -22,12 +22,13 @@ from rapport.privacy.models import ConsentBasis, ConsentSource
 GIVEN, FAMILY = "Zebulon", "Quixotefield"
 EMAIL_GMAIL = "Zebulon.Quixote+news@gmail.com"
 EMAIL_WORK = "zq@quixotefield-works.example"
+EMAIL_DUPLICATE = "zeb.q@dupes.example"
 PHONE_MOBILE, PHONE_HOME = "+44 7911 123461", "020 7946 0462"
 USER_AGENT = "QuixBrowser/9.1 (Zebulon's laptop)"
 IP = "203.0.113.77"
 # Lower-case fragments that must not survive anywhere: names, emails (raw, normalised and as
 # Gmail delivers them), phones (E.164 and national digits), and the proof of consent.
-NEEDLES = ("zebulon", "quixote", "zq@", "7911123461", "79460462", "quixbrowser", IP)
+NEEDLES = ("zebulon", "quixote", "zq@", "zeb.q@", "7911123461", "79460462", "quixbrowser", IP)
 
 
 
@@ -93,6 +94,14 @@ def full_history(actor, api_client) -> Person:
                    upload=SimpleUploadedFile(f"{GIVEN}-{FAMILY}-form.pdf", b"%PDF-1.4 zebulon quixotefield"))
     hold = services.place_legal_hold(actor=actor, person=person, reason=f"claim by {GIVEN} {FAMILY}")
     services.release_legal_hold(actor=actor, hold=hold)
+    # a duplicate record of them, edited (sealed field history under its own id), then merged in
+    from rapport.identity.merge import merge_people
+    from rapport.people.services import person_create
+
+    duplicate = person_create(actor=actor, given_name="Zeb", family_name=FAMILY, country="GB",
+                              contact_points=[ContactPointInput(kind="email", value=EMAIL_DUPLICATE)])
+    person_update(actor=actor, person=duplicate, changes={"notes": f"Calls himself {GIVEN} Q."})
+    merge_people(survivor=person, merged=duplicate, actor=actor, reason="same man")
     # an API update with an idempotency key (the replay cache keeps the response)
     response = api_client.patch(f"/api/v1/people/{person.pk}/", {"middle_names": "Quixote"}, format="json",
                                 HTTP_IDEMPOTENCY_KEY="erasure-test")

@@ -82,7 +82,7 @@ def test_erasure_leaves_no_trace_in_any_column_of_any_table(admin_user, history,
                                                              django_capture_on_commit_callbacks):
     # given: the scan sees the person everywhere before erasure (so it can fail)
     before = scan()
-    for place in ("people_person.given_name", "people_contactpoint.value", "privacy_consentevent.user_agent",
+    for place in ("people_person.family_name", "people_contactpoint.value", "identity_mergerecord.snapshot", "privacy_consentevent.user_agent",
                   "privacy_consentevent.ip", "privacy_rightsrequest.requester_name", "imports_import.sample",
                   "access_attachment.filename", "people_interaction.summary", "privacy_legalhold.reason"):
         assert any(hit.startswith(place) for hit in before), (place, before)
@@ -223,3 +223,26 @@ def test_staff_ui_refuses_a_suppressed_email_with_a_form_error(client, admin_use
     added = client.post(f"/people/{other.pk}/contact-points/", {"kind": "email", "value": "ghost+1@example.com"})
     assert added.status_code == 400 and "suppression list" in added.content.decode()
     assert not ContactPoint.objects.filter(normalised__startswith="ghost").exists()
+
+
+def test_erasure_reaches_a_merged_records_history_but_not_after_unmerge(admin_user):
+    from rapport.access.models import AuditEntry
+    from rapport.identity.merge import merge_people, unmerge
+    from rapport.people.services import person_update
+
+    def edited(name):
+        person = make_person(actor=admin_user, given_name=name, emails=[f"{name.lower()}@example.com"])
+        return person_update(actor=admin_user, person=person, changes={"notes": f"{name} likes tea"})
+
+    # given: B merged into A and still merged; D merged into C, then unmerged
+    a, b, c, d = edited("Alpha"), edited("Bravo"), edited("Charlie"), edited("Delta")
+    merge_people(survivor=a, merged=b, actor=admin_user)
+    unmerge(merge_record=merge_people(survivor=c, merged=d, actor=admin_user), actor=admin_user)
+    # when
+    erase_person(actor=admin_user, person=a)
+    erase_person(actor=admin_user, person=c)
+    # then: B's field history (filed under B's old id) is forgotten with A
+    assert not AuditEntry.objects.filter(person_id=b.pk, changes__isnull=False).exists()
+    # D is a separate person again: their history and contact point stay
+    assert AuditEntry.objects.filter(person_id=d.pk, changes__isnull=False).exists()
+    assert Person.objects.get(pk=d.pk).contact_points.filter(normalised="delta@example.com").exists()
