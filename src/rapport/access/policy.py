@@ -48,39 +48,64 @@ class AccessContext:
     _defaults: dict[str, str] | None = field(default=None, repr=False)
     _rules: list[SharingRuleView] | None = field(default=None, repr=False)
     _field_rules: dict[str, dict[str, str]] | None = field(default=None, repr=False)
+    _visibility: dict[tuple[str, str], Any] = field(default_factory=dict, repr=False)
 
     def default_access(self, object_type: str, fallback: str) -> str:
         if self._defaults is None:
-            from rapport.access.models import SharingDefault
-
-            self._defaults = dict(SharingDefault.objects.order_by().values_list("object_type", "access"))
-        return self._defaults.get(object_type, fallback)
+            self._load_sharing()
+        return self._defaults.get(object_type, fallback)  # type: ignore[union-attr]
 
     def rules(self) -> list[SharingRuleView]:
         """Active sharing rules whose target is one of this user's principals' roles or teams."""
         if self._rules is None:
-            from rapport.access.models import SharingRule
+            self._load_sharing()
+        return self._rules  # type: ignore[return-value]
 
-            # One query for the rules and their owner teams' members (a LEFT JOIN, one row
-            # per member), as plain tuples: this runs once per request for every user whose
-            # default is private, so it is kept to a single round trip.
-            rows = (SharingRule.objects.filter(active=True).filter(_target_q(self.role_ids, self.team_ids))
-                    .order_by("pk").values_list("pk", "object_type", "access", "owner_team_id", "criteria",
-                                                "owner_team__memberships__user_id"))
-            rules: dict[Any, tuple[str, str, Any, Any]] = {}
-            members: dict[Any, set[Any]] = {}
-            for pk, object_type, access, owner_team, criteria, member in rows:
-                rules.setdefault(pk, (object_type, access, owner_team, criteria))
-                if owner_team:
-                    members.setdefault(pk, set())
-                    if member is not None:
-                        members[pk].add(member)
-            self._rules = [
-                SharingRuleView(object_type, access, frozenset(members[pk]) if owner_team else None,
-                                dict(criteria or {}))
-                for pk, (object_type, access, owner_team, criteria) in rules.items()
-            ]
-        return self._rules
+    def _load_sharing(self) -> None:
+        """The sharing defaults, the rules aimed at this user and their owner teams' members.
+
+        One round trip (``UNION ALL`` of the defaults and the rules ``LEFT JOIN`` members):
+        it runs once per request for every user whose default is not enough, and on a
+        small page it is most of what visibility costs (bench/visibility.py).
+        """
+        from django.core.exceptions import EmptyResultSet
+        from django.db import connection
+
+        from rapport.access.models import SharingDefault, SharingRule
+
+        rules_query = (SharingRule.objects.filter(active=True).filter(_target_q(self.role_ids, self.team_ids))
+                       .order_by().values_list("object_type", "access", "pk", "owner_team_id", "criteria",
+                                               "owner_team__memberships__user_id"))
+        sql = (f"SELECT 0, object_type, access, NULL, NULL, NULL, NULL "  # noqa: S608 - model metadata only
+               f"FROM {SharingDefault._meta.db_table}")
+        params: tuple[Any, ...] = ()
+        try:
+            rules_sql, params = rules_query.query.sql_with_params()
+            sql += f" UNION ALL SELECT 1, r.* FROM ({rules_sql}) AS r"  # noqa: S608 - Django-built SQL, parameters apart
+        except EmptyResultSet:
+            pass  # no roles or teams to aim a rule at
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            rows = cursor.fetchall()
+        defaults: dict[str, str] = {}
+        rules: dict[Any, tuple[str, str, Any, Any]] = {}
+        members: dict[Any, set[Any]] = {}
+        for kind, first, second, pk, owner_team, criteria, member in rows:
+            if kind == 0:
+                defaults[first] = second
+                continue
+            owner_team = _uuid(owner_team)
+            rules.setdefault(pk, (first, second, owner_team, criteria))
+            if owner_team is not None:
+                members.setdefault(pk, set())
+                if member is not None:
+                    members[pk].add(_uuid(member))
+        self._defaults = defaults
+        self._rules = [
+            SharingRuleView(object_type, access, frozenset(members[pk]) if owner_team is not None else None,
+                            _json(criteria))
+            for pk, (object_type, access, owner_team, criteria) in sorted(rules.items(), key=lambda i: str(i[0]))
+        ]
 
     def field_levels(self, model_label: str) -> dict[str, str]:
         if self._field_rules is None:
@@ -93,6 +118,20 @@ class AccessContext:
                     rules.setdefault(label.lower(), {})[name] = level
             self._field_rules = rules
         return self._field_rules.get(model_label.lower(), {})
+
+
+def _uuid(value: Any) -> Any:
+    import uuid
+
+    return value if value is None or isinstance(value, uuid.UUID) else uuid.UUID(str(value))
+
+
+def _json(value: Any) -> dict[str, Any]:
+    import json
+
+    if isinstance(value, str | bytes):
+        value = json.loads(value)
+    return dict(value or {})
 
 
 def _target_q(role_ids: frozenset[Any], team_ids: frozenset[Any]) -> Any:

@@ -91,7 +91,17 @@ def can(user: Any, record: Model, action: str = "read") -> bool:
 
 
 def visibility_q(ctx: AccessContext, record_type: RecordType, need: str) -> Q | None:
-    """The WHERE condition for records of ``record_type`` granting ``need``; None: all of them."""
+    """The WHERE condition for records of ``record_type`` granting ``need``; None: all of them.
+
+    Built once per access context (a request): a search asks several times.
+    """
+    key = (record_type.label, need)
+    if key not in ctx._visibility:
+        ctx._visibility[key] = _visibility_q(ctx, record_type, need)
+    return ctx._visibility[key]
+
+
+def _visibility_q(ctx: AccessContext, record_type: RecordType, need: str) -> Q | None:
     from rapport.access.models import RecordShare
 
     if covers(ctx.default_access(record_type.label, record_type.default_access), need):
