@@ -88,6 +88,7 @@ def person_update(*, actor: Any, person: Person, changes: dict[str, Any],
     refused = refused_writes(actor, "people.Person", ["timezone" if n == "timezone_name" else n for n in changes])
     if refused:  # S3: hidden and read-only fields are refused, whichever adapter sent them
         raise ValidationError({name: ["You may not change this field."] for name in refused})
+    _ensure_may_change(person)
     with transaction.atomic():
         locked = Person.objects.select_for_update().get(pk=person.pk)
         if expected_version is not None and locked.version != expected_version:
@@ -127,6 +128,7 @@ def person_touch(*, person: Person) -> None:
 def contact_point_add(*, actor: Any, person: Person, data: ContactPointInput,
                       channel: str = "ui") -> ContactPoint:
     """Add a contact point; a value the person already has only updates its flags."""
+    _ensure_may_change(person)
     [normalised] = _normalise_contact_points([data], region=person.country or None)
     ensure_not_suppressed(
         emails=[normalised.normalised] if data.kind == ContactPoint.Kind.EMAIL else [],
@@ -149,12 +151,16 @@ def contact_point_update(*, actor: Any, point: ContactPoint, changes: dict[str, 
         raise ValidationError({name: ["Unknown field."] for name in sorted(unknown)})
     with transaction.atomic():
         point = ContactPoint.objects.select_for_update().select_related("person").get(pk=point.pk)
+        _ensure_may_change(point.person)
         if "value" in changes:
             try:
                 result = normalise_contact_value(point.kind, str(changes["value"]),
                                                  region=point.person.country or None)
             except InvalidIdentifier as err:
                 raise ValidationError({"value": [str(err)]}) from err
+            ensure_not_suppressed(  # an edit must not bring back an erased person's identifier
+                emails=[result.normalised] if point.kind == ContactPoint.Kind.EMAIL else [],
+                phones=[result.normalised] if point.kind == ContactPoint.Kind.PHONE else [])
             point.value = str(changes["value"]).strip()
             point.normalised, point.search_key = result.normalised, result.search_key
         for name in ("label", "source", "verified"):
@@ -267,6 +273,7 @@ def employment_start(*, actor: Any, person: Person, organisation: Organisation, 
                      start_date: dt.date | None = None, end_other_jobs: bool = True,
                      channel: str = "ui") -> Employment:
     """Start a job. By default current jobs elsewhere end the day the new one starts (P2)."""
+    _ensure_may_change(person)
     start_date = start_date or timezone.localdate()
     with transaction.atomic():
         Person.objects.select_for_update().filter(pk=person.pk).first()
@@ -321,6 +328,7 @@ def interaction_log(*, actor: Any, person: Person, channel: str, kind: str, summ
 
     Returns ``(interaction, created)``; a repeat of an imported event returns the stored one.
     """
+    _ensure_may_change(person)
     if external_id:
         existing = Interaction.objects.filter(source_system=source_system, external_id=external_id).first()
         if existing is not None:
@@ -370,6 +378,13 @@ def interaction_delete(*, actor: Any, interaction: Interaction, via: str = "ui")
 
 
 # --------------------------------------------------------------------------------- helpers
+
+
+def _ensure_may_change(person: Person) -> None:
+    """C5: an erased person takes no new data; a restricted one is stored, not processed (Art. 18)."""
+    from rapport.privacy.services import ensure_not_restricted
+
+    ensure_not_restricted(person)
 
 
 def _as_user(actor: Any) -> Any:

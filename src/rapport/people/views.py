@@ -229,6 +229,8 @@ def person_edit(request: HttpRequest, pk: UUID) -> HttpResponse:
                                    tags=form.tag_names(), expected_version=form.cleaned_data.get("version"))
         except ValidationError as err:
             apply_service_errors(form, err)
+        except DomainError as err:  # erased, or processing restricted
+            form.add_error(None, str(err))
         else:
             messages.success(request, "Changes saved.")
             return redirect("people:person-detail", pk=person.pk)
@@ -251,6 +253,8 @@ def interaction_create(request: HttpRequest, pk: UUID) -> HttpResponse:
                                                       **form.service_arguments())
         except ValidationError as err:
             apply_service_errors(form, err)
+        except DomainError as err:  # erased, or processing restricted
+            form.add_error(None, str(err))
         else:
             if _is_htmx(request):
                 return render(request, "people/partials/interaction_created.html", {
@@ -306,6 +310,8 @@ def contact_point_edit(request: HttpRequest, pk: UUID, point_pk: UUID) -> HttpRe
             services.contact_point_update(actor=request.user, point=point, changes=changes)
         except ValidationError as err:
             apply_service_errors(form, err)
+        except DomainError as err:  # suppressed identifier, erased or restricted person
+            form.add_error("value", str(err))
         else:
             messages.success(request, "Contact point saved.")
             return redirect(reverse("people:person-detail", kwargs={"pk": person.pk}) + "#contact-points")
@@ -352,6 +358,8 @@ def employment_start(request: HttpRequest, pk: UUID) -> HttpResponse:
                                           end_other_jobs=form.cleaned_data["end_other_jobs"])
             except ValidationError as err:
                 apply_service_errors(form, err)
+            except DomainError as err:  # erased, or processing restricted
+                form.add_error(None, str(err))
             else:
                 messages.success(request, f"New job at {organisation.name} recorded.")
                 return redirect(reverse("people:person-detail", kwargs={"pk": person.pk}) + "#employment")

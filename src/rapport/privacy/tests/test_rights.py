@@ -320,3 +320,58 @@ def test_ui_rectification_needs_to_say_what_was_corrected(officer_client, office
     erasure = rights.request_create(actor=officer, kind="erasure", person=make_person())
     rights.request_verify(actor=officer, request=erasure, method="ID seen")
     assert 'name="note"' not in officer_client.get(f"/privacy/requests/{erasure.pk}/").content.decode()
+
+
+def test_restriction_and_erasure_freeze_changes_through_service_ui_and_api(officer, officer_client, officer_api,
+                                                                           make_person):
+    from rapport.people.services import (
+        ContactPointInput,
+        contact_point_add,
+        interaction_log,
+        person_update,
+    )
+    from rapport.privacy import services
+    from rapport.privacy.errors import PersonErased, ProcessingRestricted
+
+    person = make_person(given_name="Rita", family_name="Stored", emails=["rita@example.com"])
+    services.restrict_processing(actor=officer, person=person, reason="accuracy contested")
+    # the service refuses, whichever adapter calls it
+    with pytest.raises(ProcessingRestricted):
+        person_update(actor=officer, person=person, changes={"family_name": "Changed"})
+    with pytest.raises(ProcessingRestricted):
+        interaction_log(actor=officer, person=person, channel="phone", kind="call", summary="Called")
+    # the staff UI says why (no server error); the API answers 409 with a problem
+    edit = officer_client.post(f"/people/{person.pk}/edit/", {"given_name": "Rita", "family_name": "Changed",
+                                                              "version": person.version})
+    assert edit.status_code == 400 and "restricted" in edit.content.decode()
+    note = officer_client.post(f"/people/{person.pk}/interactions/", {"channel": "phone", "kind": "call",
+                                                                      "summary": "Called", "direction": "",
+                                                                      "sentiment": "neutral"})
+    assert note.status_code == 400
+    api = officer_api.patch(f"/api/v1/people/{person.pk}/", {"family_name": "Changed"}, format="json")
+    assert api.status_code == 409 and api.json()["type"].endswith("processing_restricted")
+    person.refresh_from_db()
+    assert person.family_name == "Stored" and not person.interactions.exists()
+    # lifting the restriction lets changes through again
+    services.lift_restriction(actor=officer, person=person)
+    person_update(actor=officer, person=person, changes={"family_name": "Corrected"})
+    # an erased person takes no new data
+    from rapport.privacy.erasure import erase_person
+
+    erase_person(actor=officer, person=person)
+    with pytest.raises(PersonErased):
+        contact_point_add(actor=officer, person=person, data=ContactPointInput(kind="phone", value="+447911123999"))
+    added = officer_client.post(f"/people/{person.pk}/contact-points/", {"kind": "phone", "value": "+447911123999"})
+    assert added.status_code == 400 and "erased" in added.content.decode()
+
+
+def test_editing_a_contact_point_cannot_bring_back_a_suppressed_email(officer, make_person):
+    from rapport.people.services import contact_point_update
+    from rapport.privacy.suppression import Suppressed, suppress
+
+    suppress(emails=["gone@example.com"])
+    point = make_person(emails=["here@example.com"]).contact_points.get()
+    with pytest.raises(Suppressed):
+        contact_point_update(actor=officer, point=point, changes={"value": "Gone@Example.com"})
+    point.refresh_from_db()
+    assert point.value == "here@example.com"
