@@ -56,12 +56,14 @@ def _plural_name(label: str) -> str:
         return label
 
 
-def erase_person(*, actor: Any, person: Any, reason: str = "", channel: str = "ui") -> ErasureReport:
+def erase_person(*, actor: Any, person: Any, reason: str = "", channel: str = "ui",
+                 suppress_identifiers: bool = True) -> ErasureReport:
     """Erase ``person`` everywhere the data map says they are; idempotent.
 
     Refused while a legal hold is active. The person row stays (anonymised) so that records
     the law requires to keep still point at a pseudonymous subject and so that the erasure
-    itself is provable.
+    itself is provable. ``suppress_identifiers=False`` is for retention purges: the person
+    did not ask to be forgotten, so they may come back.
     """
     from rapport.people.models import ContactPoint
 
@@ -73,10 +75,11 @@ def erase_person(*, actor: Any, person: Any, reason: str = "", channel: str = "u
             return report
         ensure_no_legal_hold(person)
         points = ContactPoint.objects.filter(person_id=person.pk)
-        report.suppressed = suppression.suppress(
-            emails=list(points.filter(kind="email").values_list("normalised", flat=True)),
-            phones=list(points.filter(kind="phone").values_list("normalised", flat=True)),
-            source=SuppressionEntry.Source.ERASURE, reason="erased person")
+        if suppress_identifiers:
+            report.suppressed = suppression.suppress(
+                emails=list(points.filter(kind="email").values_list("normalised", flat=True)),
+                phones=list(points.filter(kind="phone").values_list("normalised", flat=True)),
+                source=SuppressionEntry.Source.ERASURE, reason="erased person")
         # Find every declared row first: erasing one model may remove the link to another
         # (an import run is found through the people it touched).
         found = [(declaration, model, model._default_manager.filter(

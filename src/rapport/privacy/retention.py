@@ -127,8 +127,12 @@ def _apply(policy: RetentionPolicy, now: dt.datetime, actor: Any) -> int:
                 erase_person(actor=actor, person=person, reason=f"retention policy {policy.key}",
                              channel="job")
             else:
+                # Deleting the row alone would leave what no foreign key cascades to (files,
+                # sealed field history, import samples): erase first, without suppressing.
                 with transaction.atomic():
-                    person.delete()
+                    erase_person(actor=actor, person=person, reason=f"retention policy {policy.key}",
+                                 channel="job", suppress_identifiers=False)
+                    type(person).objects.filter(pk=person.pk).delete()
             done += 1
         return done
     with transaction.atomic():

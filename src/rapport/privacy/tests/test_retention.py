@@ -185,3 +185,29 @@ def test_legal_hold_from_the_person_page(officer_client, make_person):
     officer_client.post(f"/privacy/legal-holds/{hold.pk}/release/")
     hold.refresh_from_db()
     assert not hold.active
+
+
+def test_delete_action_leaves_nothing_behind_and_suppresses_nothing(people, admin_user):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from rapport.access.models import Attachment, AuditEntry
+    from rapport.access.services import attachment_add
+    from rapport.people.services import person_update
+
+    # given: the dormant lead has field history and a file, and the policy deletes
+    lead = people["lead"]
+    person_update(actor=admin_user, person=lead, changes={"notes": "Dormant Lead's notes"})
+    attachment_add(actor=admin_user, record=lead, upload=SimpleUploadedFile("lead.pdf", b"%PDF lead"))
+    _backdate(lead)
+    RetentionPolicy.objects.filter(key="dormant-leads").update(action="delete")
+    # when
+    apply_retention()
+    # then: the row is gone and so is everything no foreign key reached
+    assert not Person.objects.filter(pk=lead.pk).exists()
+    assert not Attachment.objects.filter(object_id=lead.pk).exists()
+    assert not AuditEntry.objects.filter(person_id=lead.pk, changes__isnull=False).exists()
+    assert AuditEntry.objects.filter(person_id=lead.pk, action="erase", channel="job").exists()
+    assert not SuppressionEntry.objects.exists()  # they may come back: nobody asked to be forgotten
+    from rapport.core.testing import make_person
+
+    make_person(actor=admin_user, given_name="Back", emails=["dormant@example.com"])
