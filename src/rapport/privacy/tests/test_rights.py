@@ -4,6 +4,7 @@ extendable once by two), overdue in the queue, execution of each right; UI, API 
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 from io import StringIO
 
 import pytest
@@ -375,3 +376,19 @@ def test_editing_a_contact_point_cannot_bring_back_a_suppressed_email(officer, m
         contact_point_update(actor=officer, point=point, changes={"value": "Gone@Example.com"})
     point.refresh_from_db()
     assert point.value == "here@example.com"
+
+
+def test_api_links_a_request_to_a_person_with_if_match(officer_api, officer, make_person):
+    person = make_person()
+    created = officer_api.post("/api/v1/privacy/requests/", {"kind": "access", "requester_name": "Walk-in",
+                                                             "received_on": str(_ago(1))}, format="json")
+    url = f"/api/v1/privacy/requests/{created.json()['id']}/"
+    etag = officer_api.get(url)["ETag"]
+    stale = officer_api.patch(url, {"person": str(person.pk)}, format="json", HTTP_IF_MATCH='"nope"')
+    assert stale.status_code == 412
+    linked = officer_api.patch(url, {"person": str(person.pk)}, format="json", HTTP_IF_MATCH=etag)
+    assert linked.status_code == 200 and linked.json()["person"] == str(person.pk)
+    unknown = officer_api.patch(url, {"kind": "erasure"}, format="json")
+    assert unknown.status_code == 400 and "kind" in unknown.json()["errors"]
+    missing = officer_api.patch(url, {"person": str(uuid.uuid4())}, format="json")
+    assert missing.status_code == 404
