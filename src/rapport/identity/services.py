@@ -29,7 +29,7 @@ from rapport.identity.normalise import (
     InvalidIdentifier,
     given_name_variants,
     normalise_email,
-    normalise_phone,
+    phone_match_key,
 )
 
 # Below this probability a person is not worth showing as a possible duplicate.
@@ -95,11 +95,9 @@ def _blocked_person_ids(probe: Prepared, emails: Sequence[str], phones: Sequence
             values.add(normalise_email(email).normalised)
         except InvalidIdentifier:
             values.add(email.strip().lower())
-    for phone in phones:
-        try:
-            values.add(normalise_phone(phone).normalised)
-        except InvalidIdentifier:
-            values.add(phone.strip())
+    # The stored form of a valid number is its E.164; phone_match_key gives the same without
+    # phonenumbers' half-millisecond parse for the usual layouts (digits for a bad number).
+    values |= {phone_match_key(phone) for phone in phones if phone.strip()}
     ids: set[Any] = set()
     if values:
         ids |= set(ContactPoint.objects.filter(normalised__in=values).order_by().values_list(
