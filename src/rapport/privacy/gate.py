@@ -601,11 +601,12 @@ def _log_batch(decisions: dict[Any, Decision], *, channel: str, purpose: str, at
     table = ContactDecision._meta.db_table
     columns = "batch_id, person_id, allowed, reasons"
     rows = []
+    batch_id = batch.pk
     for pid, decision in decisions.items():
         text = codes.get(decision)
         if text is None:
             text = codes[decision] = _codes(decision)
-        rows.append((batch.pk, pid, decision.allowed, text))
+        rows.append((batch_id, pid, decision.allowed, text))
     rows.sort(key=_second)  # in person-id order the person index grows at its end: fewer page splits
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
