@@ -54,7 +54,7 @@ class MappingForm(forms.Form):
         super().__init__(*args, **kwargs)
         self.imp = imp
         self.columns: list[dict[str, Any]] = []
-        if imp.format == Import.Format.VCARD:
+        if imp.premapped:
             return
         columns = imp.mapping.get("columns", {})
         samples = list(zip(*imp.sample, strict=False)) if imp.sample else []

@@ -58,6 +58,7 @@ class Import(RapportModel):
         CSV = "csv", "CSV"
         XLSX = "xlsx", "Excel workbook"
         VCARD = "vcard", "vCard"
+        JSON = "json", "JSON (Rapport export)"
 
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL,
                                    related_name="+")
@@ -115,6 +116,11 @@ class Import(RapportModel):
         total = total or self.total_rows
         done = self.preview.get("next_row", 0) if self.status == self.Status.PREVIEWING else self.next_row
         return min(100, int(done * 100 / total)) if total else 0
+
+    @property
+    def premapped(self) -> bool:
+        """vCard and JSON files say what each value is: they need no column mapping."""
+        return self.format in (self.Format.VCARD, self.Format.JSON)
 
     @property
     def brings_consent(self) -> bool:

@@ -62,14 +62,15 @@ def error_file(*, import_run: Import, phase: str | None = None) -> Iterator[byte
     for row, column, message in issues.values_list("row", "column", "message").iterator(chunk_size=2000):
         by_row[row].append(f"{column}: {message}" if column else message)
     writer = csv.writer(_Echo(), lineterminator="\r\n")
-    tabular = import_run.format != Import.Format.VCARD
-    headers = (list(import_run.headers) if tabular else ["Card"]) + ["Rapport row", "Rapport problems"]
+    tabular = not import_run.premapped
+    item = "card" if import_run.format == Import.Format.VCARD else "item"
+    headers = (list(import_run.headers) if tabular else [item.capitalize()]) + ["Rapport row", "Rapport problems"]
     yield ("\ufeff" + writer.writerow(headers)).encode("utf-8")
     if not by_row:
         return
     if not tabular:
         for row in sorted(by_row):
-            yield writer.writerow([f"card {row}", row, "; ".join(by_row[row])]).encode("utf-8")
+            yield writer.writerow([f"{item} {row}", row, "; ".join(by_row[row])]).encode("utf-8")
         return
     try:
         rows = iter_rows(source_opener(import_run), source_info(import_run))

@@ -128,7 +128,7 @@ def import_configure(*, actor: Any, import_run: Import, mapping: dict | None = N
         mapping = template.mapping
         imp.mapping_name = template.name
     if mapping is not None:
-        if imp.format != Import.Format.VCARD:
+        if not imp.premapped:
             validate_mapping(mapping)
             compile_mapping(mapping, imp.headers)
         imp.mapping = _clean_mapping(mapping)
@@ -384,7 +384,7 @@ class _Context:
         self.actor = imp.created_by
         self.dry_run = dry_run
         self.compiled: CompiledMapping | None = (
-            None if imp.format == Import.Format.VCARD else compile_mapping(imp.mapping, imp.headers))
+            None if imp.premapped else compile_mapping(imp.mapping, imp.headers))
         self.region = getattr(settings, "RAPPORT_DEFAULT_REGION", "GB") or "GB"
         self.source = f"import:{imp.file_name}"[:64]
         self.index = DryRunIndex() if dry_run else None
@@ -1116,7 +1116,7 @@ def _own(actor: Any, import_run: Import) -> Import:
 def _check_ready(imp: Import) -> None:
     if imp.purged_at is not None or not imp.file_path:
         raise Conflict("This import's file was deleted.")
-    if imp.format != Import.Format.VCARD:
+    if not imp.premapped:
         compile_mapping(imp.mapping, imp.headers)
     if imp.brings_consent:
         missing = [label for value, label in (
@@ -1212,8 +1212,8 @@ def _apply_info(imp: Import, info: SourceInfo) -> None:
     imp.sample = info.sample
     imp.total_rows = info.total_rows
     if headers_changed or not imp.mapping:
-        suggestion = suggest_mapping(info.headers) if info.format != "vcard" else {
-            "columns": {}, "date_format": "", "split": ";", "preset": "vcard"}
+        suggestion = suggest_mapping(info.headers) if info.format not in ("vcard", "json") else {
+            "columns": {}, "date_format": "", "split": ";", "preset": info.format}
         imp.preset = suggestion.pop("preset")
         imp.mapping = _clean_mapping({**suggestion, "preset": imp.preset})
 

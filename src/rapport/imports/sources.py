@@ -56,7 +56,7 @@ class FileProblem(DomainError):
 class SourceInfo:
     """What ``inspect_source`` found out about a file."""
 
-    format: str                     # "csv", "xlsx" or "vcard"
+    format: str                     # "csv", "xlsx", "vcard" or "json"
     encoding: str = ""              # text formats
     delimiter: str = ""             # csv
     sheet: str = ""                 # xlsx
@@ -134,6 +134,8 @@ def inspect_source(opener: Opener, *, file_name: str = "", encoding: str = "", d
         raise FileProblem("This does not look like a text file (CSV or vCard) or an Excel workbook.")
     if text_head.lstrip("\ufeff \r\n\t").upper().startswith("BEGIN:VCARD"):
         return _inspect_vcard(opener, encoding)
+    if text_head.lstrip("\ufeff \r\n\t").startswith(("[", "{")):
+        return _inspect_json(opener, encoding)
     return _inspect_csv(opener, encoding, delimiter, text_head)
 
 
@@ -145,6 +147,8 @@ def iter_rows(opener: Opener, info: SourceInfo, *, start: int = 0) -> Iterator[S
         from rapport.imports.vcards import vcard_rows
 
         rows = vcard_rows(_text_lines(opener, info.encoding))
+    elif info.format == "json":
+        rows = _json_rows(opener, info.encoding)
     else:
         rows = _csv_rows(opener, info)
     for index, row in enumerate(rows):
@@ -493,5 +497,30 @@ def _inspect_vcard(opener: Opener, encoding: str) -> SourceInfo:
         count += 1
     if count == 0:
         raise FileProblem("The vCard file holds no cards.")
+    info.total_rows = count
+    return info
+
+
+# ---------------------------------------------------------------------------------- JSON
+
+
+def _json_rows(opener: Opener, encoding: str) -> Iterator[SourceRow]:
+    from rapport.imports.jsonfile import json_rows
+
+    with _text_stream(opener, encoding) as stream:
+        yield from json_rows(stream)
+
+
+def _inspect_json(opener: Opener, encoding: str) -> SourceInfo:
+    from rapport.imports.jsonfile import JSON_COLUMNS
+
+    info = SourceInfo(format="json", encoding=encoding, headers=list(JSON_COLUMNS))
+    count = 0
+    for row in _json_rows(opener, encoding):
+        if count < SAMPLE_ROWS:
+            info.sample.append([f"{m.target}: {m.value}" for m in (row.mapped or [])][:6])
+        count += 1
+    if count == 0:
+        raise FileProblem("The JSON file holds no people (an empty array).")
     info.total_rows = count
     return info

@@ -100,8 +100,8 @@ def mapping(request: HttpRequest, pk: UUID) -> HttpResponse:
         try:
             imp = services.import_configure(
                 actor=request.user, import_run=imp, policy=form.cleaned_data["policy"], consent=form.consent(),
-                mapping=form.mapping() if imp.format != Import.Format.VCARD else None)
-            if form.cleaned_data.get("save_as") and imp.format != Import.Format.VCARD:
+                mapping=form.mapping() if not imp.premapped else None)
+            if form.cleaned_data.get("save_as") and not imp.premapped:
                 services.mapping_save(actor=request.user, name=form.cleaned_data["save_as"], mapping=imp.mapping)
                 messages.success(request, f"Mapping saved as {form.cleaned_data['save_as']!r}.")
             services.import_preview(actor=request.user, import_run=imp)

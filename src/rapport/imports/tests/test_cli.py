@@ -85,3 +85,24 @@ def test_export_to_a_file_and_to_stdout(staff_user, make_person, tmp_path, capsy
         run("export", "people", "--format", "xlsx", "--user", "staff")
     with pytest.raises(CommandError, match="cannot be filtered by domain"):
         run("export", "people", "--domain", "x.example", "--user", "staff")
+
+
+def test_a_json_export_imports_back_with_its_bad_items_in_the_error_file(staff_user, make_person, tmp_path):
+    # given a JSON export of two people, plus an item that is not a person
+    make_person(given_name="Ada", family_name="Lovelace", emails=["ada@example.com"], tags=["vip"])
+    make_person(given_name="Alan", family_name="Turing", phones=["+44 7911 123456"])
+    exported = tmp_path / "people.json"
+    run("export", "people", "--format", "json", "--user", "staff", "--output", str(exported))
+    data = exported.read_text().rstrip().removesuffix("]") + ',\n"not a person"\n]\n'
+    exported.write_text(data)
+    Person.objects.all().delete()
+    # when it is imported
+    errors = tmp_path / "errors.csv"
+    out, err = run("import", str(exported), "--user", "staff", "--errors", str(errors))
+    # then both people are back and the odd item is reported
+    assert "JSON" in err and "3 rows" in err
+    assert "created            2" in out and "invalid            1" in out
+    assert sorted(Person.objects.values_list("family_name", flat=True)) == ["Lovelace", "Turing"]
+    assert Person.objects.get(family_name="Lovelace").tags.get().name == "vip"
+    rows = list(csv.reader(io.StringIO(errors.read_text(encoding="utf-8-sig"))))
+    assert rows == [["Item", "Rapport row", "Rapport problems"], ["item 3", "3", "Item 3 is not a person (a JSON object)."]]

@@ -140,7 +140,7 @@ def test_organisations_export(crm, staff_user):
     assert cards[0].kind.value == "org"
 
 
-@pytest.mark.parametrize("fmt", ["csv", "xlsx", "vcf"])
+@pytest.mark.parametrize("fmt", ["csv", "xlsx", "vcf", "json"])
 def test_round_trip_export_then_import_gives_the_same_people(crm, staff_user, upload, run_import, fmt):
     # given the CRM exported
     before = snapshot()

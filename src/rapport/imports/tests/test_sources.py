@@ -5,6 +5,7 @@ from __future__ import annotations
 import codecs
 import datetime as dt
 import io
+import json
 import os
 import zipfile
 
@@ -226,3 +227,38 @@ def test_a_gigabyte_line_fails_fast_without_reading_the_file():
         inspect_source(open_huge)
     # then it stopped after a few MiB, not a gigabyte
     assert sum(s.delivered for s in streams) < 16 * 1024 ** 2
+
+
+# ---------------------------------------------------------------------------------- JSON
+
+
+def test_json_array_is_read_object_by_object_pretty_or_one_per_line():
+    people = [{"given_name": "Ada", "family_name": "Lovelace", "tags": ["vip"],
+               "contact_points": [{"kind": "email", "value": "ada@example.com", "label": "work", "primary": True}],
+               "employments": [{"organisation": "Old Co", "title": "", "start_date": "2001-01-01",
+                                "end_date": "2002-01-01"},
+                               {"organisation": "Engines", "title": "Analyst", "start_date": "2021-03-01",
+                                "end_date": None}]},
+              {"given_name": "Alan", "notes": "x" * 100_000}, "not a person"]
+    for text in (json.dumps(people, indent=2), "[" + ",\n".join(json.dumps(p) for p in people) + "\n]\n"):
+        info = inspect_source(opener(text.encode()))
+        assert (info.format, info.total_rows) == ("json", 3)
+        rows = list(iter_rows(opener(text.encode()), info))
+        ada = {(m.target, m.value if m.target != "start_date" else m.value[0], m.label) for m in rows[0].mapped}
+        assert ada == {("given_name", "Ada", ""), ("family_name", "Lovelace", ""), ("tags", "vip", ""),
+                       ("email", "ada@example.com", "work"), ("organisation", "Engines", ""),
+                       ("title", "Analyst", ""), ("start_date", "2021-03-01", "")}
+        assert rows[1].mapped[1].value == "x" * 100_000
+        assert rows[2].problem == "Item 3 is not a person (a JSON object)."
+        assert [r.number for r in iter_rows(opener(text.encode()), info, start=2)] == [3]
+
+
+@pytest.mark.parametrize(("data", "message"), [
+    (b'{"given_name": "Ada"}', "must be an array of people"),
+    (b'[{"given_name": "Ada"},\n{"given_name": "Al', "not valid JSON"),
+    (b'[{"given_name": "Ada"}', "not closed"),
+    (b"[]", "holds no people"),
+])
+def test_bad_json_files_fail_with_a_clear_message(data, message):
+    with pytest.raises(FileProblem, match=message):
+        inspect_source(opener(data))

@@ -102,7 +102,7 @@ class Command(BaseCommand):
         mapping_name = options["mapping"]
         mapping = None
         if mapping_name in PRESETS:
-            mapping = suggest_mapping(imp.headers) if imp.format != Import.Format.VCARD else None
+            mapping = suggest_mapping(imp.headers) if not imp.premapped else None
             mapping_name = ""
         consent = {key: value for key, value in (
             ("source", options["consent_source"]), ("lawful_basis", options["consent_basis"]),
@@ -112,7 +112,7 @@ class Command(BaseCommand):
             consent["confirmed"] = True
         imp = services.import_configure(actor=actor, import_run=imp, mapping=mapping, mapping_name=mapping_name,
                                         policy=options["policy"], consent=consent or None)
-        if imp.format != Import.Format.VCARD:
+        if not imp.premapped:
             mapped = {h: r["target"] for h, r in imp.mapping["columns"].items() if r["target"] != "label"}
             self.stderr.write("mapping: " + (", ".join(f"{h} → {t}" for h, t in mapped.items()) or "(none)"))
         if options["save_mapping"]:
