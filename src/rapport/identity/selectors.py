@@ -98,6 +98,24 @@ def merge_history(*, user: Any, person: Any) -> list[MergeRecord]:
                 .select_related("merged_by", "unmerged_by").order_by("-created_at")[:20])
 
 
+def survivor_id_of(person_id: Any) -> Any | None:
+    """The id of the person a merged-away id now lives on (following later merges), or None.
+
+    Links, bookmarks and old API ids keep working after a merge; visibility of the survivor is
+    still decided by whoever follows the id.
+    """
+    seen: set[Any] = set()
+    current = None
+    while person_id not in seen and len(seen) < 20:
+        seen.add(person_id)
+        survivor = (MergeRecord.objects.filter(merged_person_id=person_id, status=MergeRecord.Status.MERGED)
+                    .order_by("-created_at").values_list("survivor_id", flat=True).first())
+        if survivor is None:
+            break
+        current = person_id = survivor
+    return current
+
+
 def merged_name(record: MergeRecord) -> str:
     """The merged person's name: from the snapshot while merged, from the person once restored."""
     from rapport.people.models import Person

@@ -26,6 +26,7 @@ from rapport.access.permissions import permission_required
 from rapport.core.errors import DomainError
 from rapport.core.registry import person_panels_for
 from rapport.identity.normalise import InvalidIdentifier, normalise_contact_value
+from rapport.identity.selectors import survivor_id_of
 from rapport.identity.services import find_candidates
 from rapport.people import selectors, services
 from rapport.people.forms import (
@@ -112,7 +113,13 @@ def person_list(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_GET
 def person_detail(request: HttpRequest, pk: UUID) -> HttpResponse:
-    person = _person_or_404(request, pk)
+    try:
+        person = _person_or_404(request, pk)
+    except Http404:
+        survivor_id = survivor_id_of(pk)  # merged away (I4): the record lives on the survivor
+        if survivor_id is None:
+            raise
+        return redirect("people:person-detail", pk=survivor_id)
     record_person_access(actor=request.user, action="view", people=[person], channel="ui", request=request)
     timeline = selectors.person_timeline_page(user=request.user, person=person, limit=TIMELINE_PAGE + 1)
     jobs = list(person.employments.all())

@@ -358,3 +358,21 @@ def test_erasure_reaches_merge_records_and_suggestions_on_either_side(make_perso
     assert not MergeRecord.objects.exists()
     erase_person(actor=staff_user, person=a, reason="request")
     assert not DuplicateSuggestion.objects.exists() and not NotDuplicate.objects.exists()
+
+
+def test_an_old_link_to_a_merged_person_leads_to_the_survivor(make_person, staff_user, client):
+    # given: C merged into B, then B into A (a chain), and a link to C kept from before
+    a, b, c = (make_person(given_name=n, family_name="Chain") for n in ("Ann", "Anne", "Annie"))
+    merge_people(survivor=b, merged=c, actor=staff_user)
+    merge_people(survivor=a, merged=b, actor=staff_user)
+    client.force_login(staff_user)
+    # when / then: both old ids lead to the survivor's 360° view
+    for old in (b, c):
+        response = client.get(f"/people/{old.pk}/")
+        assert response.status_code == 302 and response["Location"] == f"/people/{a.pk}/"
+    # when: the second merge is undone
+    unmerge(merge_record=MergeRecord.objects.get(merged_person_id=b.pk), actor=staff_user)
+    # then: C's link leads to B again, B's own page is B; an unknown id is still a 404
+    assert client.get(f"/people/{c.pk}/")["Location"] == f"/people/{b.pk}/"
+    assert client.get(f"/people/{b.pk}/").status_code == 200
+    assert client.get("/people/00000000-0000-0000-0000-000000000000/").status_code == 404
