@@ -68,6 +68,8 @@ WEEK = dt.timedelta(days=7)
 IN_MEMORY_DIGESTS = 500_000
 # Id lists longer than this are loaded into a temporary table rather than an IN (...) list.
 INLINE_IDS = 500
+# People per ``write`` of the decision log's COPY on PostgreSQL.
+COPY_CHUNK = 50_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -390,17 +392,25 @@ class _Audience:
 
 
 def _decide_many(audience: _Audience, channel: str, purpose: Purpose, at: dt.datetime) -> dict[Any, Decision]:
-    """Decisions keyed by the database's raw id (hex string on SQLite, UUID on PostgreSQL)."""
+    """Decisions keyed by the database's raw id as text (32 hex digits on SQLite, the canonical
+    UUID string on PostgreSQL: see ``_fetch``)."""
     from rapport.people.models import ContactPoint, Person
 
     person_t, cp_t = Person._meta.db_table, ContactPoint._meta.db_table
     where, params = audience.where("p.id")
     people = _fetch(f"SELECT p.id, p.country, p.timezone FROM {person_t} p WHERE 1=1{where}", params)  # noqa: S608
-    reasons: dict[Any, list[Reason]] = defaultdict(list)
+    # Each distinct Reason gets one bit; a person's reasons are an int (a million people: one
+    # dict of ints, no list per person, and the shared Decision is looked up by that int).
+    masks: dict[Any, int] = {}
+    bits: dict[Reason, int] = {}
 
     def mark(ids: Iterable[Any], reason: Reason) -> None:
+        bit = bits.get(reason)
+        if bit is None:
+            bit = bits[reason] = 1 << len(bits)
+        get = masks.get
         for pid in ids:
-            reasons[pid].append(reason)
+            masks[pid] = get(pid, 0) | bit
 
     where, params = audience.where("person_id")
     status_rows = _fetch(
@@ -430,20 +440,12 @@ def _decide_many(audience: _Audience, channel: str, purpose: Purpose, at: dt.dat
                     if regime_key in stale:
                         mark(ids, _r_dnc_stale(REGIMES[regime_key]))
         _mark_preferences(people, channel, purpose, at, audience, mark)
-    # The same few Reason objects were marked on everyone, so their identities key the shared
-    # Decision while this batch holds them (hashing the dataclasses per person cost more).
-    settled: dict[tuple[int, ...], Decision] = {}
-    decisions = {}
-    for row in people:
-        marked = reasons.get(row[0])
-        if marked is None:
-            decisions[row[0]] = ALLOWED
-            continue
-        key = tuple(map(id, marked))
-        decision = settled.get(key)
-        if decision is None:
-            decision = settled[key] = _decision(tuple(marked))
-        decisions[row[0]] = decision
+    by_bit = [(bit, reason) for reason, bit in bits.items()]
+    settled = {mask: _decision(tuple(reason for bit, reason in by_bit if mask & bit))
+               for mask in set(masks.values())}
+    decisions = dict.fromkeys((row[0] for row in people), ALLOWED)
+    for pid, mask in masks.items():
+        decisions[pid] = settled[mask]
     return decisions
 
 
@@ -597,24 +599,32 @@ def _log_batch(decisions: dict[Any, Decision], *, channel: str, purpose: str, at
     batch = DecisionBatch.objects.create(channel=channel, purpose=purpose, at=at, size=len(decisions),
                                          allowed_count=allowed, requested_by=_as_user(actor),
                                          context=context[:100])
-    codes: dict[Decision, str] = {}
+    # A handful of shared Decision objects: their log columns are worked out once each, keyed
+    # by identity (hashing a Decision per person cost more than writing its row).
+    distinct = {id(d): d for d in decisions.values()}
     table = ContactDecision._meta.db_table
     columns = "batch_id, person_id, allowed, reasons"
-    rows = []
-    batch_id = batch.pk
-    for pid, decision in decisions.items():
-        text = codes.get(decision)
-        if text is None:
-            text = codes[decision] = _codes(decision)
-        rows.append((batch_id, pid, decision.allowed, text))
-    rows.sort(key=_second)  # in person-id order the person index grows at its end: fewer page splits
+    batch_id = int(batch.pk)
+    get = decisions.__getitem__
+    # In person-id order the person index grows at its end: fewer page splits. The keys are
+    # text (see ``_fetch``), so they sort as the database orders the ids.
+    order = sorted(decisions)
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
+            # COPY's text format, a line per person built from a per-decision suffix (codes are
+            # [a-z_,] only: nothing to escape).
+            tails = {k: f"\t{'t' if d.allowed else 'f'}\t{_codes(d)}\n" for k, d in distinct.items()}
+            head = f"{batch_id}\t"
             with cursor.cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
-                for row in rows:
-                    copy.write_row(row)
+                for start in range(0, len(order), COPY_CHUNK):
+                    copy.write("".join([head + pid + tails[id(get(pid))]
+                                        for pid in order[start:start + COPY_CHUNK]]))
         else:
-            cursor.executemany(f"INSERT INTO {table} ({columns}) VALUES (%s, %s, %s, %s)", rows)  # noqa: S608
+            # The batch id is an int written into the statement: two parameters bound per row.
+            cols = {k: (d.allowed, _codes(d)) for k, d in distinct.items()}
+            rows = [(pid, *cols[id(get(pid))]) for pid in order]
+            cursor.executemany(f"INSERT INTO {table} ({columns}) VALUES ({batch_id}, %s, %s, %s)",  # noqa: S608
+                               rows)
     return batch
 
 
@@ -644,10 +654,6 @@ def _decision(reasons: tuple[Reason, ...]) -> Decision:
     return decision
 
 
-def _second(row: tuple) -> Any:
-    return row[1]
-
-
 def _codes(decision: Decision) -> str:
     return ",".join(dict.fromkeys(r.code for r in decision.reasons))
 
@@ -659,7 +665,16 @@ def _check(channel: str, purpose: str) -> Purpose:
 
 
 def _fetch(sql: str, params: tuple | list) -> list[tuple]:
+    """Rows of a raw query; on PostgreSQL ``uuid`` columns come back as text.
+
+    The batch handles a few million ids: psycopg's ``uuid.UUID`` objects cost more than the
+    rest of a row, and the log's COPY wants text anyway (SQLite stores 32 hex digits already).
+    """
     with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            from psycopg.types.string import TextLoader
+
+            cursor.cursor.adapters.register_loader("uuid", TextLoader)
         cursor.execute(sql, params)
         return cursor.fetchall()
 
@@ -671,32 +686,31 @@ def _db_id(value: Any) -> Any:
 
 
 def _to_uuid_keys(raw: dict[Any, Decision]) -> Mapping[Any, Decision]:
-    if connection.vendor == "postgresql":
-        return raw
-    return _HexKeyed(raw)
+    return _TextKeyed(raw, hex_keys=connection.vendor != "postgresql")
 
 
-class _HexKeyed(Mapping):
-    """Decisions keyed by person id (UUID) over SQLite's 32-hex-digit keys.
+class _TextKeyed(Mapping):
+    """Decisions keyed by person id (UUID) over the database's text keys (see ``_fetch``).
 
     Building a million UUID objects up front took longer than deciding; here a key becomes a
     UUID only when the keys are iterated, and lookups by UUID (or its string) are direct.
     """
 
-    __slots__ = ("_raw",)
+    __slots__ = ("_hex", "_raw")
 
-    def __init__(self, raw: dict[str, Decision]) -> None:
+    def __init__(self, raw: dict[str, Decision], *, hex_keys: bool) -> None:
         self._raw = raw
+        self._hex = hex_keys
 
     def __getitem__(self, key: Any) -> Decision:
         try:
-            hex_key = key.hex if isinstance(key, uuid.UUID) else uuid.UUID(str(key)).hex
+            value = key if isinstance(key, uuid.UUID) else uuid.UUID(str(key))
         except ValueError as err:
             raise KeyError(key) from err
-        return self._raw[hex_key]
+        return self._raw[value.hex if self._hex else str(value)]
 
     def __iter__(self) -> Iterator[uuid.UUID]:
-        return (uuid.UUID(hex=k) for k in self._raw)
+        return (uuid.UUID(k) for k in self._raw)
 
     def __len__(self) -> int:
         return len(self._raw)
