@@ -234,16 +234,18 @@ def quality(size: int, seed: int, skip_splink: bool) -> None:
     print(f"threshold {THRESHOLD}; 'pairs' = scored pairs ≥ threshold, 'clusters' = pairs in one cluster")
     print(f"{'data':<26}{'engine':<9}{'kind':<10}{'precision':>10}{'recall':>9}{'F1':>9}"
           f"{'found':>10}{'true':>10}{'seconds':>9}")
-    for label, path, id_column, roles, truth in datasets:
-        engines = [("rapport", run_rapport)] + ([] if skip_splink else [("splink", run_splink)])
-        for engine, run in engines:
+    # Every Rapport run first: the file mode forks workers, and forking a process in which
+    # DuckDB has started its threads can deadlock the children.
+    engines = [("rapport", run_rapport)] + ([] if skip_splink else [("splink", run_splink)])
+    for engine, run in engines:
+        for label, path, id_column, roles, truth in datasets:
             if engine == "rapport":
                 edges, clustered, seconds = run(path, id_column, roles, work)
             else:
                 edges, clustered, seconds = run(path, id_column, roles)
             _row(label, engine, "pairs", prf(edges, truth), seconds)
             _row(label, engine, "clusters", prf(clustered, truth), seconds)
-        sys.stdout.flush()
+            sys.stdout.flush()
 
 
 # ------------------------------------------------------------------------------------- speed
