@@ -106,6 +106,18 @@ class World:
         return objs["attachment"].filename
 
 
+@pytest.fixture(autouse=True)
+def quiet_refusals():
+    """Hundreds of refusals are expected here; Django logging each with a traceback is slow noise."""
+    import logging
+
+    logger = logging.getLogger("django.request")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    yield
+    logger.setLevel(level)
+
+
 @pytest.fixture
 def world_for(db, admin_user, fast_passwords):
     def build(role_key: str | None) -> World:
