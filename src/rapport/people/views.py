@@ -41,6 +41,7 @@ from rapport.people.forms import (
     apply_service_errors,
 )
 from rapport.people.models import Organisation, Person
+from rapport.privacy.services import change_refusal
 
 PAGE_SIZE = 25
 TIMELINE_PAGE = 20
@@ -137,6 +138,7 @@ def person_detail(request: HttpRequest, pk: UUID) -> HttpResponse:
         "employment_form": EmploymentStartForm(initial={"end_other_jobs": True}),
         "panels": panels,
         "hidden": hidden_fields(request.user, "people.Person"),
+        "frozen": change_refusal(person),  # erased or restricted: no edit forms that would be refused
     })
 
 

@@ -72,17 +72,28 @@ def ensure_not_restricted(person: Any) -> None:
     Call it from every service that changes a person's data (edits, new contact points,
     timeline entries, campaign sends). Withdrawing consent is always allowed.
     """
+    refusal = change_refusal(person)
+    if refusal is not None:
+        raise refusal
+
+
+def change_refusal(person: Any) -> PersonErased | ProcessingRestricted | None:
+    """Why the person's data may not be changed (the error ``ensure_not_restricted`` raises), or None.
+
+    Screens use it to offer no edit that would only be refused.
+    """
     status = privacy_of(person)
     if status is None:
-        return
+        return None
     if status.erased_at is not None:
-        raise PersonErased(f"This person was erased on {status.erased_at:%d %b %Y}; the record is "
-                           "anonymised and cannot take new data.")
+        return PersonErased(f"This person was erased on {status.erased_at:%d %b %Y}; the record is "
+                            "anonymised and cannot take new data.")
     if status.restricted_at is not None:
-        raise ProcessingRestricted(
+        return ProcessingRestricted(
             f"Processing of this person's data is restricted since {status.restricted_at:%d %b %Y} "
             f"(GDPR Art. 18): it is stored but may not be changed or used. "
             f"Reason: {status.restriction_reason or 'not given'}.")
+    return None
 
 
 def restrict_processing(*, actor: Any, person: Any, reason: str, channel: str = "ui") -> PersonPrivacy:

@@ -382,3 +382,27 @@ def test_home_queries_do_not_grow_with_interactions(client_in, ada, staff_user):
     with CaptureQueriesContext(connection) as many:
         client_in.get(reverse("home"))
     assert len(many) == len(few)
+
+
+def test_a_restricted_or_erased_person_offers_no_edits_that_would_be_refused(client_in, ada, admin_user):
+    from rapport.privacy import services as privacy
+    from rapport.privacy.erasure import erase_person
+
+    # given: an ordinary person shows the edit forms
+    url = reverse("people:person-detail", args=[ada.pk])
+    page = client_in.get(url).content.decode()
+    assert 'id="log-h"' in page and "Add a contact point" in page and "frozen-notice" not in page
+    # when: processing is restricted
+    privacy.restrict_processing(actor=admin_user, person=ada, reason="accuracy contested")
+    page = client_in.get(url).content.decode()
+    # then: the page says why and offers no edit, new contact point, job change or log form
+    assert "frozen-notice" in page and "restricted" in page
+    for form in ('id="log-h"', "Add a contact point", "Start a new job", "End job",
+                 reverse("people:person-edit", args=[ada.pk])):
+        assert form not in page
+    # when: lifted, then erased
+    privacy.lift_restriction(actor=admin_user, person=ada)
+    assert "frozen-notice" not in client_in.get(url).content.decode()
+    erase_person(actor=admin_user, person=ada)
+    page = client_in.get(url).content.decode()
+    assert "frozen-notice" in page and "erased" in page and 'id="log-h"' not in page
