@@ -111,3 +111,19 @@ def test_nav_has_import_and_export(browser_client):
 def test_anonymous_users_are_sent_to_sign_in(client):
     response = client.get(reverse("imports:index"))
     assert response.status_code == 302 and "/login/" in response["Location"]
+
+
+def test_a_json_file_needs_no_mapping_and_previews(browser_client):
+    people = '[{"given_name": "Ada", "family_name": "Lovelace", "contact_points": [{"kind": "email", ' \
+             '"value": "ada@example.com", "label": "work", "primary": true}], "tags": ["vip"]}]'
+    browser_client.post(reverse("imports:index"), {"file": SimpleUploadedFile("people.json", people.encode())})
+    imp = Import.objects.get()
+    assert (imp.format, imp.total_rows, imp.premapped) == ("json", 1, True)
+    page = browser_client.get(reverse("imports:mapping", args=[imp.pk]))
+    assert b"JSON fields" in page.content and b"col_0_target" not in page.content
+    data = {name: field.initial for name, field in page.context["form"].fields.items() if field.initial is not None}
+    response = browser_client.post(reverse("imports:mapping", args=[imp.pk]), data)
+    assert response.status_code == 302
+    work()
+    page = browser_client.get(reverse("imports:detail", args=[imp.pk]))
+    assert page.context["counts"]["created"] == 1 and Person.objects.count() == 0
