@@ -543,43 +543,38 @@ def _suppression_matches(points: list[tuple], entry_kind: str, channel: str) -> 
     import hashlib
     import hmac
 
-    # One HMAC per compared form of every contact point is the per-row cost here, so the loop
-    # does little else: the first person per digest in a plain dict, the rare people sharing
-    # an identifier in ``shared``. Emails: the forms are the value and its canonical form
-    # (``suppression.stored_forms``), computed without building a set per row.
-    by_digest: dict[str, Any] = {}
-    shared: dict[str, list[Any]] = defaultdict(list)
-    canonical = suppression.canonical_email if entry_kind == SuppressionEntry.Kind.EMAIL else None
-    hmac_digest, sha256 = hmac.digest, hashlib.sha256
-    for pid, value in points:
-        if canonical is not None:
-            other = canonical(value)
-            forms: Iterable[str] = (value,) if other == value else (value, other)
-        else:
-            forms = suppression.stored_forms(entry_kind, value)
-        for form in forms:
-            encoded = form.encode()
-            digest = hmac_digest(key, encoded, "sha256").hex()
-            if by_digest.setdefault(digest, pid) != pid:
-                shared[digest].append(pid)
-            if with_plain:
-                digest = sha256(encoded).hexdigest()
-                if by_digest.setdefault(digest, pid) != pid:
-                    shared[digest].append(pid)
-    return _matching(internal_q, by_digest, shared), _matching(listed_q, by_digest, shared)
+    # One HMAC per compared form of every contact point is the per-row cost here, so the work is
+    # flat list comprehensions (no dict per digest): the compared forms (emails: the value and,
+    # where it differs, its canonical form — ``suppression.stored_forms``), their digests, and
+    # the person each belongs to, side by side.
+    if entry_kind == SuppressionEntry.Kind.EMAIL:
+        canonical = suppression.canonical_email
+        extra = [(pid, other) for pid, value in points if (other := canonical(value)) != value]
+        owners = [pid for pid, _ in points] + [pid for pid, _ in extra]
+        forms = [value for _, value in points] + [form for _, form in extra]
+    else:
+        pairs = [(pid, form) for pid, value in points for form in suppression.stored_forms(entry_kind, value)]
+        owners, forms = [pid for pid, _ in pairs], [form for _, form in pairs]
+    encoded = [form.encode() for form in forms]
+    hmac_digest = hmac.digest
+    digests = [hmac_digest(key, form, "sha256").hex() for form in encoded]
+    if with_plain:
+        sha256 = hashlib.sha256
+        digests += [sha256(form).hexdigest() for form in encoded]
+        owners += owners
+    return _matching(internal_q, owners, digests), _matching(listed_q, owners, digests)
 
 
-def _matching(entries: QuerySet, by_digest: dict[str, Any], shared: dict[str, list[Any]]) -> set:
+def _matching(entries: QuerySet, owners: list[Any], digests: list[str]) -> set:
+    """The owners whose digest is among ``entries`` (``owners[i]`` owns ``digests[i]``)."""
     if entries.count() <= IN_MEMORY_DIGESTS:
-        hits = set(entries.values_list("digest", flat=True)) & by_digest.keys()
+        hits = set(entries.values_list("digest", flat=True))
     else:
         hits = set()
-        digests = list(by_digest)
-        for start in range(0, len(digests), 500):
-            hits.update(entries.filter(digest__in=digests[start:start + 500]).values_list("digest", flat=True))
-    people = {by_digest[digest] for digest in hits}
-    people.update(pid for digest in hits for pid in shared.get(digest, ()))
-    return people
+        unique = list(set(digests))
+        for start in range(0, len(unique), 500):
+            hits.update(entries.filter(digest__in=unique[start:start + 500]).values_list("digest", flat=True))
+    return {pid for pid, digest in zip(owners, digests, strict=True) if digest in hits}
 
 
 def _by_regime(people: list[tuple]) -> dict[str, list[Any]]:
