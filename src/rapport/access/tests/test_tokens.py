@@ -93,6 +93,19 @@ def test_counters_are_shared_rows_and_old_windows_are_purged(db):
     assert purge_old_windows(older_than_seconds=0) == 2
 
 
+def test_counting_is_one_statement_and_the_fallback_counts_the_same(db, monkeypatch):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    hit("one", 60)
+    with CaptureQueriesContext(connection) as ctx:
+        assert hit("one", 60) == 2
+    assert len(ctx.captured_queries) == 1
+    # databases without INSERT … RETURNING (SQLite < 3.35) take the update-or-insert path
+    monkeypatch.setattr(type(connection.features), "can_return_rows_from_bulk_insert", False)
+    assert [hit("one", 60), hit("two", 60), hit("two", 60)] == [3, 1, 2]
+
+
 @pytest.mark.parametrize("rate, parsed", [("10/min", (10, 60)), ("5/s", (5, 1)), ("100/hour", (100, 3600)),
                                           ("off", (None, 1))])
 def test_parse_rate(rate, parsed):
