@@ -374,8 +374,13 @@ class _Audience:
         with connection.cursor() as cursor:
             cursor.execute(f"CREATE TEMPORARY TABLE IF NOT EXISTS {self.TEMP} (id {column} PRIMARY KEY)")
             cursor.execute(f"DELETE FROM {self.TEMP}")  # noqa: S608 - constant table name
-            rows = {(_db_id(i),) for i in ids}
-            cursor.executemany(f"INSERT INTO {self.TEMP} (id) VALUES (%s)", list(rows))  # noqa: S608
+            rows = {_db_id(i) for i in ids}
+            if connection.vendor == "postgresql":
+                # COPY: a row at a time through executemany took longer than deciding the list.
+                with cursor.cursor.copy(f"COPY {self.TEMP} (id) FROM STDIN") as copy:
+                    copy.write("".join([f"{i}\n" for i in rows]))
+            else:
+                cursor.executemany(f"INSERT INTO {self.TEMP} (id) VALUES (%s)", [(i,) for i in rows])  # noqa: S608
         self.sql, self.params = f"SELECT id FROM {self.TEMP}", ()  # noqa: S608
         return self
 
