@@ -257,7 +257,7 @@ class Model:
 # the one measured among random pairs sharing a family name, not among all random pairs.
 # Without this, surname + address + landline add up to a certain match for two siblings.
 HOUSEHOLD = ("address", "postcode", "phone")
-GIVEN_AT, FAMILY_AT = 0, 1  # FIELDS.index("given"), FIELDS.index("family")
+GIVEN_AT, FAMILY_AT, BIRTH_AT = 0, 1, 2  # positions in FIELDS
 AGREE = frozenset({EXACT, CLOSE})  # a family name "agrees" when equal or one typo apart
 
 
@@ -355,8 +355,23 @@ def refine_prior(model: Model, weights: Iterable[float], iterations: int = 30) -
 def pattern_weight(model: Model, pattern: Sequence[str]) -> float:
     """Sum of the log2 Bayes factors of a comparison pattern, without prior or term frequencies."""
     family_exact = pattern[FAMILY_AT] in AGREE
-    return sum(math.log2(model.bayes_factor(name, level, family_exact))
-               for name, level in zip(FIELDS, pattern, strict=True) if level != MISSING)
+    capped = _household_only(pattern)
+    total = 0.0
+    for name, level in zip(FIELDS, pattern, strict=True):
+        if level != MISSING:
+            weight = math.log2(model.bayes_factor(name, level, family_exact))
+            total += min(weight, 0.0) if capped and name in HOUSEHOLD else weight
+    return total
+
+
+def _household_only(pattern: Sequence[str]) -> bool:
+    """Same family name, a different given name and no agreeing birth date: what the pair
+    shares is a household. Their address, postcode and phone then add no positive weight —
+    the conditional u of ``u_family`` shrinks as families grow with the data (among a
+    million records most same-surname pairs are strangers), so it cannot hold siblings apart
+    on its own at scale."""
+    return (pattern[FAMILY_AT] in AGREE and pattern[GIVEN_AT] == DIFFERENT
+            and pattern[BIRTH_AT] in (DIFFERENT, MISSING))
 
 
 def _estimate_u(records: Sequence[Prepared], samples: int, seed: int) -> dict[str, dict[str, float]]:
@@ -462,6 +477,7 @@ class Match:
 def score(model: Model, a: Prepared, b: Prepared) -> Match:
     found = compare(a, b)
     family_exact = found["family"] in AGREE
+    capped = _household_only(tuple(found.values()))
     total = math.log2(model.prior / (1.0 - model.prior))
     evidence = []
     for name, level in found.items():
@@ -476,6 +492,8 @@ def score(model: Model, a: Prepared, b: Prepared) -> Match:
             if share:
                 factor = model.m[name][EXACT] / max(share, 1e-6)
         weight = math.log2(factor)
+        if capped and name in HOUSEHOLD:
+            weight = min(weight, 0.0)
         total += weight
         evidence.append({"field": name, "level": level, "weight": round(weight, 2)})
     probability = 1.0 / (1.0 + 2.0 ** (-total))
