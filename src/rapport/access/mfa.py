@@ -125,6 +125,31 @@ def mfa_reset(*, actor: Any, user: Any, request: Any = None) -> None:
                      request=request)
 
 
+def wait_seconds(user: Any) -> int:
+    """Seconds until the user's authenticator codes are accepted again (0: now).
+
+    django-otp refuses every code for a while after a wrong one (1 s, doubling with each
+    failure); the screens say so instead of calling a right code wrong.
+    """
+    from django.utils import timezone
+
+    longest = 0
+    for device in TOTPDevice.objects.filter(user=user):
+        allowed, info = device.verify_is_allowed()
+        until = (info or {}).get("locked_until") if not allowed else None
+        if until is not None:
+            longest = max(longest, int((until - timezone.now()).total_seconds()) + 1)
+    return longest
+
+
+def refusal_message(wait_before: int) -> str:
+    """What to say when a code was refused; ``wait_before`` is ``wait_seconds`` before trying."""
+    if wait_before:
+        return (f"Codes are paused after a wrong one: wait {wait_before} second{'s' if wait_before != 1 else ''} "
+                "and try again.")
+    return "That code is not right."
+
+
 def qr_svg(device: TOTPDevice) -> bytes:
     """The enrolment QR code as an SVG document (served as an image: no inline markup)."""
     import qrcode

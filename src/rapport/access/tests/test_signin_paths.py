@@ -45,3 +45,21 @@ def test_lock_out_holds_even_with_the_right_password_until_cool_off(client, staf
     for _ in range(2):
         response = client.post("/login/", {"username": "staff", "password": PASSWORD}, REMOTE_ADDR=ip)
         assert response.status_code == 429 and "_auth_user_id" not in client.session
+
+
+def test_a_right_code_straight_after_a_wrong_one_is_told_to_wait(client, user_in):
+    from django_otp.oath import totp
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    # given: a user with a confirmed authenticator, signed in with the password
+    rita = user_in("sales-rep", "rita")
+    device = TOTPDevice.objects.create(user=rita, name="phone", confirmed=True)
+    client.post("/login/", {"username": "rita", "password": PASSWORD})
+    right = f"{totp(device.bin_key, step=device.step, t0=device.t0, digits=device.digits):06d}"
+    wrong = "000000" if right != "000000" else "111111"
+    # when
+    first = client.post("/mfa/verify/", {"token": wrong}).content.decode()
+    second = client.post("/mfa/verify/", {"token": right}).content.decode()
+    # then
+    assert "That code is not right." in first
+    assert "Codes are paused after a wrong one: wait" in second

@@ -40,10 +40,14 @@ def setup(request: HttpRequest) -> HttpResponse:
             "secret": _spaced(device), "required": access_context(request.user).requires_mfa,
         })
     form = TokenForm(request.POST)
+    wait_before = mfa.wait_seconds(request.user)
     codes = mfa.totp_confirm(request=request, device=device, token=form.data.get("token", ""))
     if codes is None:
         form.is_valid()
-        form.add_error("token", "That code is not right. Check the time on your phone and try the newest code.")
+        message = mfa.refusal_message(wait_before)
+        if not wait_before:
+            message += " Check the time on your phone and try the newest code."
+        form.add_error("token", message)
         return render(request, "access/mfa_setup.html", {
             "form": form, "device": device, "next": _next(request), "secret": _spaced(device),
             "required": access_context(request.user).requires_mfa,
@@ -72,9 +76,10 @@ def verify(request: HttpRequest) -> HttpResponse:
         return redirect(_next(request))
     form = TokenForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
+        wait_before = mfa.wait_seconds(request.user)
         if mfa.verify_second_factor(request=request, token=form.cleaned_data["token"]):
             return redirect(_next(request))
-        form.add_error("token", "That code is not right.")
+        form.add_error("token", mfa.refusal_message(wait_before))
     return render(request, "access/mfa_verify.html", {"form": form, "next": _next(request)},
                   status=400 if request.method == "POST" else 200)
 
