@@ -11,6 +11,7 @@ from rest_framework.request import Request
 
 from rapport.access.models import ApiToken, User
 from rapport.access.network import user_may_connect
+from rapport.access.policy import shared_access_context
 from rapport.access.services import token_authenticate
 
 
@@ -30,6 +31,7 @@ class TokenAuthentication(authentication.BaseAuthentication):
         token = token_authenticate(raw)
         if token is None:
             raise exceptions.AuthenticationFailed("Invalid, expired or revoked token.")
+        shared_access_context(token.user)  # reused between requests for a few seconds (policy.py)
         if not user_may_connect(token.user, request):
             raise exceptions.PermissionDenied("This account may not be used from this network address.")
         return token.user, token

@@ -5,21 +5,36 @@ for through the management hierarchy, those people's teams and roles, and — la
 sharing defaults, sharing rules and field rules. It is cached on the user object (a request
 has its own), and dropped when ``access_changed()`` is called after any settings change, so
 a list of a thousand records costs the same handful of queries as a list of one.
+
+API token requests go further (``shared_access_context``): the context is kept per process
+for ``RAPPORT_ACCESS_CONTEXT_TTL`` seconds (default 5) between requests, so a token call does
+not rebuild it from four queries every time. It is used only while the user's row and role
+row, read fresh with the token on every request, are unchanged (role, superuser, the role's
+permissions, MFA, break-glass and networks; deactivation and revocation are checked on the
+token itself) and while no ``access_changed()`` happened in this process. What the row
+cannot show — team memberships, reports, sharing and field rules, the default role — changed
+by another process (or written without a service) takes effect within the TTL at most.
 """
 
 from __future__ import annotations
 
+import json
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
 MAX_HIERARCHY_DEPTH = 12
+SHARED_MAX_USERS = 10_000
 _generation = 0
+# user id -> (expires at, fingerprint of the user and role rows, context); see shared_access_context
+_shared: dict[Any, tuple[float, tuple[Any, ...], AccessContext]] = {}
 
 
 def access_changed() -> None:
     """Invalidate cached access contexts in this process (services call it after a change)."""
     global _generation
     _generation += 1
+    _shared.clear()
 
 
 @dataclass
@@ -149,10 +164,43 @@ def access_context(user: Any) -> AccessContext:
     return ctx
 
 
+def shared_access_context(user: Any) -> AccessContext:
+    """``access_context(user)``, reused across this process's requests for a few seconds.
+
+    For token API calls, where rebuilding the context (role, reports, teams) was four of a
+    small request's queries. See the module docstring for what invalidates it and when.
+    """
+    from django.conf import settings
+
+    ttl = float(getattr(settings, "RAPPORT_ACCESS_CONTEXT_TTL", 5.0))
+    if ttl <= 0:
+        return access_context(user)
+    fingerprint, now = _fingerprint(user), time.monotonic()
+    entry = _shared.get(user.pk)
+    if entry is not None and entry[0] > now and entry[1] == fingerprint and entry[2].generation == _generation:
+        user._rapport_access = entry[2]
+        return entry[2]
+    ctx = access_context(user)
+    if len(_shared) >= SHARED_MAX_USERS:
+        _shared.clear()
+    _shared[user.pk] = (now + ttl, fingerprint, ctx)
+    return ctx
+
+
+def _fingerprint(user: Any) -> tuple[Any, ...]:
+    """What of the user's and role's rows the context depends on (both read with the token)."""
+    role = user.role if user.role_id else None
+    role_part = () if role is None else (
+        role.pk, role.name, role.is_administrator, role.is_default, role.requires_mfa, role.requires_reason,
+        json.dumps(role.permissions or {}, sort_keys=True), tuple(role.allowed_networks or ()))
+    return (user.role_id, user.is_superuser, user.is_active, tuple(user.allowed_networks or ()), role_part)
+
+
 def forget(user: Any) -> None:
     """Drop ``user``'s cached context (after changing their role or teams in a test)."""
     if hasattr(user, "_rapport_access"):
         del user._rapport_access
+    _shared.pop(getattr(user, "pk", None), None)
 
 
 def default_role(*, administrator: bool = False) -> Any:

@@ -79,7 +79,7 @@ def token_authenticate(raw_key: str) -> ApiToken | None:
         return None
     if marker != "rpt":
         return None
-    token = ApiToken.objects.select_related("user").filter(prefix=prefix).first()
+    token = ApiToken.objects.select_related("user", "user__role").filter(prefix=prefix).first()
     if token is None or not hmac.compare_digest(token.key_hash, _hash_key(secret)):
         return None
     if not token.is_active or not token.user.is_active:
