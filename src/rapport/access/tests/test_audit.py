@@ -246,3 +246,26 @@ def test_concurrent_appends_never_fork_the_chain(transactional_db, staff_user):
 def test_detail_is_canonical_json(staff_user):
     record_event(actor=staff_user, action="x", detail={"b": 1, "a": [1, 2]})
     assert json.loads(AuditEntry.objects.get(action="x").detail) == {"a": [1, 2], "b": 1}
+
+
+def test_a_page_of_entries_is_one_insert_that_verifies_and_answers_who_viewed_whom(staff_user):
+    # given: a list page of people, some of them with sealed changes in the same batch
+    people_on_page = [make_person(actor=staff_user, given_name=f"P{i}") for i in range(30)]
+    # when
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as queries:
+        record_person_access(actor=staff_user, action="view", people=people_on_page, channel="api")
+    record_field_changes(actor=staff_user, object_type="people.person", channel="api",
+                         changes_by_id={p.pk: {"given_name": [p.given_name, "X"]} for p in people_on_page[:3]})
+    # then: constant work (lock, one INSERT for all rows, move head), a chain that verifies,
+    # and every person's own access log names the view
+    inserts = [q for q in queries.captured_queries if "INSERT INTO" in q["sql"].upper()]
+    assert len(inserts) == 1
+    assert verify_chain().ok
+    for person in people_on_page:
+        assert [e.action for e in person_access_log(person_id=person.pk) if e.action == "view"] == ["view"]
+    sealed = list(AuditEntry.objects.filter(changes__isnull=False).order_by("-seq")[:3])
+    assert sorted(e.changes for e in sealed) == sorted(
+        json.dumps({"given_name": [p.given_name, "X"]}, separators=(",", ":")) for p in people_on_page[:3])
+    assert len({e.hash for e in AuditEntry.objects.all()}) == AuditEntry.objects.count()
