@@ -140,15 +140,30 @@ class Popular:
         return rng.choices(self.pool, cum_weights=self.cum)[0]
 
 
-def _phone(rng: random.Random, prefixes: list[str]) -> str:
-    return rng.choice(prefixes) + "".join(rng.choice(string.digits) for _ in range(6))
+def _phone(rng: random.Random, prefixes: list[str], taken: set[str]) -> str:
+    """A number nobody else has (a household's shared landline is handed on explicitly)."""
+    while True:
+        number = rng.choice(prefixes) + "".join(rng.choice(string.digits) for _ in range(6))
+        if number not in taken:
+            taken.add(number)
+            return number
 
 
-def _email(rng: random.Random, given: str, family: str) -> str:
+def _email(rng: random.Random, given: str, family: str, taken: set[str]) -> str:
+    """An address built from the name, as people choose them, but a mailbox nobody else has:
+    two people called Saul Cashman do not share one (a number is added, as providers make
+    people do)."""
     g, f = _ascii(given), _ascii(family)
     local = rng.choice([f"{g}.{f}", f"{g}{f}", f"{g[:1]}.{f}", f"{f}.{g}", f"{g}_{f}",
                         f"{g}{f}{rng.randrange(1, 99)}", f"{g[:1]}{f}{rng.randrange(1, 999)}"])
-    return f"{local}@{rng.choice(DOMAINS)}"
+    domain = rng.choice(DOMAINS)
+    while True:
+        mailbox = local.replace(".", "").replace("_", "") + "@" + (
+            "gmail.com" if domain == "googlemail.com" else domain)
+        if mailbox not in taken:
+            taken.add(mailbox)
+            return f"{local}@{domain}"
+        local = f"{local}{rng.randrange(1, 10)}"
 
 
 def _ascii(text: str) -> str:
@@ -164,6 +179,8 @@ def make_entities(size: int, seed: int, pools: Pools) -> list[tuple[Entity, int]
     household: Entity | None = None
     household_left = 0
     given_names, family_names = Popular(pools.given, rng), Popular(pools.family, rng)
+    taken_emails: set[str] = set()
+    taken_phones: set[str] = set()
     while total < size:
         count = min(rng.choices(counts, weights)[0], size - total)
         given = given_names(rng)
@@ -176,11 +193,11 @@ def make_entities(size: int, seed: int, pools: Pools) -> list[tuple[Entity, int]
             family = family_names(rng)
             address = (str(rng.randrange(1, 300)), rng.choice(pools.streets),
                        rng.choice(pools.towns), rng.choice(pools.postcodes))
-            landline = _phone(rng, pools.landline_prefixes)
-        emails = [_email(rng, given, family)]
+            landline = _phone(rng, pools.landline_prefixes, taken_phones)
+        emails = [_email(rng, given, family, taken_emails)]
         if rng.random() < 0.4:
-            emails.append(_email(rng, given, family))
-        phones = [_phone(rng, pools.mobile_prefixes)]
+            emails.append(_email(rng, given, family, taken_emails))
+        phones = [_phone(rng, pools.mobile_prefixes, taken_phones)]
         if rng.random() < 0.4:
             phones.append(landline)
         national_id = "".join(rng.choice(string.ascii_uppercase) for _ in range(2)) + \
