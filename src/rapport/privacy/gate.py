@@ -21,7 +21,9 @@ Rules (see docs/privacy.md):
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import gc
 import uuid
 import zoneinfo
 from collections import defaultdict
@@ -122,7 +124,7 @@ def decide_batch(people: QuerySet | Iterable[Any], channel: str, purpose: str,
     """
     at = at or timezone.now()
     purpose_def = _check(channel, purpose)
-    with transaction.atomic(), _Audience(people) as audience:
+    with transaction.atomic(), _Audience(people) as audience, _no_cyclic_gc():
         raw = _decide_many(audience, channel, purpose_def, at)
         if log:
             _log_batch(raw, channel=channel, purpose=purpose, at=at, actor=actor, context=context)
@@ -662,6 +664,22 @@ def _check(channel: str, purpose: str) -> Purpose:
     if channel not in Channel.values:
         raise ValueError(f"Unknown channel {channel!r}; choose one of {', '.join(Channel.values)}.")
     return get_purpose(purpose)
+
+
+@contextlib.contextmanager
+def _no_cyclic_gc() -> Iterator[None]:
+    """The cyclic garbage collector off while a batch runs (back on afterwards, as it was).
+
+    A million-person batch allocates millions of row tuples, none of them in cycles; the
+    collector's full passes over them made a million people cost 15× a hundred thousand.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def _fetch(sql: str, params: tuple | list) -> list[tuple]:
