@@ -98,9 +98,9 @@ def _blocked_person_ids(probe: Prepared, emails: Sequence[str], phones: Sequence
     # The stored form of a valid number is its E.164; phone_match_key gives the same without
     # phonenumbers' half-millisecond parse for the usual layouts (digits for a bad number).
     values |= {phone_match_key(phone) for phone in phones if phone.strip()}
-    ids: set[Any] = set()
+    blocks = []
     if values:
-        ids |= set(ContactPoint.objects.filter(normalised__in=values).order_by().values_list(
+        blocks.append(ContactPoint.objects.filter(normalised__in=values).order_by().values_list(
             "person_id", flat=True)[:MAX_SCORED])
     given, family = fold(given_name), fold(family_name)
     names = Q()
@@ -111,8 +111,32 @@ def _blocked_person_ids(probe: Prepared, emails: Sequence[str], phones: Sequence
     elif family:
         names |= Q(family_key=family[:100])
     if names:
-        ids |= set(Person.objects.filter(names).order_by().values_list("id", flat=True)[:MAX_SCORED])
-    return ids
+        blocks.append(Person.objects.filter(names).order_by().values_list("id", flat=True)[:MAX_SCORED])
+    return _ids_of_blocks(blocks)
+
+
+def _ids_of_blocks(blocks: list[Any]) -> set[Any]:
+    """The ids the blocking queries find, in one round trip (every API create runs them).
+
+    ``UNION ALL`` of the queries as derived tables, so each keeps its own LIMIT (SQLite
+    refuses LIMIT on a compound's arms, PostgreSQL accepts both forms).
+    """
+    import uuid
+
+    from django.db import connection
+
+    if not blocks:
+        return set()
+    if len(blocks) == 1:
+        return set(blocks[0])
+    parts, params = [], []
+    for n, block in enumerate(blocks):
+        sql, block_params = block.query.sql_with_params()
+        parts.append(f"SELECT * FROM ({sql}) AS block{n}")  # noqa: S608 - Django-built SQL, parameters apart
+        params.extend(block_params)
+    with connection.cursor() as cursor:
+        cursor.execute(" UNION ALL ".join(parts), params)
+        return {value if isinstance(value, uuid.UUID) else uuid.UUID(str(value)) for (value,) in cursor.fetchall()}
 
 
 def _prepare_people(person_ids: set[Any]) -> list[Prepared]:

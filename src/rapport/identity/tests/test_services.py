@@ -88,3 +88,16 @@ def test_lookup_is_a_constant_number_of_queries(make_person) -> None:
 def test_nothing_to_match_on_finds_nothing(db) -> None:
     # given / when / then
     assert find_candidates() == []
+
+
+def test_a_create_with_no_candidates_costs_one_query(make_person) -> None:
+    # given: someone who shares neither name nor contact point, and someone found by each
+    make_person(given_name="Maria", family_name="Moreau", emails=["maria@example.org"])
+    # when
+    with CaptureQueriesContext(connection) as queries:
+        found = find_candidates(given_name="Zed", family_name="Quist", emails=["zed@example.org"],
+                                phones=["+44 20 7946 0555"])
+    # then: email, phone and name blocks in one round trip
+    assert found == [] and len(queries) == 1
+    assert len(find_candidates(given_name="Maria", family_name="Moreau", emails=["other@example.org"], threshold=0)) == 1
+    assert len(find_candidates(given_name="M", family_name="X", emails=["maria@example.org"], threshold=0)) == 1

@@ -6,9 +6,12 @@ only what the selectors prefetched, so a page of any size costs the same queries
 
 from __future__ import annotations
 
+import datetime
 from typing import Any
 
-from rest_framework import serializers
+from django.utils import timezone
+from rest_framework import ISO_8601, serializers
+from rest_framework.settings import api_settings
 
 from rapport.core.api.conventions import StrictFieldsMixin
 from rapport.people.models import ContactPoint, Employment, Interaction, Organisation, Person
@@ -234,7 +237,19 @@ _date = serializers.DateField()
 
 
 def _when(value: Any) -> str | None:
-    return _datetime.to_representation(value) if value is not None else None
+    """``DateTimeField().to_representation`` for the ISO 8601 default, at a fraction of the cost.
+
+    A list page renders about 600 timestamps; DRF's field looks up the format, the current
+    time zone and awareness for each. Anything but an aware datetime with the ISO format
+    takes DRF's own path.
+    """
+    if value is None:
+        return None
+    if (getattr(value, "tzinfo", None) is None or not isinstance(value, datetime.datetime)
+            or str(api_settings.DATETIME_FORMAT).lower() != ISO_8601):
+        return _datetime.to_representation(value)
+    text = value.astimezone(timezone.get_current_timezone()).isoformat()
+    return text[:-6] + "Z" if text.endswith("+00:00") else text
 
 
 def _day(value: Any) -> str | None:
