@@ -153,7 +153,13 @@ class RecordShare(RapportModel):
 
     class Meta:
         ordering = ["-created_at"]
-        indexes = [models.Index(fields=["object_type", "object_id"], name="access_share_record")]
+        indexes = [
+            models.Index(fields=["object_type", "object_id"], name="access_share_record"),
+            # visibility's shares subquery: one index range per kind of grantee, covering
+            models.Index(fields=["user", "object_type", "access", "object_id"], name="access_share_user"),
+            models.Index(fields=["team", "object_type", "access", "object_id"], name="access_share_team"),
+            models.Index(fields=["role", "object_type", "access", "object_id"], name="access_share_role"),
+        ]
         constraints = [
             models.CheckConstraint(
                 condition=(models.Q(user__isnull=False, team__isnull=True, role__isnull=True)
