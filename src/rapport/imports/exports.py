@@ -29,7 +29,7 @@ from django.db import connection
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from rapport.access.audit import record_person_access
+from rapport.access.audit import record_people_access_bulk
 from rapport.access.fieldsecurity import hidden_fields
 from rapport.access.permissions import has_permission
 from rapport.core.errors import DomainError, NotAllowed
@@ -215,8 +215,8 @@ def _people_pages(people: QuerySet[Person], columns: _PersonColumns, *, user: An
             for pid, name in (Person.tags.through.objects.filter(person_id__in=ids)
                               .order_by("person_id", "tag__name").values_list("person_id", "tag__name")):
                 tags[pid].append(name)
-        record_person_access(actor=user, action="export", people=ids, channel=channel, request=request,
-                             detail=detail)
+        record_people_access_bulk(actor=user, action="export", people=ids, channel=channel, request=request,
+                                  detail=detail)
         yield [_PersonRow(r[0], dict(zip(names, r[3:], strict=True)), r[1], r[2], points[r[0]],
                           _current_first(jobs[r[0]]), tags[r[0]])
                for r in rows]
@@ -281,12 +281,19 @@ def _csv(pages: Iterator[list[Any]], columns: Any) -> Iterator[bytes]:
     writer = csv.writer(_Echo(), lineterminator="\r\n")
     yield ("\ufeff" + writer.writerow(columns.headers())).encode("utf-8")  # BOM: Excel reads UTF-8
     for page in pages:
-        yield "".join(writer.writerow([_safe_cell(v) for v in columns.row(item)]) for item in page).encode("utf-8")
+        out = io.StringIO()
+        page_writer = csv.writer(out, lineterminator="\r\n")
+        page_writer.writerows([[_safe_cell(v) if v.__class__ is str and v[:1] in _FORMULA else v
+                                for v in columns.row(item)] for item in page])
+        yield out.getvalue().encode("utf-8")
+
+
+_FORMULA = frozenset("=+-@")
 
 
 def _safe_cell(value: Any) -> Any:
     """Neutralise spreadsheet formulas (CSV injection): a leading =, +, - or @ becomes text."""
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@") and not _looks_like_phone(value):
+    if isinstance(value, str) and value[:1] in _FORMULA and not _looks_like_phone(value):
         return "'" + value
     return value
 

@@ -75,7 +75,7 @@ def test_hidden_fields_are_not_exported(crm, staff_user, monkeypatch):
 
 def test_every_exported_person_is_audited_page_by_page(crm, staff_user, monkeypatch):
     audited = []
-    monkeypatch.setattr(exports, "record_person_access", lambda **kw: audited.append(kw))
+    monkeypatch.setattr(exports, "record_people_access_bulk", lambda **kw: audited.append(kw))
     monkeypatch.setattr(exports, "PAGE", 2)
     export = exports.export_people(user=staff_user, fmt="csv", filters={"tag": "vip"})
     chunks = iter(export.chunks)
