@@ -101,9 +101,17 @@ class _PersonCreate(GenericAPIView):
             return Response(_person_out(request, existing), status=status.HTTP_200_OK,
                             headers={"ETag": etag_for(existing), "Location": f"{request.path}{existing.pk}/",
                                      "Rapport-Linked-To": str(existing.pk), **found})
-        person = services.person_create(actor=request.user, timezone_name=values.pop("timezone"),
-                                        contact_points=points, channel="api", **values)
-        return Response(_person_out(request, person), status=status.HTTP_201_CREATED,
+        person, written = services.person_create_with_points(
+            actor=request.user, timezone_name=values.pop("timezone"), contact_points=points, channel="api",
+            **values)
+        if values.get("tags"):
+            out = _person_out(request, person)
+        else:  # nothing but the rows just written: no need to read them back
+            details = selectors.PersonPageDetails(
+                {person.pk: sorted(written, key=lambda p: (p.kind, not p.primary, p.created_at))},
+                {person.pk: []}, {person.pk: []})
+            out = s.person_out(person, hidden_fields(request.user, "people.Person"), details=details)
+        return Response(out, status=status.HTTP_201_CREATED,
                         headers={"ETag": etag_for(person), "Location": f"{request.path}{person.pk}/", **found})
 
 

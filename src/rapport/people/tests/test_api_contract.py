@@ -55,6 +55,25 @@ def test_create_with_nested_contact_points_answers_201_with_id(api_client):
     assert response["ETag"] and response["Location"].endswith(f"/people/{person.pk}/")
 
 
+@pytest.mark.parametrize("tags", [[], ["vip", "customer"]])
+def test_the_201_body_is_the_person_as_stored(api_client, tags):
+    """Without tags the answer is built from the rows just written, not read back: it must be
+    exactly what a GET then gives (order, primary flags, merged duplicates, timestamps)."""
+    # when
+    created = _create(api_client, country="GB", tags=tags, contact_points=[
+        {"kind": "phone", "value": "020 7946 0018", "label": "work"},
+        {"kind": "email", "value": "ada@example.com"},
+        {"kind": "email", "value": "Ada@Example.com", "verified": True},
+        {"kind": "email", "value": "countess@example.com", "primary": True},
+        {"kind": "phone", "value": "+44 20 7946 0999"}])
+    # then
+    assert created.status_code == 201, created.content
+    body = created.json()
+    assert body == api_client.get(f"{PEOPLE}{body['id']}/").json()
+    assert [(p["kind"], p["primary"]) for p in body["contact_points"]] == [
+        ("email", True), ("email", False), ("phone", True), ("phone", False)]
+
+
 @pytest.mark.parametrize("typed", ["+44 20 7946 0018", "020 7946 0018", "+442079460018", "(020) 7946-0018"])
 def test_phone_filter_finds_the_person_whatever_the_format(api_client, typed):
     # given
