@@ -18,7 +18,8 @@ from typing import Any
 from nameparser import HumanName
 
 from rapport.core.search import fold
-from rapport.identity.normalise import InvalidIdentifier, normalise_contact_value
+from rapport.identity.normalise import InvalidIdentifier
+from rapport.imports.fastnorm import normalise_point
 from rapport.imports.mapping import CONSENT_TARGETS, MappedValue, parse_date
 
 PERSON_FIELDS = ("honorific", "given_name", "middle_names", "family_name", "preferred_name",
@@ -136,7 +137,7 @@ def build_record(number: int, mapped: list[MappedValue], *, default_region: str 
     seen: set[tuple[str, str]] = set()
     for item in raw_points:
         try:
-            result = normalise_contact_value(item.target, str(item.value), region=region)
+            result = normalise_point(item.target, str(item.value), region=region)
         except InvalidIdentifier as err:
             record.errors.append((item.column, f"{item.value!s:.80}: {err}"))
             continue

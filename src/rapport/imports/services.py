@@ -33,7 +33,7 @@ from django.db.models import ProtectedError, Q
 from django.utils import timezone
 from django.utils.text import get_valid_filename
 
-from rapport.access.audit import record_person_access
+from rapport.access.audit import record_people_access_bulk, record_person_access
 from rapport.core.errors import Conflict, DomainError, NotAllowed
 from rapport.core.search import fold
 from rapport.imports import bulk
@@ -740,8 +740,8 @@ class _Context:
     def _audit(self, new_people: list[_Plan], updated: list[_Plan]) -> None:
         detail = {"import": str(self.imp.pk), "file": self.imp.file_name}
         if new_people:
-            record_person_access(actor=self.actor, action="create", people=[p.person_id for p in new_people],
-                                 channel="import", detail=detail)
+            record_people_access_bulk(actor=self.actor, action="create", people=[p.person_id for p in new_people],
+                                      channel="import", detail=detail)
         if not updated:
             return
         from rapport.access import audit
