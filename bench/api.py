@@ -8,7 +8,8 @@ free loopback port against its own database (gunicorn, ``RAPPORT_WEB_WORKERS`` =
 it with ``--threads`` client threads, each on one HTTP/1.1 keep-alive connection (stdlib
 ``http.client``). Request loops are bounded: ``--requests`` creates and gets, a fifth as many
 list-100 pages, split across the threads. Rate limits are switched off for the server (they
-would answer 429 long before the goal; their cost is a single UPDATE per request).
+would answer 429 long before the goal; their cost is one INSERT … ON CONFLICT statement
+per limit per request).
 
 Baseline, in the same run: the same operations done directly through the services and
 selectors in this process, one thread (``person_create``, ``person_get`` + audit entry, one
