@@ -148,11 +148,16 @@ class _PersonColumns:
             values.append(job["start_date"].isoformat() if job and job["start_date"] else "")
         if self.tags:
             values.append("; ".join(person.tags))
-        for kind in KIND_HEADERS:
-            points = [p for p in person.points if p["kind"] == kind]
-            for n in range(self.kind_counts.get(kind, 0)):
-                point = points[n] if n < len(points) else None
-                values += [point["value"], point["label"]] if point else ["", ""]
+        if self.kind_counts:
+            by_kind: dict[str, list[Any]] = {}
+            for p in person.points:
+                by_kind.setdefault(p["kind"], []).extend((p["value"], p["label"]))
+            for kind in KIND_HEADERS:
+                width = 2 * self.kind_counts.get(kind, 0)
+                if width:
+                    cells = by_kind.get(kind, [])[:width]
+                    values += cells
+                    values += [""] * (width - len(cells))
         return [*values, _iso(person.created_at), _iso(person.updated_at)]
 
 
