@@ -275,6 +275,20 @@ class AuditChainHead(models.Model):
         return f"audit head #{self.seq}"
 
 
+class AccessGeneration(models.Model):
+    """A counter every access-settings change bumps (``policy.access_changed``).
+
+    Read with each API token, it tells every web process at once that cached access contexts
+    (teams, reports, sharing and field rules) are stale, not only the process that made the change.
+    """
+
+    id = models.PositiveSmallIntegerField(primary_key=True, default=1)
+    value = models.BigIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"access generation {self.value}"
+
+
 class Attachment(RapportModel):
     """S8 — a file on a record, stored sealed; served only through the authorised view."""
 

@@ -11,9 +11,10 @@ for ``RAPPORT_ACCESS_CONTEXT_TTL`` seconds (default 5) between requests, so a to
 not rebuild it from four queries every time. It is used only while the user's row and role
 row, read fresh with the token on every request, are unchanged (role, superuser, the role's
 permissions, MFA, break-glass and networks; deactivation and revocation are checked on the
-token itself) and while no ``access_changed()`` happened in this process. What the row
-cannot show — team memberships, reports, sharing and field rules, the default role — changed
-by another process (or written without a service) takes effect within the TTL at most.
+token itself) and while the shared ``AccessGeneration`` counter, read with the token, is
+unchanged: every service that changes teams, reports, sharing or field rules bumps it
+(``access_changed()``), so such a change made in any process is seen on the next request.
+Only rows written without a service (raw SQL) wait for the TTL.
 """
 
 from __future__ import annotations
@@ -31,10 +32,20 @@ _shared: dict[Any, tuple[float, tuple[Any, ...], AccessContext]] = {}
 
 
 def access_changed() -> None:
-    """Invalidate cached access contexts in this process (services call it after a change)."""
+    """Invalidate cached access contexts here and, through the shared counter, in every process.
+
+    Services call it after a change, inside their transaction: other processes see the new
+    counter with the next token they read, once the change is committed.
+    """
+    from django.db.models import F
+
+    from rapport.access.models import AccessGeneration
+
     global _generation
     _generation += 1
     _shared.clear()
+    if not AccessGeneration.objects.filter(pk=1).update(value=F("value") + 1):
+        AccessGeneration.objects.get_or_create(pk=1, defaults={"value": 1})
 
 
 @dataclass
@@ -193,7 +204,8 @@ def _fingerprint(user: Any) -> tuple[Any, ...]:
     role_part = () if role is None else (
         role.pk, role.name, role.is_administrator, role.is_default, role.requires_mfa, role.requires_reason,
         json.dumps(role.permissions or {}, sort_keys=True), tuple(role.allowed_networks or ()))
-    return (user.role_id, user.is_superuser, user.is_active, tuple(user.allowed_networks or ()), role_part)
+    return (user.role_id, user.is_superuser, user.is_active, tuple(user.allowed_networks or ()), role_part,
+            getattr(user, "access_generation", None))
 
 
 def forget(user: Any) -> None:

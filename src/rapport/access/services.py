@@ -20,6 +20,7 @@ from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import transaction
+from django.db.models import Subquery
 from django.utils import timezone
 from django.utils.text import slugify
 
@@ -27,6 +28,7 @@ from rapport.access.audit import diff, record_change, record_event, record_perso
 from rapport.access.encryption import decrypt_bytes, encrypt_bytes
 from rapport.access.models import (
     Access,
+    AccessGeneration,
     ApiToken,
     Attachment,
     AuditEntry,
@@ -79,9 +81,12 @@ def token_authenticate(raw_key: str) -> ApiToken | None:
         return None
     if marker != "rpt":
         return None
-    token = ApiToken.objects.select_related("user", "user__role").filter(prefix=prefix).first()
+    generation = AccessGeneration.objects.filter(pk=1).values("value")[:1]
+    token = (ApiToken.objects.select_related("user", "user__role").filter(prefix=prefix)
+             .annotate(access_generation=Subquery(generation)).first())
     if token is None or not hmac.compare_digest(token.key_hash, _hash_key(secret)):
         return None
+    token.user.access_generation = token.access_generation  # type: ignore[attr-defined]  # see policy.py
     if not token.is_active or not token.user.is_active:
         return None
     now = timezone.now()
