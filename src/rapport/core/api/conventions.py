@@ -42,6 +42,16 @@ def etag_for(instance: Any) -> str:
     return f'"{digest}"'
 
 
+def check_if_match(request: Request, instance: Any) -> None:
+    """412 when ``If-Match`` is given and names another version than ``instance``'s (A1)."""
+    header = request.headers.get("If-Match")
+    if header is None:
+        return
+    tags = _parse_etags(header)
+    if "*" not in tags and etag_for(instance) not in tags:
+        raise PreconditionFailed()
+
+
 class ConditionalMixin:
     """ETag on retrieve; If-Match checked before update and destroy."""
 
@@ -54,14 +64,7 @@ class ConditionalMixin:
         return Response(serializer.data, headers={"ETag": etag})
 
     def check_if_match(self, instance: Any) -> None:
-        header = self.request.headers.get("If-Match")  # type: ignore[attr-defined]
-        if header is None:
-            return
-        tags = _parse_etags(header)
-        if "*" in tags:
-            return
-        if etag_for(instance) not in tags:
-            raise PreconditionFailed()
+        check_if_match(self.request, instance)  # type: ignore[attr-defined]
 
     def update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         response = super().update(request, *args, **kwargs)  # type: ignore[misc]

@@ -24,8 +24,7 @@ from rest_framework.response import Response
 
 from rapport.access.audit import record_person_access
 from rapport.access.fieldsecurity import hidden_fields
-from rapport.core.api.conventions import IdempotentCreateMixin, etag_for
-from rapport.core.api.errors import PreconditionFailed
+from rapport.core.api.conventions import IdempotentCreateMixin, check_if_match, etag_for
 from rapport.identity.realtime import candidates_header, check_before_create
 from rapport.people import selectors, services
 from rapport.people.api import serializers as s
@@ -42,14 +41,6 @@ def _filters(request: Request, serializer: type[s.Strict]) -> dict[str, Any]:
     return {key: value for key, value in filters.validated_data.items() if value not in ("", None)}
 
 
-def check_if_match(request: Request, instance: Any) -> None:
-    """412 when ``If-Match`` is given and names another version than ``instance``'s."""
-    header = request.headers.get("If-Match")
-    if header is None:
-        return
-    tags = {t.strip().removeprefix("W/") for t in header.split(",") if t.strip()}
-    if "*" not in tags and etag_for(instance) not in tags:
-        raise PreconditionFailed()
 
 
 def _not_modified(request: Request, etag: str) -> bool:

@@ -18,8 +18,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from rapport.core.api.conventions import IdempotentCreateMixin, etag_for
-from rapport.core.api.errors import PreconditionFailed
+from rapport.core.api.conventions import IdempotentCreateMixin, check_if_match, etag_for
 from rapport.core.api.pagination import CreatedCursorPagination
 from rapport.privacy import gate, retention, rights, selectors, services, suppression
 from rapport.privacy.api import serializers as s
@@ -38,13 +37,6 @@ def _person(request: Request, pk: Any, action: str = "read") -> Any:
     return person
 
 
-def _check_if_match(request: Request, instance: Any) -> None:
-    header = request.headers.get("If-Match")
-    if header is None:
-        return
-    tags = {t.strip().removeprefix("W/") for t in header.split(",") if t.strip()}
-    if "*" not in tags and etag_for(instance) not in tags:
-        raise PreconditionFailed()
 
 
 class PersonScoped(GenericAPIView):
@@ -129,7 +121,7 @@ class PreferencesView(PersonScoped):
         topics = changes.pop("topics", None)
         preference, _ = selectors.preferences_of(person=person)
         if preference is not None:
-            _check_if_match(request, preference)
+            check_if_match(request, preference)
         services.preferences_update(actor=request.user, person=person, changes=changes, topics=topics,
                                     channel="api")
         preference, topics_now = selectors.preferences_of(person=person)
@@ -224,7 +216,7 @@ class RightsRequestDetail(RightsScoped):
 
     def patch(self, request: Request, pk: Any) -> Response:
         item = _request(request, pk)
-        _check_if_match(request, item)
+        check_if_match(request, item)
         data = s.RightsRequestPatch(data=request.data)
         data.is_valid(raise_exception=True)
         changes = dict(data.validated_data)
@@ -249,7 +241,7 @@ class RightsRequestAction(RightsScoped):
         item = _request(request, pk)
         if not rights.allowed(request.user, action, item.kind):
             raise PermissionDenied(f"Your role may not {action} {item.get_kind_display().lower()} requests.")
-        _check_if_match(request, item)
+        check_if_match(request, item)
         data = self.INPUT[action](data=request.data)
         data.is_valid(raise_exception=True)
         v = data.validated_data
