@@ -27,6 +27,17 @@ def pytest_collection_modifyitems(items):
             item.add_marker(pytest.mark.browser)
 
 
+@pytest.fixture(autouse=True)
+def _seed_access(db):
+    """Browser tests run on a live server, so each one ends with a flush of every table: the
+    seed roles, field rules and sharing defaults (a data migration) are put back before each test."""
+    from django.apps import apps
+
+    from rapport.access.seeds import seed_access
+
+    seed_access(apps)
+
+
 @pytest.fixture(scope="session")
 def chromium_path() -> str:
     path = os.environ.get("RAPPORT_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"

@@ -13,7 +13,7 @@ from typing import Any
 from django.conf import settings
 from django.db import transaction
 from django_otp import login as otp_login
-from django_otp import match_token, user_has_device
+from django_otp import user_has_device
 from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
@@ -103,8 +103,8 @@ def verify_second_factor(*, request: Any, token: str) -> bool:
     from rapport.access.audit import record_event
 
     user = request.user
-    text = token.strip().replace(" ", "").lower()
-    device = match_token(user, _digits(text) if text.isdigit() else text)
+    text = _normalised(token)
+    device = _matching_device(user, text)
     record_event(actor=user, action="mfa_verified" if device else "mfa_failed", object_type="access.user",
                  object_id=user.pk, request=request,
                  detail={"device": type(device).__name__} if device else None)
@@ -159,6 +159,27 @@ def qr_svg(device: TOTPDevice) -> bytes:
     buffer = io.BytesIO()
     image.save(buffer)
     return buffer.getvalue()
+
+
+def is_authenticator_code(token: str) -> bool:
+    """A six-digit code from the authenticator app (anything else is tried as a recovery code)."""
+    text = _normalised(token)
+    return text.isdigit() and len(text) == 6
+
+
+def _normalised(token: str) -> str:
+    return token.strip().replace(" ", "").lower()
+
+
+def _matching_device(user: Any, text: str) -> Any:
+    """The device whose code this is: authenticator codes go to TOTP devices only and recovery
+    codes to static devices only, so a recovery code never counts as a wrong authenticator code
+    (which would pause the authenticator, django-otp's throttling)."""
+    model = TOTPDevice if is_authenticator_code(text) else StaticDevice
+    for device in model.objects.filter(user=user, confirmed=True):
+        if device.verify_token(text):
+            return device
+    return None
 
 
 def _digits(token: str) -> str:

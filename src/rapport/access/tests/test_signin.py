@@ -185,6 +185,28 @@ def test_recovery_code_works_once(client, user_in):
     assert client.post(reverse("access:mfa-verify"), {"token": codes[0]}).status_code == 400
 
 
+def test_a_recovery_code_does_not_pause_the_authenticator(client, user_in):
+    from rapport.access import mfa
+
+    # given: found by the MFA browser journey on an idle machine — a used-up recovery code was
+    # tried against the authenticator too, which paused it, so the page said "wait" instead
+    rep = user_in("sales-rep", "rep")
+    device = TOTPDevice.objects.create(user=rep, name="app", confirmed=True)
+    codes = mfa.regenerate_recovery_codes(user=rep)
+    sign_in(client, "rep")
+    # when: a recovery code is used, then used again
+    assert client.post(reverse("access:mfa-verify"), {"token": codes[0]}).status_code == 302
+    client.logout()
+    sign_in(client, "rep")
+    again = client.post(reverse("access:mfa-verify"), {"token": codes[0]})
+    # then: refused as not right, and the authenticator was never counted as failing
+    assert again.status_code == 400 and "That code is not right" in again.content.decode()
+    device.refresh_from_db()
+    assert device.throttling_failure_count == 0 and mfa.wait_seconds(rep) == 0
+    # and a right authenticator code still signs in at once
+    assert client.post(reverse("access:mfa-verify"), {"token": code_for(device)}).status_code == 302
+
+
 def test_tokens_are_not_asked_for_a_second_factor(user_in, mfa_role):
     boss = user_in("sales-manager", "boss")
     assert token_client(boss, ["read"]).get("/api/v1/me/").status_code == 200

@@ -76,7 +76,8 @@ def verify(request: HttpRequest) -> HttpResponse:
         return redirect(_next(request))
     form = TokenForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
-        wait_before = mfa.wait_seconds(request.user)
+        token = form.cleaned_data["token"]
+        wait_before = mfa.wait_seconds(request.user) if mfa.is_authenticator_code(token) else 0
         if mfa.verify_second_factor(request=request, token=form.cleaned_data["token"]):
             return redirect(_next(request))
         form.add_error("token", mfa.refusal_message(wait_before))
