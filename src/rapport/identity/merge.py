@@ -32,8 +32,8 @@ from django.utils import timezone
 
 from rapport.access.audit import record_person_access
 from rapport.core.errors import DomainError
-from rapport.core.search import fold
 from rapport.identity.models import MergeRecord
+from rapport.people.services import set_name_keys
 
 # Person fields decided by survivorship (the editable profile; keys follow the names).
 SURVIVORSHIP_FIELDS = ("honorific", "given_name", "middle_names", "family_name", "preferred_name",
@@ -278,9 +278,7 @@ def _apply_plan(survivor: Any, merged: Any, plan: Mapping[str, str]) -> dict[str
         if value != before:
             setattr(survivor, "owner_id" if name == "owner" else name, value)
             changes[name] = (before, value)
-    survivor.given_key = fold(survivor.given_name)[:100]
-    survivor.family_key = fold(survivor.family_name)[:100]
-    survivor.preferred_key = fold(survivor.preferred_name)[:100]
+    set_name_keys(survivor)
     survivor.version += 1
     survivor.save()
     return changes
@@ -296,9 +294,7 @@ def _restore_survivor(survivor: Any, snapshot: Mapping[str, Any]) -> dict[str, l
             attname = "owner_id" if name == "owner" else name
             setattr(survivor, attname, _from_json(type(survivor), attname, before.get(name)))
             changes[name] = [str(current), str(before.get(name))]
-    survivor.given_key = fold(survivor.given_name)[:100]
-    survivor.family_key = fold(survivor.family_name)[:100]
-    survivor.preferred_key = fold(survivor.preferred_name)[:100]
+    set_name_keys(survivor)
     survivor.version += 1
     survivor.save()
     return changes

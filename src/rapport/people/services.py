@@ -80,7 +80,7 @@ def person_create_with_points(*, actor: Any, given_name: str = "", family_name: 
     normalised = _normalise_contact_points(contact_points, region=person.country or None)
     if not (person.given_name or person.family_name or person.preferred_name or normalised):
         raise ValidationError({"given_name": ["Give a name or at least one contact point."]})
-    _set_name_keys(person)
+    set_name_keys(person)
     _validate(person)
     ensure_not_suppressed(
         emails=[n.normalised for n in normalised if n.data.kind == ContactPoint.Kind.EMAIL],
@@ -119,7 +119,7 @@ def person_update(*, actor: Any, person: Person, changes: dict[str, Any],
             if attr == "country" and isinstance(value, str):
                 value = value.upper()
             setattr(locked, attr, value)
-        _set_name_keys(locked)
+        set_name_keys(locked)
         _validate(locked)
         changed = {k: (before[k], getattr(locked, k)) for k in before if before[k] != getattr(locked, k)}
         if "owner" in changes:
@@ -412,7 +412,8 @@ def _validate(instance: Any) -> None:
     instance.full_clean(validate_unique=False, validate_constraints=True)
 
 
-def _set_name_keys(person: Person) -> None:
+def set_name_keys(person: Person) -> None:
+    """The folded name keys search and duplicate blocking use; call after any name change."""
     person.given_key = fold(person.given_name)[:100]
     person.family_key = fold(person.family_name)[:100]
     person.preferred_key = fold(person.preferred_name)[:100]
