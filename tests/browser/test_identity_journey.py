@@ -53,7 +53,9 @@ def test_review_merge_see_both_timelines_and_unmerge(signed_in_page, pair, scree
     assert page.locator("tr[data-evidence=phone] .level-exact").count() == 1
     screenshot("identity-pair-desktop")
     # when: merged, keeping the older record but the newer given name
-    left_is_older = page.locator("thead th").nth(1).inner_text().startswith("Margaret")
+    # text_content, not inner_text: the header is upper-cased by CSS, and which side is which
+    # follows the people's (random) ids
+    left_is_older = page.locator("thead th").nth(1).text_content().strip().startswith("Margaret")
     page.check("input[name=survivor][value=%s]" % ("left" if left_is_older else "right"))
     page.check("input[name=pick_given_name][value=%s]" % ("right" if left_is_older else "left"))
     page.fill("#merge-reason", "Same customer, two sign-ups")
