@@ -1,4 +1,4 @@
-"""Import throughput and memory (A3), against a raw bulk insert of the same rows; export speed.
+"""Import throughput and memory (A3), against a raw bulk insert of the same rows.
 
     .venv/bin/python bench/import.py [--size 1000000] [--postgres]
 
@@ -11,13 +11,11 @@
    email/phone/name, set-based de-duplication against the database and within the file,
    chunked transactions, undo ledger, audit). Wall time gives rows/s; the child's peak RSS
    (``wait4`` → ``ru_maxrss``) at both sizes shows whether memory grows with the file.
-4. Exports everyone to CSV through ``export_people`` (the path the UI, API and CLI use) and
-   counts rows/s.
-5. Baseline, same run, same database: the main file's rows read with ``csv`` and inserted raw
+4. Baseline, same run, same database: the main file's rows read with ``csv`` and inserted raw
    (no normalisation, no matching) with ``bulk_create`` of ``Person`` + ``ContactPoint``.
 
-Goals: import ≥ 5,000 rows/s (1,000,000 rows < 4 minutes) on SQLite and PostgreSQL; export ≥
-50,000 rows/s; peak RSS about the same at 1/10 of the size and at the full size.
+Goals: import ≥ 5,000 rows/s (1,000,000 rows < 4 minutes) on SQLite and PostgreSQL; peak RSS
+about the same at 1/10 of the size and at the full size. (Export speed: ``bench/export.py``.)
 """
 
 from __future__ import annotations
@@ -43,7 +41,7 @@ FAMILY = ["Lovelace", "Turing", "Hopper", "Dijkstra", "Liskov", "Knuth", "Allen"
 
 
 def main() -> None:
-    args = bench_args("import throughput vs raw bulk insert; export rows/s", default_size=1_000_000)
+    args = bench_args("import throughput vs raw bulk insert", default_size=1_000_000)
     # uploads are copied under the var dir: a throw-away one (kept across the --postgres re-run)
     os.environ.setdefault("RAPPORT_VAR_DIR", tempfile.mkdtemp(prefix="rapport-bench-var-"))
     vendor = boot(args)
@@ -65,7 +63,6 @@ def main() -> None:
 
     probe = _import_child(probe_file)
     full = _import_child(main_file)
-    exported, export_seconds, export_cpu = _export()
     baseline, baseline_cpu = _baseline(main_file)
 
     # wall time on a shared machine depends on the other work; CPU seconds of our process (the
@@ -75,8 +72,7 @@ def main() -> None:
           f"{'×base':>7}{'peak RSS MB':>12}")
     lines = [("raw bulk_create Person+ContactPoint (base)", size, baseline, baseline_cpu, None),
              ("rapport import, probe (1/10 size)", size // 10, probe["seconds"], probe["cpu"], probe["rss_mb"]),
-             ("rapport import (normalise + de-duplicate)", size, full["seconds"], full["cpu"], full["rss_mb"]),
-             ("export_people CSV (everyone)", exported, export_seconds, export_cpu, None)]
+             ("rapport import (normalise + de-duplicate)", size, full["seconds"], full["cpu"], full["rss_mb"])]
     for name, rows, wall, cpu, rss in lines:
         per_row_wall, per_row_cpu = (wall / rows) / (baseline / size), (cpu / rows) / (baseline_cpu / size)
         print(f"{name:<44}{rows:>10,}{wall:>8.1f}{rows / wall:>9,.0f}{per_row_wall:>7.1f}{cpu:>8.1f}"
@@ -88,10 +84,6 @@ def main() -> None:
     print(f"{vendor}: import {rate:,.0f} rows/s wall ({cpu_rate:,.0f} rows per CPU-second) {verdict} the 5,000 "
           f"rows/s goal ({full['seconds'] / 60:.1f} min for {size:,}); {full['seconds'] / baseline:.1f}× the raw "
           f"bulk insert's wall time, {full['cpu'] / baseline_cpu:.1f}× its CPU")
-    export_rate = exported / export_seconds
-    verdict = "meets" if export_rate >= 50_000 else "MISSES"
-    print(f"{vendor}: export {export_rate:,.0f} rows/s wall ({exported / export_cpu:,.0f} per CPU-second) {verdict} "
-          "the 50,000 rows/s goal")
     print(f"{vendor}: peak RSS {probe['rss_mb']:.0f} MB at {size // 10:,} rows, {full['rss_mb']:.0f} MB at "
           f"{size:,} rows (×{full['rss_mb'] / probe['rss_mb']:.2f})")
 
@@ -159,22 +151,6 @@ def _import_child(path: Path) -> dict:
     print(f"imported {path.name}: {seconds:.1f}s; {summary[:300]}")
     return {"seconds": seconds, "cpu": usage.ru_utime + usage.ru_stime, "rss_mb": usage.ru_maxrss / 1024,
             "summary": summary[:400]}
-
-
-def _export() -> tuple[int, float, float]:
-    from rapport.access.models import User
-    from rapport.imports.exports import export_people
-
-    user = User.objects.get(username="bench")
-    start, cpu = time.perf_counter(), time.process_time()
-    export = export_people(user=user, fmt="csv")
-    newlines = 0
-    for chunk in export.chunks:
-        newlines += chunk.count(b"\r\n")
-    seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
-    rows = newlines - 1  # the header
-    print(f"exported {rows:,} people to CSV in {seconds:.1f}s")
-    return rows, seconds, cpu
 
 
 def _baseline(path: Path) -> tuple[float, float]:
