@@ -155,6 +155,8 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
+# The shell's own assets (app.css, app.js, vendored htmx) live in the package, not in an app.
+STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = VAR_DIR / "static"
 MEDIA_ROOT = VAR_DIR / "media"
 

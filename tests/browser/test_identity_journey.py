@@ -5,17 +5,11 @@ view shows both timelines; unmerge. Screenshots of each screen go to ``var/scree
 from __future__ import annotations
 
 import pytest
-from django.conf import settings
 
 from rapport.identity.dedupe import run_dedupe
 from rapport.identity.models import MergeRecord
 from rapport.people import services
 from rapport.people.models import Person
-
-# The same shim as the people journey: the project-level static folder (app.css) is found only
-# once settings name it.
-if not getattr(settings, "STATICFILES_DIRS", None):
-    settings.STATICFILES_DIRS = [settings.BASE_DIR / "static"]
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

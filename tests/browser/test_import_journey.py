@@ -14,16 +14,10 @@ import io
 from pathlib import Path
 
 import pytest
-from django.conf import settings
 from django.core.management import call_command
 
 from rapport.imports.models import Import
 from rapport.people.models import ContactPoint, Person
-
-# The same shim as the other journeys: the project-level static folder (app.css) is found only
-# once settings name it.
-if not getattr(settings, "STATICFILES_DIRS", None):
-    settings.STATICFILES_DIRS = [settings.BASE_DIR / "static"]
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

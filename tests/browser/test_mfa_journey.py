@@ -10,7 +10,6 @@ import re
 from base64 import b32decode
 
 import pytest
-from django.conf import settings
 from django_otp.oath import totp
 from django_otp.plugins.otp_totp.models import TOTPDevice
 from playwright.sync_api import expect
@@ -18,11 +17,6 @@ from playwright.sync_api import expect
 from rapport.access.models import AuditEntry, Role
 from rapport.access.policy import access_changed
 from rapport.core import testing
-
-# The same shim as the people journey: the project-level static folder (app.css) is found only
-# once settings name it.
-if not getattr(settings, "STATICFILES_DIRS", None):
-    settings.STATICFILES_DIRS = [settings.BASE_DIR / "static"]
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

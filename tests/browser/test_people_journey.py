@@ -7,15 +7,8 @@ Also takes a screenshot of every screen at desktop (1280) and phone (390) widths
 from __future__ import annotations
 
 import pytest
-from django.conf import settings
 
 from rapport.people import services
-
-# Temporary shim: src/rapport/static/ (app.css, app.js, vendored htmx) is not an app's static
-# folder, so it is only found once settings.py has ``STATICFILES_DIRS = [BASE_DIR / "static"]``
-# (requested from the lead). Set before the live server starts so the screens get their CSS.
-if not getattr(settings, "STATICFILES_DIRS", None):
-    settings.STATICFILES_DIRS = [settings.BASE_DIR / "static"]
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from django.conf import settings
 from django.utils import timezone
 
 from rapport.people import services
@@ -16,11 +15,6 @@ from rapport.people.models import Person
 from rapport.privacy import rights
 from rapport.privacy.models import PersonPrivacy, RightsRequest
 from rapport.privacy.tests.conftest import make_officer
-
-# The same shim as the people journey: the project-level static folder (app.css) is found only
-# once settings name it.
-if not getattr(settings, "STATICFILES_DIRS", None):
-    settings.STATICFILES_DIRS = [settings.BASE_DIR / "static"]
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
