@@ -20,15 +20,12 @@ Pure Python (no Django models), so the same engine serves the database (``find_c
 from __future__ import annotations
 
 import math
-import multiprocessing
-import random
-from array import array
-from collections import Counter, defaultdict
+from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from rapidfuzz.distance import DamerauLevenshtein, JaroWinkler
+from rapidfuzz.distance import OSA, JaroWinkler
 
 from rapport.core.search import fold
 from rapport.identity.normalise import (
@@ -114,6 +111,114 @@ def prepare(record_id: Any, record: Mapping[str, Any], *, date_format: str | Non
         address=address, postcode=postcode_match_key(" ".join(values("postcode"))),
         national_id=fold(" ".join(values("national_id"))),
     )
+
+
+class RowPreparer:
+    """``prepare`` for many rows holding one value per role (file mode), column by column.
+
+    The same match keys as ``prepare`` (a test compares them), computed once per distinct
+    value: a million records hold a few tens of thousands of distinct names, dates, streets,
+    towns and postcodes; the default region is read from the settings once, not per phone.
+    """
+
+    def __init__(self, roles: Sequence[str], *, date_format: str | None = None, region: str | None = None) -> None:
+        from django.conf import settings
+
+        self.at = {role: k for k, role in enumerate(roles)}
+        self.date_format = date_format
+        self.region = (region or settings.RAPPORT_DEFAULT_REGION or "GB").upper()
+        self._given: dict[str, tuple[str, str]] = {}
+        self._family: dict[str, str] = {"": ""}
+        self._full: dict[str, tuple[str, str, str]] = {}
+        self._dates: dict[str, str] = {"": ""}
+        self._address: dict[str, str] = {"": ""}
+        self._postcode: dict[str, str] = {"": ""}
+
+    def columns(self, rows: Sequence[Sequence[str]]) -> dict[str, list]:
+        """Match keys of ``rows`` (``[record id, value of roles[0], …]``) as columns: ``ids``,
+        ``given``, ``canonical``, ``family``, ``birth``, ``email``, ``phone`` (one key or ""),
+        ``address``, ``postcode``, ``national_id``."""
+        n = len(rows)
+
+        def column(role: str) -> list[str]:
+            k = self.at.get(role)
+            if k is None:
+                return [""] * n
+            return [row[k + 1].strip() for row in rows]
+
+        given_of, family_of = self._given_of, self._family_of
+        given, family = column("given_name"), column("family_name")
+        if "full_name" in self.at:
+            names = [(*given_of(g), family_of(f)) if g or f else self._full_of(t)
+                     for g, f, t in zip(given, family, column("full_name"), strict=True)]
+        else:
+            names = [(*given_of(g), family_of(f)) for g, f in zip(given, family, strict=True)]
+        dates, date_of = self._dates, self._date_of
+        postcodes, postcode_of = self._postcode, self._postcode_of
+        addresses, address_of = self._address, self._address_of
+        parts = [[addresses[t] if t in addresses else address_of(t) for t in column(role)]
+                 for role in ("house_number", "street", "address_line2", "locality")]
+        return {
+            "ids": [row[0].strip() for row in rows],
+            "given": [x[0] for x in names], "canonical": [x[1] for x in names],
+            "family": [x[2] for x in names],
+            "birth": [dates[t] if t in dates else date_of(t) for t in column("birth_date")],
+            "email": [self._email_of(t) if t else "" for t in column("email")],
+            "phone": [self._phone_of(t) if t else "" for t in column("phone")],
+            "address": [" ".join(filter(None, four)) for four in zip(*parts, strict=True)],
+            "postcode": [postcodes[t] if t in postcodes else postcode_of(t) for t in column("postcode")],
+            "national_id": [(t.lower() if t.isascii() and t.isalnum() else fold(t)) if t else ""
+                            for t in column("national_id")],
+        }
+
+    def _given_of(self, text: str) -> tuple[str, str]:
+        found = self._given.get(text)
+        if found is None:
+            parts = name_parts(given_name=text, family_name="") if text else None
+            found = self._given[text] = (parts.given, parts.given_canonical) if parts else ("", "")
+        return found
+
+    def _family_of(self, text: str) -> str:
+        found = self._family.get(text)
+        if found is None:
+            found = self._family[text] = name_parts(given_name="", family_name=text).family
+        return found
+
+    def _full_of(self, text: str) -> tuple[str, str, str]:
+        found = self._full.get(text)
+        if found is None:
+            parts = name_parts(text)
+            found = self._full[text] = (parts.given, parts.given_canonical, parts.family)
+        return found
+
+    def _date_of(self, text: str) -> str:
+        try:
+            date = normalise_date(text, self.date_format)
+        except InvalidIdentifier:
+            date = None
+        found = self._dates[text] = date.isoformat() if date else ""
+        return found
+
+    def _address_of(self, text: str) -> str:
+        # address_match_key works word by word, so the key of a whole address is the keys of
+        # its parts joined, and each part (house number, street, town) repeats a lot.
+        found = self._address[text] = address_match_key(text)
+        return found
+
+    def _postcode_of(self, text: str) -> str:
+        found = self._postcode[text] = postcode_match_key(text)
+        return found
+
+    @staticmethod
+    def _email_of(text: str) -> str:
+        try:
+            return email_match_key(text)
+        except InvalidIdentifier:
+            return ""
+
+    def _phone_of(self, text: str) -> str:
+        key = phone_match_key(text, self.region)
+        return key if len(key) >= 6 else ""
 
 
 # ---------------------------------------------------------------------------------- blocking
@@ -205,9 +310,18 @@ def _compare_text(x: str, y: str, *, jw: float = 0.88, dl: int = 1,
 
 
 def _grade(x: str, y: str, jw: float, dl: int) -> str:
-    if DamerauLevenshtein.distance(x, y) <= dl or JaroWinkler.similarity(x, y) >= jw:
+    # Within one edit, Damerau-Levenshtein and optimal string alignment (OSA) distances
+    # agree, and rapidfuzz computes OSA bit-parallel (its Damerau-Levenshtein is ten times
+    # slower); ``dl`` is never more than 1 here.
+    if _within_one(x, y) or JaroWinkler.similarity(x, y) >= jw:
         return CLOSE
     return DIFFERENT
+
+
+def _within_one(x: str, y: str) -> bool:
+    """Damerau-Levenshtein distance ≤ 1: one insertion, deletion, substitution or
+    transposition of neighbours."""
+    return abs(len(x) - len(y)) <= 1 and OSA.distance(x, y, score_cutoff=1) <= 1
 
 
 def _compare_date(x: str, y: str) -> str:
@@ -216,7 +330,7 @@ def _compare_date(x: str, y: str) -> str:
     if x == y:
         return EXACT
     # One typo, or day and month transposed.
-    if DamerauLevenshtein.distance(x, y) <= 1 or (x[:4] == y[:4] and x[5:7] == y[8:10] and x[8:10] == y[5:7]):
+    if _within_one(x, y) or (x[:4] == y[:4] and x[5:7] == y[8:10] and x[8:10] == y[5:7]):
         return CLOSE
     return DIFFERENT
 
@@ -226,7 +340,7 @@ def _compare_sets(x: frozenset[str], y: frozenset[str]) -> str:
         return MISSING
     if x & y:
         return EXACT
-    if any(DamerauLevenshtein.distance(i, j) <= 1 for i in x for j in y):
+    if any(_within_one(i, j) for i in x for j in y):
         return CLOSE
     return DIFFERENT
 
@@ -279,33 +393,37 @@ TRAINING_SESSIONS = (
 
 
 def estimate(records: Sequence[Prepared], pairs: Iterable[tuple[int, int]] | None = None, *,
-             u_samples: int = 20000, em_iterations: int = 15, seed: int = 7) -> Model:
+             u_samples: int = 20000, em_iterations: int = 15, seed: int = 7, workers: int = 1) -> Model:
     """Learn the model from the data itself (no labels).
 
     u: level frequencies over random pairs, which are nearly all non-matches. m: EM with u
     held fixed, one session per kind of blocking key (see ``TRAINING_SESSIONS``); then the
-    share of matches among all blocked ``pairs`` (the prior) with m and u fixed.
+    share of matches among all blocked ``pairs`` (the prior) with m and u fixed, refined from
+    the pairs' full weights. Computed over arrays (``batch``), like ``resolve``.
     """
-    sessions = [Counter(levels(records[i], records[j]) for i, j in candidate_pairs(records, kinds=kinds))
-                for kinds, _ in TRAINING_SESSIONS]
-    pairs = candidate_pairs(records) if pairs is None else pairs
-    pairs = list(pairs)
-    found = [levels(records[i], records[j]) for i, j in pairs]
-    model = estimate_from_patterns(records, sessions, Counter(found), u_samples=u_samples,
-                                   em_iterations=em_iterations, seed=seed)
-    adjust = _tf_adjustments(model)
-    return refine_prior(model, (pattern_weight(model, pattern) + _tf_weight(adjust, pattern, records[i])
-                                for (i, _), pattern in zip(pairs, found, strict=True)))
+    import numpy as np
+
+    from rapport.identity import batch
+
+    cols = batch.columns_of(records)
+    blocked = batch.block(cols)
+    patterns = batch.compare(cols, blocked.left, blocked.right, workers=workers)
+    overall = None
+    if pairs is not None:
+        ordered = sorted(pairs)
+        left = np.array([i for i, _ in ordered], dtype=np.int32)
+        right = np.array([j for _, j in ordered], dtype=np.int32)
+        if not (np.array_equal(left, blocked.left) and np.array_equal(right, blocked.right)):
+            overall = (left, batch.compare(cols, left, right, workers=workers))
+    return batch.estimate(cols, blocked, patterns, overall=overall, u_samples=u_samples,
+                          em_iterations=em_iterations, seed=seed, workers=workers)
 
 
-def estimate_from_patterns(records: Sequence[Prepared], sessions: Sequence[Mapping[tuple[str, ...], int]],
-                           overall: Mapping[tuple[str, ...], int], *, u_samples: int = 20000,
-                           em_iterations: int = 15, seed: int = 7) -> Model:
-    """``estimate`` from counted comparison patterns: one counter per training session (in
-    ``TRAINING_SESSIONS`` order) and one over all blocked pairs, so that a caller which has
-    compared every pair once (``resolve``) does not compare them again."""
-    u = _estimate_u(records, u_samples, seed)
-    u_family = _estimate_u_family(records, u_samples, seed, u)
+def model_from_patterns(sessions: Sequence[Mapping[tuple[str, ...], int]], overall: Mapping[tuple[str, ...], int],
+                        u: dict[str, dict[str, float]], u_family: dict[str, dict[str, float]], *,
+                        em_iterations: int = 15) -> Model:
+    """m by EM per training session (``TRAINING_SESSIONS`` order) from counted comparison
+    patterns, u given; then the prior over ``overall`` (every blocked pair)."""
     sums = {name: dict.fromkeys(LEVELS, 0.0) for name in FIELDS}
     counted = {name: 0 for name in FIELDS}
     for (_kinds, excluded), patterns in zip(TRAINING_SESSIONS, sessions, strict=True):
@@ -323,9 +441,7 @@ def estimate_from_patterns(records: Sequence[Prepared], sessions: Sequence[Mappi
         if m[name][EXACT] < u[name][EXACT]:
             m[name] = dict(DEFAULT_M)
     _, prior = _em(overall, u, u_family, list(FIELDS), em_iterations, m=m, fixed_m=True)
-    tf = {"family": _frequencies(r.family for r in records),
-          "given": _frequencies(r.given_canonical for r in records)}
-    return Model(m=m, u=u, prior=prior, tf=tf, u_family=u_family)
+    return Model(m=m, u=u, prior=prior, u_family=u_family)
 
 
 MIN_PAIRS_FOR_PRIOR = 100
@@ -334,22 +450,15 @@ MIN_PAIRS_FOR_PRIOR = 100
 def refine_prior(model: Model, weights: Iterable[float], iterations: int = 30) -> Model:
     """Re-estimate the prior from the pairs' full weights (term frequencies included).
 
-    The prior of ``estimate_from_patterns`` sees each pattern's average weight, so "same
+    The prior of ``model_from_patterns`` sees each pattern's average weight, so "same
     common name, nothing else agrees" looks like a match there. This EM runs over a histogram
     of the per-pair weights (0.1 bit buckets), so it is cheap for millions of pairs.
     """
-    histogram = Counter(round(w, 1) for w in weights)
-    total = sum(histogram.values())
-    if total < MIN_PAIRS_FOR_PRIOR:
-        return model  # a handful of pairs cannot tell how many matches there are
-    prior = model.prior
-    for _ in range(iterations):
-        odds = (1.0 - prior) / prior
-        matched = sum(count / (1.0 + odds * 2.0 ** -min(max(w, -60.0), 60.0))
-                      for w, count in histogram.items())
-        prior = min(max(matched / total, 1e-6), 1 - 1e-6)
-    model.prior = prior
-    return model
+    import numpy as np
+
+    from rapport.identity import batch
+
+    return batch.refine_prior(model, np.fromiter(weights, dtype=float), iterations)
 
 
 def pattern_weight(model: Model, pattern: Sequence[str]) -> float:
@@ -372,49 +481,6 @@ def _household_only(pattern: Sequence[str]) -> bool:
     on its own at scale."""
     return (pattern[FAMILY_AT] in AGREE and pattern[GIVEN_AT] == DIFFERENT
             and pattern[BIRTH_AT] in (DIFFERENT, MISSING))
-
-
-def _estimate_u(records: Sequence[Prepared], samples: int, seed: int) -> dict[str, dict[str, float]]:
-    rng = random.Random(seed)
-    counts = {name: dict.fromkeys(LEVELS, 1.0) for name in FIELDS}  # add-one smoothing
-    n = len(records)
-    if n >= 2:
-        for _ in range(samples):
-            i, j = rng.randrange(n), rng.randrange(n)
-            if i == j:
-                continue
-            for name, level in zip(FIELDS, levels(records[i], records[j]), strict=True):
-                if level != MISSING:
-                    counts[name][level] += 1
-    return {name: _normalised(c) for name, c in counts.items()}
-
-
-def _estimate_u_family(records: Sequence[Prepared], samples: int, seed: int,
-                       u: Mapping[str, Mapping[str, float]]) -> dict[str, dict[str, float]]:
-    """u of the HOUSEHOLD fields over random pairs of records with the same family name.
-
-    Pairs are drawn uniformly among all same-family pairs (a family of k records holds
-    k(k-1)/2 of them), so common surnames dominate and the few true matches in the sample
-    barely count. Falls back to ``u`` when no two records share a family name.
-    """
-    families: dict[str, list[int]] = defaultdict(list)
-    for index, record in enumerate(records):
-        if record.family:
-            families[record.family].append(index)
-    groups = [members for members in families.values() if len(members) > 1]
-    if not groups:
-        return {name: dict(u[name]) for name in HOUSEHOLD}
-    rng = random.Random(seed + 1)
-    weights = [len(g) * (len(g) - 1) for g in groups]
-    counts = {name: dict.fromkeys(LEVELS, 1.0) for name in HOUSEHOLD}
-    positions = [(FIELDS.index(name), name) for name in HOUSEHOLD]
-    for members in rng.choices(groups, weights=weights, k=samples):
-        i, j = rng.sample(members, 2)
-        pattern = levels(records[i], records[j])
-        for position, name in positions:
-            if pattern[position] != MISSING:
-                counts[name][pattern[position]] += 1
-    return {name: _normalised(c) for name, c in counts.items()}
 
 
 def _em(patterns: Mapping[tuple[str, ...], int], u: Mapping[str, Mapping[str, float]],
@@ -453,12 +519,6 @@ def _em(patterns: Mapping[tuple[str, ...], int], u: Mapping[str, Mapping[str, fl
 def _normalised(counts: Mapping[str, float]) -> dict[str, float]:
     total = sum(counts.values())
     return {level: max(value / total, 1e-6) for level, value in counts.items()}
-
-
-def _frequencies(values: Iterable[str]) -> dict[str, float]:
-    counts = Counter(v for v in values if v)
-    total = sum(counts.values()) or 1
-    return {value: count / total for value, count in counts.items()}
 
 
 # ----------------------------------------------------------------------------------- scoring
@@ -550,183 +610,73 @@ def _cluster(record_ids: Iterable[Any], strong: Iterable[tuple[Any, Any]],
 
 # ------------------------------------------------------------------------- the batch path
 
-
-@dataclass
-class Blocked:
-    """Every blocked pair compared once: ``codes[k]`` is ``i * n + j`` (i < j, indexes into the
-    records) and ``patterns[k]`` its levels; pattern counts per training session and overall."""
-
-    n: int
-    codes: list[int]
-    patterns: list[tuple[str, ...]]
-    sessions: list[Counter]
-    overall: Counter
-
-
-def block_and_compare(records: Sequence[Prepared], *, max_block: int = MAX_BLOCK, workers: int = 1,
-                      progress: Callable[[str, int, int], None] | None = None) -> Blocked:
-    """The blocked pairs of ``candidate_pairs`` with their comparison patterns, in one pass.
-
-    ``estimate`` compares the pairs of each training session and then all pairs, and scoring
-    compares them again; for a million records that is most of the time, so the batch path
-    remembers for each pair which training sessions' keys found it and compares it once.
-    Pairs are packed into one int each (a tuple costs three objects).
-    """
-    report = progress or (lambda stage, done, total: None)
-    n = len(records)
-    session_bit = {kind: 1 << s for s, (kinds, _) in enumerate(TRAINING_SESSIONS) for kind in kinds}
-    blocks: dict[str, list[int]] = defaultdict(list)
-    for index, record in enumerate(records):
-        for key in blocking_keys(record):
-            blocks[key].append(index)
-    masks: dict[int, int] = {}
-    for key, members in blocks.items():
-        size = len(members)
-        if size < 2 or size > max_block:
-            continue
-        bit = session_bit.get(key.partition(":")[0], 0)
-        for a in range(size - 1):
-            base = members[a] * n
-            for b in range(a + 1, size):
-                code = base + members[b]
-                masks[code] = masks.get(code, 0) | bit
-    del blocks
-    codes = sorted(masks)
-    patterns: list[tuple[str, ...]] = []
-    interned: dict[tuple[str, ...], tuple[str, ...]] = {}
-    sessions: list[Counter] = [Counter() for _ in TRAINING_SESSIONS]
-    overall: Counter = Counter()
-    bits = [(s, 1 << s) for s in range(len(TRAINING_SESSIONS))]
-    total = len(codes)
-    done = 0
-    for chunk in _compared(records, codes, workers):
-        for pattern in chunk:
-            pattern = interned.setdefault(pattern, pattern)
-            patterns.append(pattern)
-            overall[pattern] += 1
-            mask = masks[codes[done]]
-            done += 1
-            if mask:
-                for s, bit in bits:
-                    if mask & bit:
-                        sessions[s][pattern] += 1
-        report("comparing", done, total)
-    report("comparing", total, total)
-    return Blocked(n, codes, patterns, sessions, overall)
-
-
-_CHUNK = 100_000
-_SHARED: list[Sequence[Prepared]] = []  # the records, inherited by forked workers
-
-
-def _compared(records: Sequence[Prepared], codes: list[int],
-              workers: int) -> Iterator[list[tuple[str, ...]]]:
-    """Comparison patterns of ``codes``, chunk by chunk in order; with ``workers`` > 1 the
-    chunks are compared in forked processes (the records are inherited, not copied; only
-    pair codes go out and small pattern numbers come back)."""
-    n = len(records)
-    chunks = [codes[k:k + _CHUNK] for k in range(0, len(codes), _CHUNK)]
-    if workers <= 1 or len(chunks) < 2 or "fork" not in multiprocessing.get_all_start_methods():
-        for chunk in chunks:
-            yield [levels(records[code // n], records[code % n]) for code in chunk]
-        return
-    _SHARED[:] = [records]
-    try:
-        with multiprocessing.get_context("fork").Pool(workers) as pool:
-            for numbers in pool.imap(_compare_chunk, chunks):
-                yield [_PATTERNS[number] for number in numbers]
-    finally:
-        _SHARED.clear()
-
-
 _LEVEL_NUMBER = {level: k for k, level in enumerate((EXACT, CLOSE, DIFFERENT, MISSING))}
-_PATTERNS = [tuple((EXACT, CLOSE, DIFFERENT, MISSING)[number // 4 ** k % 4] for k in range(len(FIELDS)))
-             for number in range(4 ** len(FIELDS))]
-
-
-def _compare_chunk(chunk: list[int]) -> array:
-    records = _SHARED[0]
-    n = len(records)
-    out = array("H")  # a pattern as a base-4 number: 8 fields fit in 16 bits
-    for code in chunk:
-        pattern = levels(records[code // n], records[code % n])
-        out.append(sum(_LEVEL_NUMBER[level] * 4 ** k for k, level in enumerate(pattern)))
-    return out
 
 
 @dataclass
 class Resolution:
     labels: dict[Any, Any]   # record id → cluster id
-    matches: list[Match]     # pairs at or above the threshold, best first
+    matches: list[Match]     # pairs at or above the threshold, best first (when asked)
     pairs_scored: int
     model: Model
+    pairs_matched: int = 0
 
 
-def _logit2(probability: float) -> float:
-    return math.log2(probability / (1.0 - probability))
-
-
-def resolve(records: Sequence[Prepared], *, threshold: float = 0.9, cannot_link_below: float = 0.05,
-            model: Model | None = None, evidence: bool = True, max_block: int = MAX_BLOCK,
-            workers: int = 1, progress: Callable[[str, int, int], None] | None = None) -> Resolution:
+def resolve(records: Sequence[Prepared] | Any, *, threshold: float = 0.9, cannot_link_below: float = 0.05,
+            model: Model | None = None, evidence: bool = True, matches: bool = True,
+            max_block: int = MAX_BLOCK, workers: int = 1, progress: Callable[[str, int, int], None] | None = None) -> Resolution:
     """``link`` for large inputs (file mode): the same blocking, model, scores and clusters,
-    with each pair compared once and weights summed per comparison pattern.
+    computed over arrays (``batch``; ``records`` may already be ``batch.Columns``).
 
     A pattern's weight is the same for every pair showing it except for the term-frequency
     adjustment of exact names, which is added per pair; evidence is built (with ``score``)
-    only for the pairs that matched, and only when asked.
+    only for the pairs that matched, and only when asked (``matches=False``: only counted).
+    ``workers``: threads for the string comparisons.
     """
+    import numpy as np
+
+    from rapport.identity import batch
+
     report = progress or (lambda stage, done, total: None)
-    blocked = block_and_compare(records, max_block=max_block, workers=workers, progress=progress)
-    n = blocked.n
-    fit_prior = model is None
-    model = model or estimate_from_patterns(records, blocked.sessions, blocked.overall)
-    base: dict[tuple[str, ...], float] = {}
-    adjust = _tf_adjustments(model)
-    weights = array("d")
-    for pattern, code in zip(blocked.patterns, blocked.codes, strict=True):
-        weight = base.get(pattern)
-        if weight is None:
-            weight = base[pattern] = pattern_weight(model, pattern)
-        if pattern[FAMILY_AT] == EXACT or pattern[GIVEN_AT] == EXACT:
-            weight += _tf_weight(adjust, pattern, records[code // n])
-        weights.append(weight)
-    if fit_prior:
-        refine_prior(model, weights)
-    strong_at = _logit2(threshold) - _logit2(model.prior)
-    weak_at = _logit2(cannot_link_below) - _logit2(model.prior)
-    strong: list[tuple[float, int]] = []
-    weak: list[tuple[Any, Any]] = []
-    total = len(blocked.codes)
-    for done, (code, weight) in enumerate(zip(blocked.codes, weights, strict=True), start=1):
-        if weight >= strong_at:
-            strong.append((weight + _logit2(model.prior), code))
-        elif weight < weak_at:
-            i, j = divmod(code, n)
-            weak.append((records[i].record_id, records[j].record_id))
-        if done % 200_000 == 0:
-            report("scoring", done, total)
-    report("scoring", total, total)
-    del blocked, weights
-    strong.sort(key=lambda item: -item[0])
-    pairs = [divmod(code, n) for _, code in strong]
-    labels = _cluster([r.record_id for r in records],
-                      ((records[i].record_id, records[j].record_id) for i, j in pairs), weak)
-    if evidence:
-        matches = [score(model, records[i], records[j]) for i, j in pairs]
+    cols = records if isinstance(records, batch.Columns) else batch.columns_of(records)
+    report("blocking", 0, 1)
+    blocked = batch.block(cols, max_block=max_block)
+    total = int(blocked.left.size)
+    report("blocking", 1, 1)
+    patterns = np.empty(total, dtype=np.uint32)
+    for start in range(0, total, _CHUNK):
+        stop = min(start + _CHUNK, total)
+        patterns[start:stop] = batch.compare(cols, blocked.left[start:stop], blocked.right[start:stop],
+                                             workers=workers)
+        report("comparing", stop, total)
+    report("comparing", total, total)
+    if model is None:
+        model = batch.estimate(cols, blocked, patterns, workers=workers)
+    elif not model.tf:
+        model.tf = batch.name_shares(cols)
+    weights = batch.pair_weights(model, cols, blocked.left, patterns)
+    left, right = blocked.left, blocked.right
+    del blocked, patterns
+    prior = batch.logit2(model.prior)
+    strong_at, weak_at = batch.logit2(threshold) - prior, batch.logit2(cannot_link_below) - prior
+    report("clustering", 0, 1)
+    labels = batch.cluster(cols, left, right, weights, strong_at=strong_at, weak_at=weak_at)
+    report("clustering", 1, 1)
+    strong = np.flatnonzero(weights >= strong_at)
+    strong = strong[np.argsort(-weights[strong], kind="stable")]
+    ids = cols.ids
+    if not matches:
+        found = []
+    elif evidence:
+        found = [score(model, cols.record(int(left[k])), cols.record(int(right[k]))) for k in strong]
     else:
-        matches = [Match(records[i].record_id, records[j].record_id, 1.0 / (1.0 + 2.0 ** -w))
-                   for (w, _), (i, j) in zip(strong, pairs, strict=True)]
-    return Resolution(labels, matches, total, model)
+        found = [Match(ids[int(left[k])], ids[int(right[k])], 1.0 / (1.0 + 2.0 ** -(float(weights[k]) + prior)))
+                 for k in strong]
+    return Resolution(dict(zip(ids, labels, strict=True)), found, total, model, pairs_matched=int(strong.size))
 
 
-def _tf_weight(adjust: Mapping[str, Mapping[str, float]], pattern: Sequence[str], left: Prepared) -> float:
-    weight = 0.0
-    if pattern[FAMILY_AT] == EXACT:
-        weight += adjust["family"].get(left.family, 0.0)
-    if pattern[GIVEN_AT] == EXACT:
-        weight += adjust["given"].get(left.given_canonical, 0.0)
-    return weight
+_CHUNK = 2_000_000  # pairs compared at a time (bounds the temporary arrays)
+
 
 
 def _tf_adjustments(model: Model) -> dict[str, dict[str, float]]:

@@ -13,6 +13,7 @@ import csv
 import functools
 import json
 import multiprocessing
+import operator
 import os
 import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -20,7 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
-from rapport.identity.engine import ROLES, Prepared, prepare, resolve
+from rapport.identity.batch import Columns, ColumnsBuilder
+from rapport.identity.engine import ROLES, RowPreparer, resolve
 
 MAX_WORKERS = 4
 SMALL_FILE = 5_000_000  # bytes; about 50,000 records
@@ -61,39 +63,51 @@ def cluster_file(input_path: Path | str, *, id_column: str, columns: Mapping[str
                  workers: int | None = None) -> ClusterResult:
     """Cluster the records of ``input_path`` and write the results; see the module docstring.
 
-    ``workers``: processes for preparing and comparing (default: one per CPU, at most
-    ``MAX_WORKERS``); small files always run in this process (forking costs more).
+    ``workers``: processes for preparing the match keys and threads for comparing them
+    (default: one per CPU, at most ``MAX_WORKERS``); small files are prepared in this
+    process (forking costs more than it saves).
     """
     if not 0.0 < threshold < 1.0:
         raise FileModeError(f"--threshold must be between 0 and 1, got {threshold}.")
     report = progress or (lambda stage, done, total: None)
     path = Path(input_path)
     if workers is None:
-        workers = min(os.cpu_count() or 1, MAX_WORKERS)
-        if path.exists() and path.stat().st_size < SMALL_FILE:
-            workers = 1
+        workers = default_workers()
+    if workers < 1:
+        raise FileModeError(f"--workers must be at least 1, got {workers}.")
+    processes = 1 if path.exists() and path.stat().st_size < SMALL_FILE else workers
     try:
         handle = path.open(newline="", encoding="utf-8-sig")
     except OSError as err:
         raise FileModeError(f"Cannot read {path}: {err}.") from err
     with handle:
-        records = _prepare_rows(path, handle, id_column, columns, date_format, report, workers)
-    result = resolve(records, threshold=threshold, evidence=pairs_out is not None, workers=workers,
-                     progress=report)
+        records = _prepare_rows(path, handle, id_column, columns, date_format, report, processes)
+    result = resolve(records, threshold=threshold, evidence=pairs_out is not None,
+                     matches=pairs_out is not None, workers=workers, progress=report)
     labels = result.labels
-    _write(Path(out), ["record_id", "cluster_id"], ([r.record_id, labels[r.record_id]] for r in records))
+    _write(Path(out), ["record_id", "cluster_id"], ([rid, labels[rid]] for rid in records.ids))
     if pairs_out is not None:
         _write(Path(pairs_out), ["left_id", "right_id", "probability", "evidence"],
                ([m.left, m.right, f"{m.probability:.6f}", json.dumps(m.evidence, separators=(",", ":"))]
                 for m in result.matches))
     return ClusterResult(records=len(records), clusters=len(set(labels.values())),
-                         pairs_scored=result.pairs_scored, pairs_matched=len(result.matches))
+                         pairs_scored=result.pairs_scored, pairs_matched=result.pairs_matched)
+
+
+def default_workers() -> int:
+    """One per CPU this process may use, at most ``MAX_WORKERS``."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cpus = os.cpu_count() or 1
+    return max(1, min(cpus, MAX_WORKERS))
 
 
 def _prepare_rows(path: Path, handle: TextIO, id_column: str, columns: Mapping[str, str] | None,
-                  date_format: str | None, report: Progress, workers: int) -> list[Prepared]:
-    """Match keys of every row, read as a stream (a million rows as dicts would take
-    gigabytes); with ``workers`` > 1, chunks of rows are prepared in forked processes."""
+                  date_format: str | None, report: Progress, workers: int) -> Columns:
+    """Match keys of every row as integer-coded columns, read as a stream (a million rows as
+    dicts would take gigabytes); with ``workers`` > 1, chunks of rows are prepared in forked
+    processes, which send back plain tuples of match keys."""
     try:
         reader = csv.reader(handle)
         headers = [h.strip() for h in next(reader, [])]
@@ -114,51 +128,65 @@ def _prepare_rows(path: Path, handle: TextIO, id_column: str, columns: Mapping[s
         wanted = [headers.index(id_column), *(headers.index(mapping[role]) for role in roles)]
         width = max(wanted) + 1
         work = functools.partial(_prepare_chunk, roles=roles, date_format=date_format)
-        chunks = _checked_chunks(reader, wanted, width, id_column)
-        records: list[Prepared] = []
+        chunks = _chunks(reader, wanted, width)
+        builder = ColumnsBuilder()
         if workers > 1 and "fork" in multiprocessing.get_all_start_methods():
             with multiprocessing.get_context("fork").Pool(workers) as pool:
                 for prepared in pool.imap(work, chunks):
-                    records.extend(prepared)
-                    report("reading", len(records), len(records))
+                    _add(builder, prepared, report)
         else:
             for chunk in chunks:
-                records.extend(work(chunk))
-                report("reading", len(records), len(records))
+                _add(builder, work(chunk), report)
     except (OSError, UnicodeDecodeError, csv.Error) as err:
         raise FileModeError(f"Cannot read {path}: {err}.") from err
-    report("reading", len(records), len(records))
-    return records
+    _check_ids(builder.ids, id_column)
+    report("reading", len(builder.ids), len(builder.ids))
+    return builder.build()
+
+
+def _check_ids(ids: list[str], id_column: str) -> None:
+    seen: set[str] = set()
+    add = seen.add
+    for number, record_id in enumerate(ids, start=2):
+        if not record_id or record_id in seen:
+            raise FileModeError(f"Line {number}: the id column {id_column!r} must be filled and unique.")
+        add(record_id)
+
+
+def _add(builder: ColumnsBuilder, prepared: dict[str, list], report: Progress) -> None:
+    builder.add_columns(prepared)
+    report("reading", len(builder.ids), len(builder.ids))
 
 
 _ROWS_PER_CHUNK = 20_000
 
 
-def _checked_chunks(reader: Iterator[list[str]], wanted: list[int], width: int,
-                    id_column: str) -> Iterator[list[list[str]]]:
-    """Rows cut down to the wanted columns (id first), in chunks; ids checked on the way."""
-    seen: set[str] = set()
-    chunk: list[list[str]] = []
-    for number, row in enumerate(reader, start=2):
+def _chunks(reader: Iterator[list[str]], wanted: list[int], width: int) -> Iterator[list[tuple[str, ...]]]:
+    """Rows cut down to the wanted columns (id first), in chunks (ids are checked at the end)."""
+    pick = operator.itemgetter(*wanted)
+    chunk: list[tuple[str, ...]] = []
+    append = chunk.append
+    for row in reader:
         if len(row) < width:
             row = row + [""] * (width - len(row))
-        values = [row[k] for k in wanted]
-        record_id = values[0] = values[0].strip()
-        if not record_id or record_id in seen:
-            raise FileModeError(f"Line {number}: the id column {id_column!r} must be filled and unique.")
-        seen.add(record_id)
-        chunk.append(values)
+        append(pick(row) if len(wanted) > 1 else (row[wanted[0]],))
         if len(chunk) == _ROWS_PER_CHUNK:
             yield chunk
             chunk = []
+            append = chunk.append
     if chunk:
         yield chunk
 
 
 def _prepare_chunk(chunk: list[list[str]], *, roles: tuple[str, ...],
-                   date_format: str | None) -> list[Prepared]:
-    return [prepare(row[0], dict(zip(roles, row[1:], strict=True)), date_format=date_format)
-            for row in chunk]
+                   date_format: str | None) -> dict[str, list]:
+    preparer = _PREPARERS.get((roles, date_format))
+    if preparer is None:  # one per process and layout, so its caches live across chunks
+        preparer = _PREPARERS[(roles, date_format)] = RowPreparer(roles, date_format=date_format)
+    return preparer.columns(chunk)
+
+
+_PREPARERS: dict[tuple, RowPreparer] = {}
 
 
 def _write(path: Path, header: list[str], rows) -> None:  # type: ignore[no-untyped-def]
