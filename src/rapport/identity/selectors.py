@@ -130,15 +130,19 @@ def merged_name(record: MergeRecord) -> str:
 
 def visible_candidates(*, user: Any, given_name: str = "", family_name: str = "", emails: Any = (),
                        phones: Any = (), threshold: float = 0.5, limit: int = 5) -> list[dict[str, Any]]:
-    """I2 — ``find_candidates`` narrowed to people ``user`` may see, shaped for the API."""
+    """I2 — ``find_candidates`` among the people ``user`` may see (S2), shaped for the API.
+
+    Visibility narrows the candidates before they are scored, in the same query that reads
+    them: a hidden person is never shown and never takes a visible one's place.
+    """
     from rapport.identity.services import find_candidates
     from rapport.people.models import Person
 
     found = find_candidates(given_name=given_name, family_name=family_name, emails=list(emails),
-                            phones=list(phones), threshold=threshold, limit=limit * 2)
-    people = {p.pk: p for p in Person.objects.visible_to(user).filter(pk__in=[c.person_id for c in found])}
-    return [{"id": str(c.person_id), "display_name": people[c.person_id].display_name, "score": c.score,
-             "evidence": c.evidence} for c in found if c.person_id in people][:limit]
+                            phones=list(phones), threshold=threshold, limit=limit,
+                            among=Person.objects.visible_to(user))
+    return [{"id": str(c.person_id), "display_name": c.display_name, "score": c.score, "evidence": c.evidence}
+            for c in found]
 
 
 def _value(person: Any, name: str) -> Any:
