@@ -16,7 +16,6 @@ Every result equals the per-pair Python of ``engine`` (``levels``, ``blocking_ke
 
 from __future__ import annotations
 
-import math
 import random
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -556,6 +555,8 @@ def pair_weights(model: Model, cols: Columns, left: np.ndarray, patterns: np.nda
     adjust = engine._tf_adjustments(model)
     tf = np.zeros(patterns.size)
     for name, codes, at in (("family", cols.family, "family"), ("given", cols.canonical, "given")):
+        if not adjust.get(name):
+            continue
         per_code = np.array([adjust[name].get(value, 0.0) for value in cols.names])
         exact = level_of(patterns, at) == EXACT_N
         tf[exact] += per_code[codes[left[exact]]]
@@ -569,7 +570,8 @@ def cluster(cols: Columns, left: np.ndarray, right: np.ndarray, weights: np.ndar
             strong_at: float, weak_at: float) -> list[str]:
     """``engine._cluster`` over arrays: the label (smallest member id as text) of each record.
 
-    Pairs with weight ≥ ``strong_at`` join, strongest first; pairs below ``weak_at`` forbid
+    ``weights``: any score that grows with the match probability (the probability itself in
+    ``resolve``). Pairs with weight ≥ ``strong_at`` join, strongest first; pairs below ``weak_at`` forbid
     their two groups to join. A connected component of strong pairs without a forbidden pair
     inside is exactly what the greedy joins give, so only components holding one are joined
     pair by pair.
@@ -607,7 +609,3 @@ def cluster(cols: Columns, left: np.ndarray, right: np.ndarray, weights: np.ndar
     by_rank = np.empty(n, dtype=np.int64)
     by_rank[rank] = np.arange(n)
     return [texts[k] for k in by_rank[best[dense]]]
-
-
-def logit2(probability: float) -> float:
-    return math.log2(probability / (1.0 - probability))

@@ -24,6 +24,7 @@ from django.conf import settings
 from django.db import transaction
 
 from rapport.identity import engine
+from rapport.identity.filemode import default_workers
 from rapport.identity.models import DuplicateSuggestion, NotDuplicate, pair_key
 
 DEFAULT_THRESHOLD = 0.8
@@ -59,8 +60,11 @@ def auto_merge_setting() -> float | None:
 
 def run_dedupe(*, threshold: float = DEFAULT_THRESHOLD, auto_merge_above: float | None = None,
                dry_run: bool = False, actor: Any = None, channel: str = "cli",
-               progress: Progress | None = None) -> DedupeReport:
-    """Score the whole database and fill the review queue (or, with ``dry_run``, only report)."""
+               progress: Progress | None = None, workers: int | None = None) -> DedupeReport:
+    """Score the whole database and fill the review queue (or, with ``dry_run``, only report).
+
+    ``workers``: threads comparing strings (default: one per CPU, ``filemode.default_workers``).
+    """
     from django.core.exceptions import ValidationError
 
     errors = {}
@@ -68,6 +72,8 @@ def run_dedupe(*, threshold: float = DEFAULT_THRESHOLD, auto_merge_above: float 
         errors["threshold"] = ["Give a probability above 0 and at most 1."]
     if auto_merge_above is not None and not (threshold <= auto_merge_above <= 1.0):
         errors["auto_merge_above"] = ["Give a probability between the threshold and 1."]
+    if workers is not None and workers < 1:
+        errors["workers"] = ["Give at least 1."]
     if errors:
         raise ValidationError(errors)
     started = time.monotonic()
@@ -75,22 +81,17 @@ def run_dedupe(*, threshold: float = DEFAULT_THRESHOLD, auto_merge_above: float 
     progress = progress or (lambda stage, done, total: None)
     records = list(_people_records(progress))
     report.people = len(records)
-    pairs = sorted(engine.candidate_pairs(records))
-    report.pairs_compared = len(pairs)
-    if len(records) >= MIN_TRAINING:
-        model = engine.estimate(records, pairs)
-    else:
+    model = None
+    if len(records) < MIN_TRAINING:
         from rapport.identity.services import REALTIME_MODEL
 
         model, report.model = REALTIME_MODEL, "fixed (too few people to learn from)"
-    matches = []
-    for done, match in enumerate(engine.score_pairs(model, records, pairs), start=1):
-        matches.append(match)
-        if done % CHUNK == 0 or done == len(pairs):
-            progress("Scoring pairs", done, len(pairs))
-    clusters = engine.cluster([r.record_id for r in records], matches, threshold=threshold)
-    strong = sorted((m for m in matches if m.probability >= threshold
-                     and clusters[m.left] == clusters[m.right]), key=lambda m: -m.probability)
+    # The batch path (arrays; ``workers`` threads compare strings), as file mode runs it.
+    result = engine.resolve(records, threshold=threshold, model=model, workers=workers or default_workers(),
+                            progress=progress)
+    report.pairs_compared = result.pairs_scored
+    clusters = result.labels
+    strong = [m for m in result.matches if clusters[m.left] == clusters[m.right]]
     report.pairs_above = len(strong)
     rejected = set(NotDuplicate.objects.values_list("pair", flat=True))
     fresh = []

@@ -652,26 +652,24 @@ def resolve(records: Sequence[Prepared] | Any, *, threshold: float = 0.9, cannot
     report("comparing", total, total)
     if model is None:
         model = batch.estimate(cols, blocked, patterns, workers=workers)
-    elif not model.tf:
-        model.tf = batch.name_shares(cols)
     weights = batch.pair_weights(model, cols, blocked.left, patterns)
     left, right = blocked.left, blocked.right
     del blocked, patterns
-    prior = batch.logit2(model.prior)
-    strong_at, weak_at = batch.logit2(threshold) - prior, batch.logit2(cannot_link_below) - prior
+    # Probabilities as ``score`` gives them, so thresholds mean the same on both paths.
+    probability = 1.0 / (1.0 + np.exp2(-(weights + math.log2(model.prior / (1.0 - model.prior)))))
+    del weights
     report("clustering", 0, 1)
-    labels = batch.cluster(cols, left, right, weights, strong_at=strong_at, weak_at=weak_at)
+    labels = batch.cluster(cols, left, right, probability, strong_at=threshold, weak_at=cannot_link_below)
     report("clustering", 1, 1)
-    strong = np.flatnonzero(weights >= strong_at)
-    strong = strong[np.argsort(-weights[strong], kind="stable")]
+    strong = np.flatnonzero(probability >= threshold)
+    strong = strong[np.argsort(-probability[strong], kind="stable")]
     ids = cols.ids
     if not matches:
         found = []
     elif evidence:
         found = [score(model, cols.record(int(left[k])), cols.record(int(right[k]))) for k in strong]
     else:
-        found = [Match(ids[int(left[k])], ids[int(right[k])], 1.0 / (1.0 + 2.0 ** -(float(weights[k]) + prior)))
-                 for k in strong]
+        found = [Match(ids[int(left[k])], ids[int(right[k])], float(probability[k])) for k in strong]
     return Resolution(dict(zip(ids, labels, strict=True)), found, total, model, pairs_matched=int(strong.size))
 
 

@@ -24,7 +24,6 @@ from typing import TextIO
 from rapport.identity.batch import Columns, ColumnsBuilder
 from rapport.identity.engine import ROLES, RowPreparer, resolve
 
-MAX_WORKERS = 4
 SMALL_FILE = 5_000_000  # bytes; about 50,000 records
 
 
@@ -64,8 +63,8 @@ def cluster_file(input_path: Path | str, *, id_column: str, columns: Mapping[str
     """Cluster the records of ``input_path`` and write the results; see the module docstring.
 
     ``workers``: processes for preparing the match keys and threads for comparing them
-    (default: one per CPU, at most ``MAX_WORKERS``); small files are prepared in this
-    process (forking costs more than it saves).
+    (default: the number of cores); small files are prepared in this process (forking costs
+    more than it saves).
     """
     if not 0.0 < threshold < 1.0:
         raise FileModeError(f"--threshold must be between 0 and 1, got {threshold}.")
@@ -95,12 +94,11 @@ def cluster_file(input_path: Path | str, *, id_column: str, columns: Mapping[str
 
 
 def default_workers() -> int:
-    """One per CPU this process may use, at most ``MAX_WORKERS``."""
+    """The number of cores this process may run on."""
     try:
-        cpus = len(os.sched_getaffinity(0))
+        return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # not on Linux
-        cpus = os.cpu_count() or 1
-    return max(1, min(cpus, MAX_WORKERS))
+        return os.cpu_count() or 1
 
 
 def _prepare_rows(path: Path, handle: TextIO, id_column: str, columns: Mapping[str, str] | None,

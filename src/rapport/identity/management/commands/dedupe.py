@@ -1,4 +1,4 @@
-"""``rapport dedupe [--threshold P] [--auto-merge-above P] [--dry-run]`` — I3 over the whole database."""
+"""``rapport dedupe [--threshold P] [--auto-merge-above P] [--dry-run] [--workers N]`` — I3 over the whole database."""
 
 from __future__ import annotations
 
@@ -29,6 +29,8 @@ class Command(BaseCommand):
                                  "(default: RAPPORT_AUTO_MERGE_ABOVE; unset means never).")
         parser.add_argument("--dry-run", action="store_true", help="Report what would be suggested; write nothing.")
         parser.add_argument("--json", action="store_true", help="Print the report as JSON on stdout.")
+        parser.add_argument("--workers", type=int, default=None, metavar="N",
+                            help="Threads comparing people (default: the number of cores).")
 
     def handle(self, *args, **options) -> None:  # type: ignore[no-untyped-def]
         threshold = _probability(options["threshold"])
@@ -37,7 +39,7 @@ class Command(BaseCommand):
         report, stop = stderr_progress()
         try:
             result = run_dedupe(threshold=threshold, auto_merge_above=auto, dry_run=options["dry_run"],
-                                channel="cli", progress=report)
+                                channel="cli", progress=report, workers=options["workers"])
         except ValidationError as err:
             raise CommandError("; ".join(f"{k}: {' '.join(v)}" for k, v in err.message_dict.items())) from err
         finally:

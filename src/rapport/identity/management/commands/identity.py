@@ -29,6 +29,9 @@ class Command(BaseCommand):
         run.add_argument("--pairs", default=None, help="Also write matched pairs with evidence.")
         run.add_argument("--date-format", default=None,
                          help="strptime format of birth dates (default ISO 8601 or YYYYMMDD).")
+        run.add_argument("--workers", type=int, default=None, metavar="N",
+                         help="Processes preparing the records and threads comparing them "
+                              "(default: the number of cores).")
 
     def handle(self, *args, action: str, **options) -> None:  # type: ignore[no-untyped-def]
         report, stop = stderr_progress()
@@ -37,7 +40,7 @@ class Command(BaseCommand):
                 options["input"], id_column=options["id_column"],
                 columns=parse_column_options(options["column"]), threshold=options["threshold"],
                 out=options["out"], pairs_out=options["pairs"], date_format=options["date_format"],
-                progress=report)
+                workers=options["workers"], progress=report)
         except FileModeError as err:
             raise CommandError(str(err)) from err
         finally:
