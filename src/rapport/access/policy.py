@@ -1,51 +1,67 @@
 """S1–S4 — who a user is for access decisions, worked out once per request.
 
 ``access_context(user)`` gathers the user's role (or the default role), everyone they answer
-for through the management hierarchy, those people's teams and roles, and — lazily — the
-sharing defaults, sharing rules and field rules. It is cached on the user object (a request
-has its own), and dropped when ``access_changed()`` is called after any settings change, so
-a list of a thousand records costs the same handful of queries as a list of one.
+for through the management hierarchy, those people's teams and roles, the sharing defaults
+and rules aimed at them, and their role's field rules. It is cached on the user object (a
+request has its own), so a list of a thousand records costs the same as a list of one.
 
-API token requests go further (``shared_access_context``): the context is kept per process
-for ``RAPPORT_ACCESS_CONTEXT_TTL`` seconds (default 5) between requests, so a token call does
-not rebuild it from four queries every time. It is used only while the user's row and role
-row, read fresh with the token on every request, are unchanged (role, superuser, the role's
-permissions, MFA, break-glass and networks; deactivation and revocation are checked on the
-token itself) and while the shared ``AccessGeneration`` counter, read with the token, is
-unchanged: every service that changes teams, reports, sharing or field rules bumps it
-(``access_changed()``), so such a change made in any process is seen on the next request.
-Only rows written without a service (raw SQL) wait for the TTL.
+Across requests, each process keeps the organisation's sharing configuration (``SharingConfig``:
+sharing defaults, active sharing rules, team memberships, the management hierarchy, the
+default roles, field rules) and the contexts derived from it, behind the shared
+``AccessGeneration`` row. A request reads that one row (a token request reads it with the
+token) and uses the cache only while it is unchanged. The row changes on every change that
+could change a decision, in any process and by any path: ``access_changed()`` (called by the
+services) gives it a new value, and database triggers (migration ``access/0006``) do the same
+on every write to the tables the configuration comes from (roles, memberships, users' manager,
+role and active flag, sharing defaults and rules, field rules), raw SQL and bulk writes
+included. Values are random, not counted up, so a rolled-back change can never be mistaken
+for a later committed one. ``RAPPORT_ACCESS_CONTEXT_TTL`` (seconds, default 5) bounds how long
+a process keeps one configuration even so; 0 switches the cache off. Manual shares are not
+cached: the visibility query reads them.
+
+What of the user's own row and role row a context depends on (role, superuser, permissions,
+MFA, break-glass, networks) is compared on every request (``_fingerprint``): those rows are
+read fresh with the session's user or the token.
 """
 
 from __future__ import annotations
 
 import json
+import secrets
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
 MAX_HIERARCHY_DEPTH = 12
 SHARED_MAX_USERS = 10_000
-_generation = 0
-# user id -> (expires at, fingerprint of the user and role rows, context); see shared_access_context
-_shared: dict[Any, tuple[float, tuple[Any, ...], AccessContext]] = {}
+_generation = 0  # this process's count of access_changed() calls
+_config: SharingConfig | None = None
 
 
 def access_changed() -> None:
-    """Invalidate cached access contexts here and, through the shared counter, in every process.
+    """Invalidate cached access decisions here and, through the shared row, in every process.
 
     Services call it after a change, inside their transaction: other processes see the new
-    counter with the next token they read, once the change is committed.
+    value with the next request, once the change is committed.
     """
-    from django.db.models import F
-
     from rapport.access.models import AccessGeneration
 
-    global _generation
+    global _generation, _config
     _generation += 1
-    _shared.clear()
-    if not AccessGeneration.objects.filter(pk=1).update(value=F("value") + 1):
-        AccessGeneration.objects.get_or_create(pk=1, defaults={"value": 1})
+    _config = None
+    value = new_generation_value()
+    if not AccessGeneration.objects.filter(pk=1).update(value=value):
+        AccessGeneration.objects.get_or_create(pk=1, defaults={"value": value})
+
+
+def new_generation_value() -> int:
+    """A fresh value for the shared row (random, so a rolled-back one never comes back)."""
+    return secrets.randbits(62)
+
+
+def note_generation(user: Any, value: Any) -> None:
+    """Remember the shared row's value read with ``user`` (a token lookup reads both at once)."""
+    user._rapport_generation = (_generation, value)
 
 
 @dataclass
@@ -71,148 +87,71 @@ class AccessContext:
     team_ids: frozenset[Any]
     role_ids: frozenset[Any]
     generation: int
-    _defaults: dict[str, str] | None = field(default=None, repr=False)
-    _rules: list[SharingRuleView] | None = field(default=None, repr=False)
-    _field_rules: dict[str, dict[str, str]] | None = field(default=None, repr=False)
+    _defaults: dict[str, str] = field(default_factory=dict, repr=False)
+    _rules: list[SharingRuleView] = field(default_factory=list, repr=False)
+    _field_rules: dict[str, dict[str, str]] = field(default_factory=dict, repr=False)
     _visibility: dict[tuple[str, str], Any] = field(default_factory=dict, repr=False)
 
     def default_access(self, object_type: str, fallback: str) -> str:
-        if self._defaults is None:
-            self._load_sharing()
-        return self._defaults.get(object_type, fallback)  # type: ignore[union-attr]
+        return self._defaults.get(object_type, fallback)
 
     def rules(self) -> list[SharingRuleView]:
         """Active sharing rules whose target is one of this user's principals' roles or teams."""
-        if self._rules is None:
-            self._load_sharing()
-        return self._rules  # type: ignore[return-value]
-
-    def _load_sharing(self) -> None:
-        """The sharing defaults, the rules aimed at this user and their owner teams' members.
-
-        One round trip (``UNION ALL`` of the defaults and the rules ``LEFT JOIN`` members):
-        it runs once per request for every user whose default is not enough, and on a
-        small page it is most of what visibility costs (bench/visibility.py).
-        """
-        from django.core.exceptions import EmptyResultSet
-        from django.db import connection
-
-        from rapport.access.models import SharingDefault, SharingRule
-
-        rules_query = (SharingRule.objects.filter(active=True).filter(_target_q(self.role_ids, self.team_ids))
-                       .order_by().values_list("object_type", "access", "pk", "owner_team_id", "criteria",
-                                               "owner_team__memberships__user_id"))
-        sql = (f"SELECT 0, object_type, access, NULL, NULL, NULL, NULL "  # noqa: S608 - model metadata only
-               f"FROM {SharingDefault._meta.db_table}")
-        params: tuple[Any, ...] = ()
-        try:
-            rules_sql, params = rules_query.query.sql_with_params()
-            sql += f" UNION ALL SELECT 1, r.* FROM ({rules_sql}) AS r"  # noqa: S608 - Django-built SQL, parameters apart
-        except EmptyResultSet:
-            pass  # no roles or teams to aim a rule at
-        with connection.cursor() as cursor:
-            cursor.execute(sql, params)
-            rows = cursor.fetchall()
-        defaults: dict[str, str] = {}
-        rules: dict[Any, tuple[str, str, Any, Any]] = {}
-        members: dict[Any, set[Any]] = {}
-        for kind, first, second, pk, owner_team, criteria, member in rows:
-            if kind == 0:
-                defaults[first] = second
-                continue
-            owner_team = _uuid(owner_team)
-            rules.setdefault(pk, (first, second, owner_team, criteria))
-            if owner_team is not None:
-                members.setdefault(pk, set())
-                if member is not None:
-                    members[pk].add(_uuid(member))
-        self._defaults = defaults
-        self._rules = [
-            SharingRuleView(object_type, access, frozenset(members[pk]) if owner_team is not None else None,
-                            _json(criteria))
-            for pk, (object_type, access, owner_team, criteria) in sorted(rules.items(), key=lambda i: str(i[0]))
-        ]
+        return self._rules
 
     def field_levels(self, model_label: str) -> dict[str, str]:
-        if self._field_rules is None:
-            from rapport.access.models import FieldRule
-
-            rules: dict[str, dict[str, str]] = {}
-            if self.role_id is not None and not self.is_administrator:
-                for label, name, level in FieldRule.objects.filter(role_id=self.role_id).values_list(
-                        "model_label", "field", "level"):
-                    rules.setdefault(label.lower(), {})[name] = level
-            self._field_rules = rules
         return self._field_rules.get(model_label.lower(), {})
 
 
-def _uuid(value: Any) -> Any:
-    import uuid
+@dataclass
+class SharingConfig:
+    """The organisation's sharing configuration as of one value of the shared generation row."""
 
-    return value if value is None or isinstance(value, uuid.UUID) else uuid.UUID(str(value))
-
-
-def _json(value: Any) -> dict[str, Any]:
-    import json
-
-    if isinstance(value, str | bytes):
-        value = json.loads(value)
-    return dict(value or {})
-
-
-def _target_q(role_ids: frozenset[Any], team_ids: frozenset[Any]) -> Any:
-    from django.db.models import Q
-
-    return Q(target_role_id__in=list(role_ids)) | Q(target_team_id__in=list(team_ids))
+    generation: Any
+    loaded_at: float
+    defaults: dict[str, str]
+    rules: list[tuple[Any, Any, SharingRuleView]]  # (target role, target team, rule)
+    teams_of: dict[Any, frozenset[Any]]            # user -> teams
+    reports_of: dict[Any, list[tuple[Any, Any]]]   # manager -> [(active report, their role)]
+    default_role: Any
+    administrator_role: Any
+    field_rules: dict[Any, dict[str, dict[str, str]]]  # role -> model label -> field -> level
+    contexts: dict[Any, tuple[tuple[Any, ...], AccessContext]] = field(default_factory=dict)
 
 
 def access_context(user: Any) -> AccessContext:
     cached = getattr(user, "_rapport_access", None)
     if cached is not None and cached.generation == _generation:
         return cached
-    ctx = _build(user)
+    config = _sharing_config(user)
+    fingerprint = _fingerprint(user)
+    entry = config.contexts.get(user.pk)
+    if entry is not None and entry[0] == fingerprint:
+        ctx = entry[1]
+    else:
+        ctx = _build(user, config)
+        if len(config.contexts) >= SHARED_MAX_USERS:
+            config.contexts.clear()
+        config.contexts[user.pk] = (fingerprint, ctx)
     user._rapport_access = ctx
     return ctx
 
 
 def shared_access_context(user: Any) -> AccessContext:
-    """``access_context(user)``, reused across this process's requests for a few seconds.
+    """``access_context(user)`` for a token request (kept for the authentication backend).
 
-    For token API calls, where rebuilding the context (role, reports, teams) was four of a
-    small request's queries. See the module docstring for what invalidates it and when.
+    Every request reuses the process's cache the same way now; see the module docstring.
     """
-    from django.conf import settings
-
-    ttl = float(getattr(settings, "RAPPORT_ACCESS_CONTEXT_TTL", 5.0))
-    if ttl <= 0:
-        return access_context(user)
-    fingerprint, now = _fingerprint(user), time.monotonic()
-    entry = _shared.get(user.pk)
-    if entry is not None and entry[0] > now and entry[1] == fingerprint and entry[2].generation == _generation:
-        user._rapport_access = entry[2]
-        return entry[2]
-    ctx = access_context(user)
-    if len(_shared) >= SHARED_MAX_USERS:
-        _shared.clear()
-    _shared[user.pk] = (now + ttl, fingerprint, ctx)
-    return ctx
-
-
-def _fingerprint(user: Any) -> tuple[Any, ...]:
-    """What of the user's and role's rows the context depends on (both read with the token)."""
-    role = user.role if user.role_id else None
-    role_part = () if role is None else (
-        role.pk, role.name, role.is_administrator, role.is_default, role.requires_mfa, role.requires_reason,
-        json.dumps(role.permissions or {}, sort_keys=True), tuple(role.allowed_networks or ()))
-    return (user.role_id, user.is_superuser, user.is_active, tuple(user.allowed_networks or ()), role_part,
-            getattr(user, "access_generation", None))
+    return access_context(user)
 
 
 def forget(user: Any) -> None:
     """Drop ``user``'s cached context (after changing their role or teams in a test)."""
-    if hasattr(user, "_rapport_access"):
-        del user._rapport_access
-    _shared.pop(getattr(user, "pk", None), None)
+    for name in ("_rapport_access", "_rapport_generation"):
+        if hasattr(user, name):
+            delattr(user, name)
+    if _config is not None:
+        _config.contexts.pop(getattr(user, "pk", None), None)
 
 
 def default_role(*, administrator: bool = False) -> Any:
@@ -230,32 +169,109 @@ def default_role(*, administrator: bool = False) -> Any:
     return role
 
 
-def _build(user: Any) -> AccessContext:
-    from rapport.access.models import TeamMembership, User
+def current_generation(user: Any = None) -> Any:
+    """The shared generation row's value: as read with ``user``'s token, else one small query."""
+    from django.db import connection
 
-    role = user.role if user.role_id else default_role(administrator=user.is_superuser)
-    default_id = None
+    from rapport.access.models import AccessGeneration
+
+    seen = getattr(user, "_rapport_generation", None)
+    if seen is not None and seen[0] == _generation:
+        return seen[1]
+    quote = connection.ops.quote_name
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT {quote('value')} FROM {quote(AccessGeneration._meta.db_table)} "  # noqa: S608
+                       f"WHERE {quote('id')} = 1")  # model metadata only
+        row = cursor.fetchone()
+    return None if row is None else row[0]
+
+
+def _sharing_config(user: Any) -> SharingConfig:
+    """This process's configuration if the shared row still matches it, else a fresh one."""
+    from django.conf import settings
+
+    global _config
+    ttl = float(getattr(settings, "RAPPORT_ACCESS_CONTEXT_TTL", 5.0))
+    generation = current_generation(user)  # before loading: a change after it makes the row differ
+    config, now = _config, time.monotonic()
+    if (config is not None and ttl > 0 and config.generation == generation and generation is not None
+            and now - config.loaded_at < ttl):
+        return config
+    config = _load_config(generation, now)
+    _config = config if ttl > 0 else None
+    return config
+
+
+def _load_config(generation: Any, now: float) -> SharingConfig:
+    """Six small queries, once per change per process (the tables are an organisation's settings)."""
+    from rapport.access.models import FieldRule, SharingDefault, SharingRule, TeamMembership, User
+
+    teams_of: dict[Any, set[Any]] = {}
+    members_of: dict[Any, set[Any]] = {}
+    for user_id, team_id in TeamMembership.objects.order_by().values_list("user_id", "team_id"):
+        teams_of.setdefault(user_id, set()).add(team_id)
+        members_of.setdefault(team_id, set()).add(user_id)
+    reports_of: dict[Any, list[tuple[Any, Any]]] = {}
+    for manager_id, pk, role_id in (User.objects.filter(is_active=True, manager_id__isnull=False).order_by()
+                                    .values_list("manager_id", "pk", "role_id")):
+        reports_of.setdefault(manager_id, []).append((pk, role_id))
+    rules = []
+    for _pk, object_type, access, owner_team, criteria, role_id, team_id in sorted(
+            SharingRule.objects.filter(active=True).order_by().values_list(
+                "pk", "object_type", "access", "owner_team_id", "criteria", "target_role_id", "target_team_id"),
+            key=lambda row: str(row[0])):
+        owners = frozenset(members_of.get(owner_team, ())) if owner_team is not None else None
+        rules.append((role_id, team_id, SharingRuleView(object_type, access, owners, _json(criteria))))
+    field_rules: dict[Any, dict[str, dict[str, str]]] = {}
+    for role_id, label, name, level in FieldRule.objects.order_by().values_list(
+            "role_id", "model_label", "field", "level"):
+        field_rules.setdefault(role_id, {}).setdefault(label.lower(), {})[name] = level
+    return SharingConfig(
+        generation=generation, loaded_at=now,
+        defaults=dict(SharingDefault.objects.order_by().values_list("object_type", "access")),
+        rules=rules, teams_of={k: frozenset(v) for k, v in teams_of.items()}, reports_of=reports_of,
+        default_role=default_role(), administrator_role=default_role(administrator=True),
+        field_rules=field_rules,
+    )
+
+
+def _json(value: Any) -> dict[str, Any]:
+    if isinstance(value, str | bytes):
+        value = json.loads(value)
+    return dict(value or {})
+
+
+def _fingerprint(user: Any) -> tuple[Any, ...]:
+    """What of the user's and role's rows the context depends on (read fresh with each request)."""
+    role = user.role if user.role_id else None
+    role_part = () if role is None else (
+        role.pk, role.name, role.is_administrator, role.is_default, role.requires_mfa, role.requires_reason,
+        json.dumps(role.permissions or {}, sort_keys=True), tuple(role.allowed_networks or ()))
+    return (user.role_id, user.is_superuser, user.is_active, tuple(user.allowed_networks or ()), role_part)
+
+
+def _build(user: Any, config: SharingConfig) -> AccessContext:
+    if user.role_id:
+        role = user.role
+    else:
+        role = config.administrator_role if user.is_superuser else config.default_role
+    default_id = config.default_role.pk if config.default_role is not None else None
     principals = {user.pk}
     role_ids = {role.pk} if role is not None else set()
     level = [user.pk]
     for _ in range(MAX_HIERARCHY_DEPTH):
-        reports = list(User.objects.filter(manager_id__in=level, is_active=True)
-                       .exclude(pk__in=principals).order_by().values_list("pk", "role_id"))
+        reports = [(pk, report_role) for manager in level for pk, report_role in config.reports_of.get(manager, ())
+                   if pk not in principals]
         if not reports:
             break
-        level = [pk for pk, _ in reports]
+        level = list(dict.fromkeys(pk for pk, _ in reports))
         principals.update(level)
-        for _pk, report_role in reports:
-            if report_role is None and default_id is None:
-                fallback = default_role()
-                default_id = fallback.pk if fallback is not None else None
-            if (report_role or default_id) is not None:
-                role_ids.add(report_role or default_id)
-    team_ids = set(TeamMembership.objects.filter(user_id__in=principals).order_by()
-                   .values_list("team_id", flat=True))
+        role_ids.update(r for r in ((report_role or default_id) for _, report_role in reports) if r is not None)
+    team_ids = frozenset(t for p in principals for t in config.teams_of.get(p, ()))
     is_admin = bool(user.is_superuser or (role is not None and role.is_administrator))
     permissions = {label.lower(): frozenset(actions) for label, actions in
                    ((role.permissions or {}).items() if role is not None else ())}
+    field_rules = {} if role is None or is_admin else config.field_rules.get(role.pk, {})
     return AccessContext(
         user_id=user.pk,
         role_id=role.pk if role is not None else None,
@@ -267,7 +283,11 @@ def _build(user: Any) -> AccessContext:
         networks=list(role.allowed_networks or []) if role is not None else [],
         user_networks=list(user.allowed_networks or []),
         principal_ids=frozenset(principals),
-        team_ids=frozenset(team_ids),
+        team_ids=team_ids,
         role_ids=frozenset(role_ids),
         generation=_generation,
+        _defaults=config.defaults,
+        _rules=[rule for target_role, target_team, rule in config.rules
+                if target_role in role_ids or target_team in team_ids],
+        _field_rules=field_rules,
     )
