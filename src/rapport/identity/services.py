@@ -13,6 +13,7 @@ matching engine and a fixed real-time model (``REALTIME_MODEL``). Two queries an
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -36,7 +37,6 @@ from rapport.identity.normalise import (
     InvalidIdentifier,
     email_match_key,
     given_name_variants,
-    normalise_email,
     phone_match_key,
 )
 
@@ -104,20 +104,28 @@ def find_candidates(*, given_name: str = "", family_name: str = "", emails: Sequ
 
 @dataclass(frozen=True)
 class _Arm:
-    """One blocking key's query; ``skip_when_full``: a full block of it says nothing."""
+    """One blocking key: equality (or IN, for a tuple) on columns of contact points or people.
 
-    query: QuerySet
+    ``skip_when_full``: a block larger than PER_KEY of this key says nothing and is dropped.
+    """
+
+    on_points: bool
+    where: tuple[tuple[str, Any], ...]
     skip_when_full: bool = False
+
+    @property
+    def limit(self) -> int:
+        return PER_KEY + 1 if self.skip_when_full else PER_KEY
 
 
 def _blocked_person_ids(*, given_name: str, family_name: str, emails: Sequence[str],
                         phones: Sequence[str], among: QuerySet | None = None) -> list[Any]:
     """Ids of the people sharing a blocking key, most selective keys first, in one round trip."""
-    arms = _arms(given_name=given_name, family_name=family_name, emails=emails, phones=phones, among=among)
+    arms = _arms(given_name=given_name, family_name=family_name, emails=emails, phones=phones)
     if not arms:
         return []
     by_arm: dict[int, list[Any]] = {}
-    for arm, person_id in _union(arms):
+    for arm, person_id in _union(arms, among):
         by_arm.setdefault(arm, []).append(person_id)
     ids: dict[Any, None] = {}
     for n, arm in enumerate(arms):
@@ -129,75 +137,108 @@ def _blocked_person_ids(*, given_name: str, family_name: str, emails: Sequence[s
     return list(ids)[:MAX_SCORED]
 
 
-def _arms(*, given_name: str, family_name: str, emails: Sequence[str], phones: Sequence[str],
-          among: QuerySet | None) -> list[_Arm]:
-    from rapport.people.models import ContactPoint, Person
-
-    # No ORDER BY and no filter on kind for phones: either lets the planner pick an ordering
-    # or the (kind, search_key) index and scan every phone. Emails are looked up through that
-    # index on purpose: the folded key of the stored address and of its mailbox (Gmail dots,
-    # +tags, googlemail.com) find "J.Smith@gmail.com" from "jsmith@gmail.com".
-    points = ContactPoint.objects.order_by()
-    people = Person.objects.order_by()
-    if among is not None and among.query.where:
-        # Visibility row by row inside each block (a correlated EXISTS on the primary key),
-        # not "person_id IN (every visible person)", which would read them all.
-        people = among.order_by()
-        points = points.filter(Exists(among.order_by().filter(pk=OuterRef("person_id"))))
+def _arms(*, given_name: str, family_name: str, emails: Sequence[str], phones: Sequence[str]) -> list[_Arm]:
+    # Emails through the (kind, search_key) index: the folded key of the address and of its
+    # mailbox (Gmail dots, +tags, googlemail.com), so "jsmith@gmail.com" finds
+    # "J.Smith@gmail.com". fold() drops case, accents and punctuation, so the folded raw
+    # address is the stored search key of its normalised form.
     arms = []
-    for email in dict.fromkeys(e for e in emails if e.strip()):
+    for email in dict.fromkeys(e.strip() for e in emails if e.strip()):
         keys = {fold(email)[:200]}
-        try:
-            keys.add(fold(normalise_email(email).normalised)[:200])
+        with contextlib.suppress(InvalidIdentifier):  # not an address: its folded text is all there is
             keys.add(fold(email_match_key(email))[:200])
-        except InvalidIdentifier:
-            pass
-        arms.append(_Arm(points.filter(kind="email", search_key__in=sorted(keys))
-                         .values_list("person_id", flat=True)[:PER_KEY]))
-    # The stored form of a valid number is its E.164; phone_match_key gives the same without
-    # phonenumbers' half-millisecond parse for the usual layouts (digits for a bad number).
+        arms.append(_Arm(True, (("kind", "email"), ("search_key", tuple(sorted(keys))))))
+    # Phones by E.164 (the stored ``normalised``), with no filter on kind: one would let the
+    # planner take the (kind, search_key) index and scan every phone. phone_match_key gives
+    # the E.164 without phonenumbers' half-millisecond parse for the usual layouts.
     for value in dict.fromkeys(phone_match_key(p) for p in phones if p.strip()):
-        arms.append(_Arm(points.filter(normalised=value).values_list("person_id", flat=True)[:PER_KEY]))
+        arms.append(_Arm(True, (("normalised", value),)))
     given, family = fold(given_name)[:100], fold(family_name)[:100]
     if family and given:
-        arms.append(_Arm(people.filter(family_key=family, given_key__in=sorted(given_name_variants(given_name)))
-                         .values_list("id", flat=True)[:PER_KEY]))
-        arms.append(_Arm(people.filter(family_key=given, given_key=family)  # first and last swapped
-                         .values_list("id", flat=True)[:PER_KEY]))
+        variants = tuple(sorted(v[:100] for v in given_name_variants(given_name)))
+        arms.append(_Arm(False, (("family_key", family), ("given_key", variants))))
+        arms.append(_Arm(False, (("family_key", given), ("given_key", family))))  # first and last swapped
     elif family:
-        arms.append(_Arm(people.filter(family_key=family).values_list("id", flat=True)[:PER_KEY + 1],
-                         skip_when_full=True))
+        arms.append(_Arm(False, (("family_key", family),), skip_when_full=True))
     return arms
 
 
-def _union(arms: list[_Arm]) -> list[tuple[int, Any]]:
+def _union(arms: list[_Arm], among: QuerySet | None) -> list[tuple[int, Any]]:
     """(arm number, person id) of every arm, in one round trip.
 
-    ``UNION ALL`` of the queries as derived tables, so each keeps its own LIMIT (SQLite
-    refuses LIMIT on a compound's arms, PostgreSQL accepts both forms).
+    ``UNION ALL`` of the arms as derived tables, so each keeps its own LIMIT (SQLite refuses
+    LIMIT on a compound's arms). No ORDER BY: it would let the planner pick an ordering's
+    index over the key's. Written out as SQL: building them with the ORM cost more CPU than
+    the rest of a lookup (bench/identity_realtime.py); a restricted reader's arms are built by
+    the ORM, which turns visibility into SQL.
     """
     parts, params = [], []
     for n, arm in enumerate(arms):
-        sql, arm_params = arm.query.query.sql_with_params()
-        parts.append(f"SELECT {n}, block{n}.* FROM ({sql}) AS block{n}")  # noqa: S608 - Django-built SQL, parameters apart
+        sql, arm_params = _arm_sql(arm) if among is None or not among.query.where else _arm_orm_sql(arm, among)
+        parts.append(f"SELECT {n}, block{n}.* FROM ({sql}) AS block{n}")  # noqa: S608 - model metadata, parameters apart
         params.extend(arm_params)
     with connection.cursor() as cursor:
         cursor.execute(" UNION ALL ".join(parts), params)
-        return [(n, value if isinstance(value, uuid.UUID) else uuid.UUID(str(value)))
-                for n, value in cursor.fetchall()]
+        return [(n, _as_uuid(value)) for n, value in cursor.fetchall()]
+
+
+def _arm_sql(arm: _Arm) -> tuple[str, list[Any]]:
+    from rapport.people.models import ContactPoint, Person
+
+    model = ContactPoint if arm.on_points else Person
+    quote = connection.ops.quote_name
+    conditions, params = [], []
+    for name, value in arm.where:
+        column = quote(model._meta.get_field(name).column)
+        if isinstance(value, tuple):
+            conditions.append(f"{column} IN ({', '.join(['%s'] * len(value))})")
+            params.extend(value)
+        else:
+            conditions.append(f"{column} = %s")
+            params.append(value)
+    selected = quote("person_id" if arm.on_points else model._meta.pk.column)
+    return (f"SELECT {selected} FROM {quote(model._meta.db_table)} "  # noqa: S608 - model metadata, parameters apart
+            f"WHERE {' AND '.join(conditions)} LIMIT {arm.limit}"), params
+
+
+def _arm_orm_sql(arm: _Arm, among: QuerySet) -> tuple[str, tuple[Any, ...]]:
+    """The arm within ``among``: visibility row by row inside the block (a correlated EXISTS
+    on the primary key for contact points), never "person_id IN (every visible person)"."""
+    from rapport.people.models import ContactPoint
+
+    lookups = {f"{name}__in" if isinstance(value, tuple) else name: value for name, value in arm.where}
+    if arm.on_points:
+        visible = Exists(among.order_by().filter(pk=OuterRef("person_id")))
+        query = ContactPoint.objects.order_by().filter(visible, **lookups).values_list("person_id", flat=True)
+    else:
+        query = among.order_by().filter(**lookups).values_list("id", flat=True)
+    return query[:arm.limit].query.sql_with_params()
 
 
 def _prepare_people(person_ids: list[Any], among: QuerySet | None) -> list[tuple[Prepared, str]]:
-    """Match keys and display name of each candidate: one query, only the columns scoring needs."""
-    from rapport.people.models import Person
+    """Match keys and display name of each candidate: one query, only the columns scoring needs.
 
-    queryset = (Person.objects.all() if among is None else among).filter(pk__in=person_ids).order_by()
+    One row per contact point (LEFT JOIN); kinds are picked here, not in SQL (see _arms).
+    """
+    from rapport.people.models import ContactPoint, Person
+
+    if among is None or not among.query.where:
+        quote = connection.ops.quote_name
+        pk = Person._meta.pk
+        person, point = quote(Person._meta.db_table), quote(ContactPoint._meta.db_table)
+        sql = (f"SELECT p.{quote(pk.column)}, p.given_name, p.family_name, p.preferred_name, c.kind, c.normalised "  # noqa: S608 - model metadata, parameters apart
+               f"FROM {person} p LEFT JOIN {point} c ON c.person_id = p.{quote(pk.column)} "
+               f"WHERE p.{quote(pk.column)} IN ({', '.join(['%s'] * len(person_ids))})")
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [pk.get_db_prep_value(v, connection) for v in person_ids])
+            rows = [(_as_uuid(row[0]), *row[1:]) for row in cursor.fetchall()]
+    else:
+        rows = list(among.filter(pk__in=person_ids).order_by().values_list(
+            "id", "given_name", "family_name", "preferred_name", "contact_points__kind",
+            "contact_points__normalised"))
     people: dict[Any, tuple[str, str, str]] = {}
     points: dict[Any, dict[str, list[str]]] = {}
-    # One row per contact point (LEFT JOIN); kinds are picked here, not in SQL (see _arms).
-    for person_id, given, family, preferred, kind, value in queryset.values_list(
-            "id", "given_name", "family_name", "preferred_name", "contact_points__kind",
-            "contact_points__normalised"):
+    for person_id, given, family, preferred, kind, value in rows:
         people.setdefault(person_id, (given, family, preferred))
         if kind in ("email", "phone"):
             points.setdefault(person_id, {}).setdefault(kind, []).append(value)
@@ -207,3 +248,7 @@ def _prepare_people(person_ids: list[Any], among: QuerySet | None) -> list[tuple
         display_name = " ".join(p for p in (preferred or given, family) if p) or "(no name)"
         out.append((prepared, display_name))
     return out
+
+
+def _as_uuid(value: Any) -> uuid.UUID:
+    return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
