@@ -359,3 +359,46 @@ class ApiToken(models.Model):
         now = timezone.now()
         return self.revoked_at is None and (self.expires_at is None or self.expires_at > now)
 
+
+
+class AuditEntryPerson(models.Model):
+    """S5 — one person covered by a bulk audit entry (an export page, an import chunk).
+
+    A bulk read of thousands of people is one chained ``AuditEntry`` whose ``detail`` holds
+    the number and the SHA-256 of these rows' person ids, so ``verify_chain`` finds a row
+    edited, deleted or added; indexed by person, so "who exported person X" stays one lookup
+    (``audit.person_entries``). Written only by ``audit.record_people_access_bulk``, under
+    the chain head's lock. No foreign keys, as for the entries.
+    """
+
+    id = models.BigAutoField(primary_key=True)
+    entry_seq = models.BigIntegerField(help_text="The seq of the AuditEntry that covers this person")
+    person_id = models.UUIDField()
+
+    class Meta:
+        indexes = [models.Index(fields=["person_id", "entry_seq"], name="access_audit_covered_person")]
+
+    def __str__(self) -> str:
+        return f"#{self.entry_seq} {self.person_id}"
+
+
+def _declare_audit_entry_person() -> None:
+    # Belongs in access/datamap.py (another owner's file); declared here until it moves.
+    from rapport.privacy.datamap import (
+        Category,
+        ErasureAction,
+        LawfulBasis,
+        Sensitivity,
+        declare,
+        declare_model,
+    )
+
+    declare_model("access.AuditEntryPerson", person_path="person_id",
+                  description="Access audit: the people a bulk entry (an export, an import) covers (S5)")
+    declare("access.AuditEntryPerson", "person_id", category=Category.TECHNICAL, sensitivity=Sensitivity.LOW,
+            purposes=("security",), lawful_basis=LawfulBasis.LEGAL_OBLIGATION,
+            retention="6 years (accountability, GDPR Art. 5(2))", erasure=ErasureAction.KEEP,
+            description="Kept after erasure: the chained entry's digest proves nothing was altered")
+
+
+_declare_audit_entry_person()

@@ -12,7 +12,8 @@ from django.core.management.base import CommandError
 from django.db import connection
 from django.urls import reverse
 
-from rapport.access.models import AuditEntry
+from rapport.access.audit import person_entries
+from rapport.access.models import AuditEntry, AuditEntryPerson
 from rapport.core.testing import PASSWORD, make_person, token_client
 from rapport.imports import services as imports
 from rapport.imports.models import Import
@@ -25,7 +26,8 @@ def media_root(settings, tmp_path):
 
 
 def entries(action: str, person) -> list[AuditEntry]:
-    return list(AuditEntry.objects.filter(action=action, person_id=person.pk))
+    """The person's entries with ``action``: their own and the bulk ones covering them (exports)."""
+    return [e for e in person_entries(person.pk) if e.action == action]
 
 
 def test_api_view_list_search_and_export_each_leave_entries(staff_user):
@@ -41,7 +43,7 @@ def test_api_view_list_search_and_export_each_leave_entries(staff_user):
     view = [e for e in entries("view", ada) if e.channel == "api"]
     assert any(e.ip == "192.0.2.44" and e.actor_name == "staff" for e in view)
     assert {e.channel for e in entries("export", ada)} == {"export", "api"}
-    assert len(AuditEntry.objects.filter(person_id=ada.pk)) >= 4
+    assert len(person_entries(ada.pk)) >= 4
 
 
 def test_ui_export_download_leaves_an_entry_per_person(client, staff_user):
@@ -50,6 +52,7 @@ def test_ui_export_download_leaves_an_entry_per_person(client, staff_user):
     response = client.get(reverse("imports:export-download"), {"what": "people", "format": "csv"})
     b"".join(response.streaming_content)
     assert len(entries("export", ada)) == 1 and len(entries("export", bea)) == 1
+    assert entries("export", ada) == entries("export", bea)  # one entry for the page, covering both
 
 
 def test_field_history_of_single_and_bulk_changes_is_shown_on_the_record(client, staff_user):
@@ -89,4 +92,20 @@ def test_verify_names_the_row_after_any_edit_or_delete_through_the_cli(staff_use
     with connection.cursor() as cursor:
         cursor.execute(f"DELETE FROM {table} WHERE seq = %s", [middle])  # noqa: S608
     with pytest.raises(CommandError, match=f"#{middle} was deleted"):
+        call_command("audit", "verify")
+
+
+def test_verify_names_the_export_when_a_covered_row_is_deleted_through_the_cli(client, staff_user):
+    # given: an export from the UI, so one entry covering both people
+    for name in ("Ada", "Bea"):
+        make_person(actor=staff_user, given_name=name, family_name="Export")
+    client.login(username="staff", password=PASSWORD)
+    b"".join(client.get(reverse("imports:export-download"), {"what": "people", "format": "csv"}).streaming_content)
+    call_command("audit", "verify")
+    row = AuditEntryPerson.objects.order_by("id").first()
+    # when: one person is struck from it
+    with connection.cursor() as cursor:
+        cursor.execute(f"DELETE FROM {AuditEntryPerson._meta.db_table} WHERE id = %s", [row.pk])  # noqa: S608
+    # then
+    with pytest.raises(CommandError, match=f"#{row.entry_seq} .*people it covers"):
         call_command("audit", "verify")
