@@ -7,6 +7,7 @@ import csv
 import datetime as dt
 import io
 import json
+import uuid
 
 import openpyxl
 import pytest
@@ -85,8 +86,91 @@ def test_every_exported_person_is_audited_page_by_page(crm, staff_user, monkeypa
     assert len(rest) == 1  # two vip people, one page of two
     [entry] = audited
     assert entry["action"] == "export" and entry["channel"] == "export"
-    assert set(entry["people"]) == set(Person.objects.filter(tags__name="vip").values_list("pk", flat=True))
+    # ids as the database gives them (strings: no UUID objects on the hot path)
+    assert {uuid.UUID(pid) for pid in entry["people"]} == set(Person.objects.filter(tags__name="vip")
+                                                                .values_list("pk", flat=True))
     assert entry["detail"]["filters"] == {"tag": "vip"}
+
+
+def test_an_export_is_answerable_per_person_and_the_chain_verifies(crm, staff_user, monkeypatch):
+    from rapport.access.audit import person_entries, verify_chain
+
+    monkeypatch.setattr(exports, "PAGE", 2)
+    body(exports.export_people(user=staff_user, fmt="csv", filters={"tag": "vip"}))
+    vip = set(Person.objects.filter(tags__name="vip").values_list("pk", flat=True))
+    for person in Person.objects.all():
+        exported = [e for e in person_entries(person.pk) if e.action == "export"]
+        assert len(exported) == (person.pk in vip)
+        assert all(e.actor_name == "staff" and e.channel == "export" for e in exported)
+    assert verify_chain().ok
+
+
+def test_csv_equals_the_people_read_through_the_orm(crm, staff_user, make_person, make_organisation):
+    """The raw SQL path (per vendor) against a reference built from model instances."""
+    # given: more variety — a former and a current job, a person with no points, several pages
+    engines = crm["engines"]
+    bea = make_person(given_name="Bea", family_name="Former", emails=["bea@example.com"], tags=["b", "a"])
+    people.employment_start(actor=staff_user, person=bea, organisation=make_organisation(name="Old Co"),
+                            title="Clerk", start_date=dt.date(2001, 1, 1))
+    people.employment_end(actor=staff_user, employment=bea.employments.get(), end_date=dt.date(2002, 1, 1))
+    people.employment_start(actor=staff_user, person=bea, organisation=engines, title="",
+                            start_date=None)
+    make_person(given_name="Nobody", family_name="Reachable")
+    # when
+    rows = list(csv.reader(io.StringIO(body(exports.export_people(user=staff_user, fmt="csv"))
+                                       .decode("utf-8-sig"))))
+    header, rows = rows[0], rows[1:]
+    # then: the same cells as the model instances give, person by person
+    expected = {}
+    for person in Person.objects.prefetch_related("contact_points", "tags", "employments__organisation"):
+        cells = {"Rapport ID": str(person.pk), "Given name": person.given_name, "Family name": person.family_name,
+                 "Notes": exports._safe_cell(person.notes), "Country": person.country,
+                 "Created": person.created_at.isoformat(), "Updated": person.updated_at.isoformat(),
+                 "Tags": "; ".join(sorted(t.name for t in person.tags.all()))}
+        current = sorted((j for j in person.employments.all() if j.end_date is None),
+                         key=lambda j: (j.start_date is None, j.start_date or dt.date.min), reverse=True)
+        job = current[0] if current else None
+        cells["Organisation"] = job.organisation.name if job else ""
+        cells["Job title"] = job.title if job else ""
+        cells["Job start"] = job.start_date.isoformat() if job and job.start_date else ""
+        for kind, title in exports.KIND_HEADERS.items():
+            points = sorted((p for p in person.contact_points.all() if p.kind == kind),
+                            key=lambda p: (not p.primary, p.created_at, p.pk))
+            for n, point in enumerate(points, 1):
+                cells[f"{title} {n}"] = exports._safe_cell(point.value)
+                cells[f"{title} {n} label"] = point.label
+        expected[str(person.pk)] = cells
+    assert len(rows) == len(expected) == 5
+    assert [r[0] for r in rows] == sorted(expected, key=lambda pid: uuid.UUID(pid))  # keyset order
+    for row in rows:
+        got = dict(zip(header, row, strict=True))
+        assert {k: got[k] for k in expected[row[0]]} == {k: v for k, v in expected[row[0]].items()}
+        assert all(got[k] == "" for k in header if k not in expected[row[0]] and k not in
+                   ("Honorific", "Middle names", "Preferred name", "Language", "Timezone"))
+
+
+def test_csv_neutralises_formulas_in_every_text_cell_but_keeps_phone_numbers(staff_user, make_person,
+                                                                              make_organisation):
+    # given: a person whose every text can start a formula
+    evil = make_person(given_name="=HYPERLINK(\"http://x\")", family_name="+SUM(A1)", middle_names="-1",
+                       preferred_name="@cmd", notes="=1+1", emails=["plain@example.com"],
+                       phones=["+44 20 7946 0123"], tags=["=tag"])
+    people.contact_point_add(actor=staff_user, person=evil, data=people.ContactPointInput(
+        kind="url", value="https://example.com", label="=label"))
+    people.employment_start(actor=staff_user, person=evil, organisation=make_organisation(name="@Org"),
+                            title="-Boss", start_date=dt.date(2020, 1, 1))
+    make_person(given_name="Plain", family_name="Person", phones=["+1-202-555-0100"])
+    # when
+    rows = {r["Given name"]: r for r in csv.DictReader(io.StringIO(
+        body(exports.export_people(user=staff_user, fmt="csv")).decode("utf-8-sig")))}
+    # then: every such cell is text, phone numbers in international form are left alone
+    row = rows["'=HYPERLINK(\"http://x\")"]
+    assert (row["Family name"], row["Middle names"], row["Preferred name"], row["Notes"]) == (
+        "'+SUM(A1)", "'-1", "'@cmd", "'=1+1")
+    assert (row["Tags"], row["Organisation"], row["Job title"], row["Web address 1 label"]) == (
+        "'=tag", "'@Org", "'-Boss", "'=label")
+    assert row["Phone 1"] == "+44 20 7946 0123" and rows["Plain"]["Phone 1"] == "+1-202-555-0100"
+    assert [(k, v) for r in rows.values() for k, v in r.items() if v[:1] in ("=", "+", "-", "@") and not k.startswith("Phone")] == []
 
 
 def test_filters_are_those_of_the_list_view(crm, staff_user):
