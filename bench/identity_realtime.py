@@ -130,6 +130,24 @@ def main() -> None:
     results.append(("indexed = (baseline)", _timed(
         lambda v: list(ContactPoint.objects.filter(normalised=v).values_list("person_id", flat=True)), values)))
     _print(vendor, len(entity_of), results)
+    _explain(vendor, probes["common"][0])
+
+
+def _explain(vendor: str, probe: dict[str, Any]) -> None:
+    """The plan of one lookup's blocking query (a common name), to check each arm uses its index."""
+    from django.db import connection
+
+    from rapport.identity import services
+
+    arms = services._arms(given_name=probe["given_name"], family_name=probe["family_name"],
+                          emails=[probe["email"]], phones=[probe["phone"]])
+    sql, params = services._blocked_sql(arms, None)
+    prefix = "EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF) " if vendor == "postgresql" else "EXPLAIN QUERY PLAN "
+    with connection.cursor() as cursor:
+        cursor.execute(prefix + sql, params)
+        plan = [" ".join(str(c) for c in row) for row in cursor.fetchall()]
+    print(f"\n{vendor}: plan of the blocking query for {probe['given_name']} {probe['family_name']}:")
+    print("\n".join(f"  {line}" for line in plan))
 
 
 def _args() -> argparse.Namespace:

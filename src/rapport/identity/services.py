@@ -4,11 +4,12 @@
 index): ``ContactPoint.normalised`` for phones, ``ContactPoint.search_key`` for emails (so
 another layout of the same mailbox is found), ``Person.family_key`` + ``given_key`` for names,
 nicknames and swapped names included. Every blocking key is one arm of one query, each arm
-capped (``PER_KEY``), the most selective keys first; a surname alone whose block is full is
-dropped (it says nothing). The candidates and their contact points come in a second query,
-narrowed to the people the caller may see when ``among`` is given, and are scored with the
-matching engine and a fixed real-time model (``REALTIME_MODEL``). Two queries and at most
-``MAX_SCORED`` people scored per lookup, whatever the table size (bench/identity_realtime.py).
+capped (``PER_KEY``), narrowed to the people the caller may see when ``among`` is given, and
+joined to the candidates' names and contact points; the most selective keys come first, and
+a surname alone whose block is full is dropped (it says nothing). The candidates are scored
+with the matching engine and a fixed real-time model (``REALTIME_MODEL``). One query and at
+most ``MAX_SCORED`` people scored per lookup, whatever the table size
+(bench/identity_realtime.py, docs/decisions/0011).
 """
 
 from __future__ import annotations
@@ -79,21 +80,21 @@ def find_candidates(*, given_name: str = "", family_name: str = "", emails: Sequ
 
     Each candidate carries its evidence: every compared field with its level (exact, close,
     different) and the weight it added. ``among`` (a Person queryset, e.g. ``visible_to(user)``)
-    limits the people looked at in every blocking key and again where they are read, so a
-    hidden person is never scored nor takes a visible one's place in a capped block.
+    limits the people looked at inside every blocking key, so a hidden person is never read
+    or scored, nor takes a visible one's place in a capped block.
     """
     if among is not None and among.query.is_empty():
         return []
-    person_ids = _blocked_person_ids(given_name=given_name, family_name=family_name, emails=emails,
-                                     phones=phones, among=among)
+    arms = _arms(given_name=given_name, family_name=family_name, emails=emails, phones=phones)
+    people = _blocked_people(arms, among) if arms else []
     if exclude_person_id is not None:
-        person_ids = [pk for pk in person_ids if str(pk) != str(exclude_person_id)]
-    if not person_ids:
+        people = [(p, name) for p, name in people if str(p.record_id) != str(exclude_person_id)]
+    if not people:
         return []
     probe = prepare(None, {"given_name": given_name, "family_name": family_name,
                            "email": list(emails), "phone": list(phones)})
     found = []
-    for prepared, display_name in _prepare_people(person_ids, among):
+    for prepared, display_name in people:
         match = score(REALTIME_MODEL, probe, prepared)
         if match.probability >= threshold:
             evidence = [e for e in match.evidence if e["level"] != "missing"]
@@ -116,25 +117,6 @@ class _Arm:
     @property
     def limit(self) -> int:
         return PER_KEY + 1 if self.skip_when_full else PER_KEY
-
-
-def _blocked_person_ids(*, given_name: str, family_name: str, emails: Sequence[str],
-                        phones: Sequence[str], among: QuerySet | None = None) -> list[Any]:
-    """Ids of the people sharing a blocking key, most selective keys first, in one round trip."""
-    arms = _arms(given_name=given_name, family_name=family_name, emails=emails, phones=phones)
-    if not arms:
-        return []
-    by_arm: dict[int, list[Any]] = {}
-    for arm, person_id in _union(arms, among):
-        by_arm.setdefault(arm, []).append(person_id)
-    ids: dict[Any, None] = {}
-    for n, arm in enumerate(arms):
-        members = by_arm.get(n, [])
-        if arm.skip_when_full and len(members) > PER_KEY:
-            continue
-        for person_id in members[:PER_KEY]:
-            ids.setdefault(person_id)
-    return list(ids)[:MAX_SCORED]
 
 
 def _arms(*, given_name: str, family_name: str, emails: Sequence[str], phones: Sequence[str]) -> list[_Arm]:
@@ -163,23 +145,61 @@ def _arms(*, given_name: str, family_name: str, emails: Sequence[str], phones: S
     return arms
 
 
-def _union(arms: list[_Arm], among: QuerySet | None) -> list[tuple[int, Any]]:
-    """(arm number, person id) of every arm, in one round trip.
+def _blocked_people(arms: list[_Arm], among: QuerySet | None) -> list[tuple[Prepared, str]]:
+    """Match keys and display name of the people of every arm, in one round trip.
 
     ``UNION ALL`` of the arms as derived tables, so each keeps its own LIMIT (SQLite refuses
-    LIMIT on a compound's arms). No ORDER BY: it would let the planner pick an ordering's
-    index over the key's. Written out as SQL: building them with the ORM cost more CPU than
-    the rest of a lookup (bench/identity_realtime.py); a restricted reader's arms are built by
-    the ORM, which turns visibility into SQL.
+    LIMIT on a compound's arms), joined to the people and their contact points (one row per
+    point; kinds are picked here, see _arms). No ORDER BY: it would let the planner pick an
+    ordering's index over the key's. Then, most selective arms first, each arm's first
+    PER_KEY people, a full ``skip_when_full`` arm dropped, at most MAX_SCORED in all.
     """
+    sql, params = _blocked_sql(arms, among)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
+    members: dict[int, dict[uuid.UUID, None]] = {}
+    names: dict[uuid.UUID, tuple[str, str, str]] = {}
+    points: dict[uuid.UUID, dict[str, dict[str, None]]] = {}
+    for arm, person_id, given, family, preferred, kind, value in rows:
+        person_id = _as_uuid(person_id)
+        members.setdefault(arm, {})[person_id] = None
+        names[person_id] = (given, family, preferred)
+        if kind in ("email", "phone"):
+            points.setdefault(person_id, {}).setdefault(kind, {})[value] = None
+    chosen: dict[uuid.UUID, None] = {}
+    for n, arm in enumerate(arms):
+        block = list(members.get(n, ()))
+        if arm.skip_when_full and len(block) > PER_KEY:
+            continue
+        chosen.update(dict.fromkeys(block[:PER_KEY]))
+    out = []
+    for person_id in list(chosen)[:MAX_SCORED]:
+        given, family, preferred = names[person_id]
+        kinds = {kind: list(values) for kind, values in points.get(person_id, {}).items()}
+        prepared = prepare(person_id, {"given_name": given, "family_name": family, **kinds})
+        out.append((prepared, " ".join(p for p in (preferred or given, family) if p) or "(no name)"))
+    return out
+
+
+def _blocked_sql(arms: list[_Arm], among: QuerySet | None) -> tuple[str, list[Any]]:
+    """The one query of a lookup (bench/identity_realtime.py prints its plan)."""
+    from rapport.people.models import ContactPoint, Person
+
+    quote = connection.ops.quote_name
+    pk = quote(Person._meta.pk.column)
+    restricted = among is not None and bool(among.query.where)
     parts, params = [], []
     for n, arm in enumerate(arms):
-        sql, arm_params = _arm_sql(arm) if among is None or not among.query.where else _arm_orm_sql(arm, among)
-        parts.append(f"SELECT {n}, block{n}.* FROM ({sql}) AS block{n}")  # noqa: S608 - model metadata, parameters apart
+        sql, arm_params = _arm_orm_sql(arm, among) if restricted else _arm_sql(arm)
+        column = "person_id" if arm.on_points else Person._meta.pk.column
+        parts.append(f"SELECT {n} AS arm, block{n}.{quote(column)} AS person_id FROM ({sql}) AS block{n}")  # noqa: S608 - model metadata, parameters apart
         params.extend(arm_params)
-    with connection.cursor() as cursor:
-        cursor.execute(" UNION ALL ".join(parts), params)
-        return [(n, _as_uuid(value)) for n, value in cursor.fetchall()]
+    sql = (f"SELECT b.arm, p.{pk}, p.given_name, p.family_name, p.preferred_name, c.kind, c.normalised "  # noqa: S608 - model metadata, parameters apart
+           f"FROM ({' UNION ALL '.join(parts)}) AS b "
+           f"JOIN {quote(Person._meta.db_table)} p ON p.{pk} = b.person_id "
+           f"LEFT JOIN {quote(ContactPoint._meta.db_table)} c ON c.person_id = p.{pk}")
+    return sql, params
 
 
 def _arm_sql(arm: _Arm) -> tuple[str, list[Any]]:
@@ -213,41 +233,6 @@ def _arm_orm_sql(arm: _Arm, among: QuerySet) -> tuple[str, tuple[Any, ...]]:
     else:
         query = among.order_by().filter(**lookups).values_list("id", flat=True)
     return query[:arm.limit].query.sql_with_params()
-
-
-def _prepare_people(person_ids: list[Any], among: QuerySet | None) -> list[tuple[Prepared, str]]:
-    """Match keys and display name of each candidate: one query, only the columns scoring needs.
-
-    One row per contact point (LEFT JOIN); kinds are picked here, not in SQL (see _arms).
-    """
-    from rapport.people.models import ContactPoint, Person
-
-    if among is None or not among.query.where:
-        quote = connection.ops.quote_name
-        pk = Person._meta.pk
-        person, point = quote(Person._meta.db_table), quote(ContactPoint._meta.db_table)
-        sql = (f"SELECT p.{quote(pk.column)}, p.given_name, p.family_name, p.preferred_name, c.kind, c.normalised "  # noqa: S608 - model metadata, parameters apart
-               f"FROM {person} p LEFT JOIN {point} c ON c.person_id = p.{quote(pk.column)} "
-               f"WHERE p.{quote(pk.column)} IN ({', '.join(['%s'] * len(person_ids))})")
-        with connection.cursor() as cursor:
-            cursor.execute(sql, [pk.get_db_prep_value(v, connection) for v in person_ids])
-            rows = [(_as_uuid(row[0]), *row[1:]) for row in cursor.fetchall()]
-    else:
-        rows = list(among.filter(pk__in=person_ids).order_by().values_list(
-            "id", "given_name", "family_name", "preferred_name", "contact_points__kind",
-            "contact_points__normalised"))
-    people: dict[Any, tuple[str, str, str]] = {}
-    points: dict[Any, dict[str, list[str]]] = {}
-    for person_id, given, family, preferred, kind, value in rows:
-        people.setdefault(person_id, (given, family, preferred))
-        if kind in ("email", "phone"):
-            points.setdefault(person_id, {}).setdefault(kind, []).append(value)
-    out = []
-    for person_id, (given, family, preferred) in people.items():
-        prepared = prepare(person_id, {"given_name": given, "family_name": family, **points.get(person_id, {})})
-        display_name = " ".join(p for p in (preferred or given, family) if p) or "(no name)"
-        out.append((prepared, display_name))
-    return out
 
 
 def _as_uuid(value: Any) -> uuid.UUID:

@@ -88,15 +88,15 @@ def test_a_reformatted_phone_of_a_common_name_beats_the_name_block(smiths, make_
     assert found[0].person_id == robert.pk
 
 
-def test_a_common_name_scores_at_most_the_cap_in_two_queries(smiths, monkeypatch):
+def test_a_common_name_scores_at_most_the_cap_in_one_query(smiths, monkeypatch):
     # given
     scored = _scored(monkeypatch)
     # when
     with CaptureQueriesContext(connection) as queries:
         find_candidates(given_name="Robert", family_name="Smith", emails=["new.person@example.com"],
                         phones=["+44 20 7946 0999"])
-    # then: 3 × CROWD people share the name key; one blocking query, one read, capped
-    assert len(queries) == 2
+    # then: 3 × CROWD people share the name key; one round trip, capped
+    assert len(queries) == 1
     assert scored[0] == PER_KEY <= MAX_SCORED
 
 
