@@ -20,13 +20,15 @@ with the import's set-based ``TableWriter`` (PostgreSQL ``COPY``, SQLite ``execu
 - 1–4 past touches (80 % marketing) in the last ten days for 30 %.
 
 Measured: ``decide_batch(audience, "email", "newsletter")`` with reasons and the decision log
-(one ``DecisionBatch`` + a ``ContactDecision`` row per person), for everyone at the small
-size, everyone at the full size, and a 100,000-id list (a marketing list) at the full size.
+(one ``DecisionBatch``, a ``DecisionOutcome`` per distinct answer and ``DecisionPack`` rows of
+the person ids: docs/decisions/0005-packed-decision-log.md), for everyone at the small size,
+everyone at the full size, and a 100,000-id list (a marketing list) at the full size.
 Baseline: a plain ``SELECT id, country, timezone`` of the same people, fetched, in the same run.
 Wall-clock seconds and this process's CPU seconds are both printed: on a shared machine the
 wall clock includes waiting for a core (on PostgreSQL the server's work is outside the CPU
 figure).
-A sample of 300 people is checked against the single-person ``decide`` (same answers).
+A sample of 300 people is checked against the single-person ``decide`` (same answers), and
+the log of the full run is read back for 20 of them (``gate.decisions_about``: same answers).
 
 Goal: 1,000,000 decided with reasons in < 10 s on SQLite and PostgreSQL.
 """
@@ -144,6 +146,14 @@ def _check_sample(rng: random.Random, now: dt.datetime) -> None:
     print(f"sample of {len(sample)}: batch == single for {len(sample) - len(differ)}")
     if differ:
         raise SystemExit(f"batch and single answers differ for {differ[:5]}")
+    from rapport.privacy.gate import decisions_about
+
+    # The log answers "what was decided about X": the everyone runs' entries hold the same answer.
+    for pk in sample[:20]:
+        logged = [e for e in decisions_about(people[pk]) if e["context"] == "bench" and e["purpose"] == "newsletter"]
+        if not logged or any(e["reasons"] != batch[pk].codes for e in logged):
+            raise SystemExit(f"the decision log does not hold the answer for {pk}")
+    print("decision log read back for 20 of them: same answers")
 
 
 # ------------------------------------------------------------------------------- data

@@ -357,10 +357,19 @@ for _name in ("channel", "purpose", "occurred_at", "reference"):
             lawful_basis=_B.LEGITIMATE_INTERESTS, retention="12 months (retention policy touch_log)",
             erasure=_E.DELETE_ROW)
 
-declare_model("privacy.ContactDecision", person_path="person", on_erasure=_E.KEEP,
-              description="The contact gate's decisions (accountability)")
-for _name in ("allowed", "reasons"):
-    declare("privacy.ContactDecision", _name, category=_C.BEHAVIOURAL, sensitivity=_S.LOW,
+def _decision_outcomes(model: Any, person: Any) -> Any:
+    from rapport.privacy.gate import decision_outcomes_of
+
+    return decision_outcomes_of(person)
+
+
+# The gate's log: who got which outcome is packed (``DecisionPack``, person ids only, shared by
+# many people, so never exported as rows); each outcome the person got is found through the
+# packs and exported with its batch's time (docs/decisions/0005-packed-decision-log.md).
+declare_model("privacy.DecisionOutcome", person_path=(), on_erasure=_E.KEEP, rows=_decision_outcomes,
+              description="The contact gate's decisions about the person (accountability)")
+for _name in ("allowed", "reasons", "messages"):
+    declare("privacy.DecisionOutcome", _name, category=_C.BEHAVIOURAL, sensitivity=_S.LOW,
             purposes=("consent_records",), lawful_basis=_B.LEGAL_OBLIGATION,
             retention="24 months (retention policy decision_log)", erasure=_E.KEEP)
 

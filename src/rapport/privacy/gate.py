@@ -2,8 +2,9 @@
 
 ``decide`` answers for one person; ``decide_batch`` for an audience with a fixed number of
 set-based queries (no loop of ``decide``) and gives the same answers. Both return every
-reason that applies, in one fixed order, and log every decision (``DecisionBatch`` +
-``ContactDecision``; the batch form writes its log in bulk).
+reason that applies, in one fixed order, and log every decision (``DecisionBatch``, its
+distinct ``DecisionOutcome``s and ``DecisionPack``s saying which person got which;
+``decisions_about`` reads a person's decisions back).
 
 Rules (see docs/privacy.md):
 
@@ -21,12 +22,16 @@ Rules (see docs/privacy.md):
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import datetime as dt
 import gc
+import hashlib
+import sys
 import uuid
 import zoneinfo
-from collections import defaultdict
+from array import array
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -37,14 +42,24 @@ from django.db.models import Max, QuerySet
 from django.utils import timezone
 
 from rapport.privacy import suppression
-from rapport.privacy.jurisdictions import OPT_IN, REGIMES, Regime, regime_for
+from rapport.privacy.jurisdictions import (
+    COUNTRY_PHONE_LIST,
+    COUNTRY_REGIME,
+    OPT_IN,
+    PHONE_LISTS,
+    PhoneList,
+    Regime,
+    phone_list_for,
+    regime_for,
+)
 from rapport.privacy.models import (
     Channel,
     ConsentBasis,
     ConsentState,
-    ContactDecision,
     ContactPreference,
     DecisionBatch,
+    DecisionOutcome,
+    DecisionPack,
     PersonPrivacy,
     SuppressionEntry,
     SuppressionList,
@@ -60,7 +75,8 @@ CONTACT_KIND = {Channel.EMAIL: "email", Channel.PHONE: "phone", Channel.SMS: "ph
 SUPPRESSION_KIND = {Channel.EMAIL: SuppressionEntry.Kind.EMAIL, Channel.PHONE: SuppressionEntry.Kind.PHONE,
                     Channel.SMS: SuppressionEntry.Kind.PHONE, Channel.POST: SuppressionEntry.Kind.ADDRESS}
 DNC_LIST_KINDS = {
-    Channel.PHONE: (SuppressionList.Kind.TPS, SuppressionList.Kind.CTPS, SuppressionList.Kind.PHONE_DNC),
+    Channel.PHONE: (SuppressionList.Kind.TPS, SuppressionList.Kind.CTPS, SuppressionList.Kind.US_DNC,
+                    SuppressionList.Kind.CA_DNCL, SuppressionList.Kind.PHONE_DNC),
     Channel.POST: (SuppressionList.Kind.MPS,),
     Channel.EMAIL: (SuppressionList.Kind.EMAIL_DNC,),
 }
@@ -68,10 +84,13 @@ QUIET_CHANNELS = (Channel.PHONE, Channel.SMS)
 WEEK = dt.timedelta(days=7)
 # Above this many digests of one kind, matching queries the database instead of a Python set.
 IN_MEMORY_DIGESTS = 500_000
+# How ``decide_batch`` gets the codes: None chooses by database ("join" on PostgreSQL, "scan"
+# on SQLite); the tests set it to check both ways on both databases.
+STRATEGY: str | None = None
 # Id lists longer than this are loaded into a temporary table rather than an IN (...) list.
 INLINE_IDS = 500
-# People per ``write`` of the decision log's COPY on PostgreSQL.
-COPY_CHUNK = 50_000
+# About this many people (at most 16× as many) per DecisionPack row of the log.
+PACK_PEOPLE = 512
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,11 +125,8 @@ def decide(person: Any, channel: str, purpose: str, at: dt.datetime | None = Non
     decision = _decide_one(person, channel, purpose_def, at)
     if log:
         with transaction.atomic():
-            batch = DecisionBatch.objects.create(channel=channel, purpose=purpose, at=at, size=1,
-                                                 allowed_count=int(decision.allowed),
-                                                 requested_by=_as_user(actor), context=context[:100])
-            ContactDecision.objects.create(batch=batch, person_id=person.pk, allowed=decision.allowed,
-                                           reasons=_codes(decision))
+            _log({_db_text(person.pk): 0}, {0: decision}, channel=channel, purpose=purpose, at=at, actor=actor,
+                 context=context)
     return decision
 
 
@@ -119,16 +135,17 @@ def decide_batch(people: QuerySet | Iterable[Any], channel: str, purpose: str,
                  log: bool = True) -> Mapping[Any, Decision]:
     """Decisions for an audience (a Person queryset, or ids / people), keyed by person id.
 
-    A fixed number of set-based queries whatever the audience size; the log is written in
-    bulk (PostgreSQL ``COPY``, SQLite ``executemany``).
+    A fixed number of set-based queries whatever the audience size: the database works out
+    each person's facts as one code, the rules run once per distinct code. The log is one
+    batch, its distinct outcomes and packed person ids (``_log``).
     """
     at = at or timezone.now()
     purpose_def = _check(channel, purpose)
     with transaction.atomic(), _Audience(people) as audience, _no_cyclic_gc():
-        raw = _decide_many(audience, channel, purpose_def, at)
+        codes, table = _decide_many(audience, channel, purpose_def, at)
         if log:
-            _log_batch(raw, channel=channel, purpose=purpose, at=at, actor=actor, context=context)
-    return _to_uuid_keys(raw)
+            _log(codes, table, channel=channel, purpose=purpose, at=at, actor=actor, context=context)
+    return _Answers(codes, table, hex_keys=connection.vendor != "postgresql")
 
 
 def reason_messages() -> dict[str, str]:
@@ -200,9 +217,9 @@ def _r_dnc_listed(channel: str) -> Reason:
                               "do-not-contact list.")
 
 
-def _r_dnc_stale(regime: Regime) -> Reason:
-    return Reason("dnc_list", f"Telephone numbers have not been screened against the {regime.phone_list_name} "
-                              f"in the last {regime.phone_screening_days} days.")
+def _r_dnc_stale(phone_list: PhoneList) -> Reason:
+    return Reason("dnc_list", f"Telephone numbers have not been screened against the {phone_list.name} "
+                              f"in the last {phone_list.screening_days} days.")
 
 
 def _r_channel_refused(channel: str) -> Reason:
@@ -311,8 +328,9 @@ def _decide_one(person: Any, channel: str, purpose: Purpose, at: dt.datetime) ->
             if matches.filter(source=SuppressionEntry.Source.LIST, list__kind__in=DNC_LIST_KINDS.get(channel, ())
                               ).exists():
                 reasons.append(_r_dnc_listed(channel))
-        if channel == Channel.PHONE and regime.phone_screening_days and _screening_stale(regime, at):
-            reasons.append(_r_dnc_stale(regime))
+        phone_list = phone_list_for(person.country) if channel == Channel.PHONE else None
+        if phone_list is not None and _screening_stale(phone_list, at):
+            reasons.append(_r_dnc_stale(phone_list))
         preference = ContactPreference.objects.filter(person_id=person.pk).first()
         if preference is not None and not preference.allows(channel):
             reasons.append(_r_channel_refused(channel))
@@ -331,14 +349,14 @@ def _decide_one(person: Any, channel: str, purpose: Purpose, at: dt.datetime) ->
     return _decision(tuple(reasons))
 
 
-def _screening_stale(regime: Regime, at: dt.datetime) -> bool:
-    """Whether the newest telephone list screening is older than ``regime`` allows (or missing)."""
-    latest = (SuppressionList.objects.filter(kind__in=DNC_LIST_KINDS[Channel.PHONE])
+def _screening_stale(phone_list: PhoneList, at: dt.datetime) -> bool:
+    """Whether ``phone_list`` was last screened longer ago than it allows (or never)."""
+    latest = (SuppressionList.objects.filter(kind__in=phone_list.list_kinds)
               .aggregate(latest=Max("screened_on"))["latest"])
     if latest is None:
         return True
     today = timezone.localdate(at)
-    return (today - latest).days > (regime.phone_screening_days or 0)
+    return (today - latest).days > phone_list.screening_days
 
 
 # ------------------------------------------------------------------------------ batch
@@ -398,157 +416,293 @@ class _Audience:
         return f" AND {column} IN ({self.sql})", tuple(self.params)
 
 
-def _decide_many(audience: _Audience, channel: str, purpose: Purpose, at: dt.datetime) -> dict[Any, Decision]:
-    """Decisions keyed by the database's raw id as text (32 hex digits on SQLite, the canonical
-    UUID string on PostgreSQL: see ``_fetch``)."""
+# A person's facts, packed by the database into one integer ("code"): the flags below, then
+# small fields. ``_settle`` turns each distinct code into a Decision with the same rule
+# functions ``decide`` uses, so a million people cost one fetched (id, code) row each and the
+# rules run once per distinct code.
+F_ERASED, F_RESTRICTED, F_NO_POINT, F_OBJECTION = 1, 2, 4, 8
+F_TOPIC_OFF, F_REFUSED, F_CAP_DEFAULT, F_SUPPRESSED, F_LISTED, F_QUIET = 16, 32, 64, 128, 256, 512
+CLASS_SHIFT, STATUS_SHIFT, BASIS_SHIFT, EXPIRED_SHIFT, OWN_CAP_SHIFT, WINDOW_SHIFT = 10, 15, 17, 21, 24, 40
+STATUS_INDEX = {None: 0, ConsentState.Status.GRANTED: 1, ConsentState.Status.PENDING: 2,
+                ConsentState.Status.WITHDRAWN: 3}
+BASIS_INDEX = {"": 0, **{basis: i for i, basis in enumerate(ConsentBasis.values, start=1)}}
+_STATUS_OF = {i: status for status, i in STATUS_INDEX.items()}
+_BASIS_OF = {i: basis for basis, i in BASIS_INDEX.items()}
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """What the codes of one batch mean: country classes, stale phone lists, quiet windows."""
+
+    channel: str
+    purpose: Purpose
+    at: dt.datetime
+    # Class 0 is the strict default (unknown countries); then one class per distinct
+    # (regime, national telephone list) among the countries the rules name.
+    classes: list[tuple[Regime, PhoneList | None]]
+    country_class: dict[str, int]
+    stale: frozenset[str]
+    windows: list[tuple[dt.time, dt.time]]
+
+
+def _decide_many(audience: _Audience, channel: str, purpose: Purpose,
+                 at: dt.datetime) -> tuple[dict[str, int], dict[int, Decision]]:
+    """Each person's code keyed by the database's raw id as text (32 hex digits on SQLite, the
+    canonical UUID string on PostgreSQL: see ``_fetch``), in id order, and the Decision of
+    each distinct code.
+
+    Two ways to the same codes (the tests run both on both databases): PostgreSQL joins
+    everything in one query (hash joins, server side); SQLite scans each table once and the
+    codes are combined here (its nested-loop joins cost an index probe per person and table,
+    several times a scan's cost per row, and most of the tables are sparse).
+    """
+    plan = _plan(channel, purpose, at)
+    strategy = STRATEGY or ("join" if connection.vendor == "postgresql" else "scan")
+    points: list[tuple] | None = None
+    if strategy == "join":
+        rows = _fetch(*_code_query(audience, plan))
+        codes = _with_quiet_hours(rows, plan) if len(rows[0]) > 2 else dict(rows) if rows else {}
+    else:
+        codes, points = _codes_by_scans(audience, plan)
+    entry_kind = SUPPRESSION_KIND.get(channel) if purpose.is_marketing else None
+    if entry_kind is not None and codes and SuppressionEntry.objects.filter(kind=entry_kind).exists():
+        if points is None:
+            points = _points(audience, channel, with_values=True)
+        internal, listed = _suppression_matches(points, entry_kind, channel)
+        for pid in internal:
+            codes[pid] |= F_SUPPRESSED
+        for pid in listed:
+            codes[pid] |= F_LISTED
+    return codes, {code: _settle(code, plan) for code in set(codes.values())}
+
+
+def _points(audience: _Audience, channel: str, *, with_values: bool) -> list[tuple]:
+    from rapport.people.models import ContactPoint
+
+    where, params = audience.where("person_id")
+    columns = "person_id, normalised" if with_values else "person_id"
+    return _fetch(f"SELECT {columns} FROM {ContactPoint._meta.db_table} WHERE kind = %s{where}",  # noqa: S608
+                  (CONTACT_KIND[channel], *params))
+
+
+def _codes_by_scans(audience: _Audience, plan: _Plan) -> tuple[dict[str, int], list[tuple] | None]:
+    """The codes from one scan per table (only the rows that say something, for the sparse
+    ones), combined in a dict; also the contact points when suppression will need them."""
+    from rapport.people.models import Person
+
+    marketing = plan.purpose.is_marketing
+    adapt = connection.ops.adapt_datetimefield_value
+    where, params = audience.where("p.id")
+    quiet = marketing and plan.channel in QUIET_CHANNELS
+    people = _fetch(f"SELECT p.id, {_class_term(plan)}{', p.timezone' if quiet else ''} "  # noqa: S608
+                    f"FROM {Person._meta.db_table} p WHERE 1=1{where} ORDER BY p.id", params)
+    codes = {row[0]: row[1] for row in people} if quiet else dict(people)
+    where, params = audience.where("person_id")
+
+    objected = f" + (CASE WHEN objected_at IS NOT NULL THEN {F_OBJECTION} ELSE 0 END)" if marketing else ""
+    status = (f"SELECT person_id, (CASE WHEN erased_at IS NOT NULL THEN {F_ERASED} ELSE 0 END) "  # noqa: S608
+              f"+ (CASE WHEN restricted_at IS NOT NULL THEN {F_RESTRICTED} ELSE 0 END){objected} "
+              f"FROM {PersonPrivacy._meta.db_table} WHERE (erased_at IS NOT NULL OR restricted_at IS NOT NULL"
+              f"{' OR objected_at IS NOT NULL' if marketing else ''}){where}")
+    for pid, flags in _fetch(status, params):
+        codes[pid] |= flags
+
+    entry_kind = SUPPRESSION_KIND.get(plan.channel) if marketing else None
+    with_values = entry_kind is not None and SuppressionEntry.objects.filter(kind=entry_kind).exists()
+    points = _points(audience, plan.channel, with_values=with_values)
+    for pid in codes.keys() - {row[0] for row in points}:
+        codes[pid] |= F_NO_POINT
+    if not marketing:
+        return codes, None
+
+    consent = (f"SELECT person_id, {_consent_term('')} FROM {ConsentState._meta.db_table} "  # noqa: S608
+               f"WHERE purpose = %s AND channel = %s{where}")
+    for pid, bits in _fetch(consent, (adapt(plan.at), plan.purpose.key, plan.channel, *params)):
+        codes[pid] |= bits
+    allowed = f"{plan.channel}_allowed"
+    prefs = {r[0]: r[1:] for r in _fetch(
+        f"SELECT person_id, {allowed}, max_per_week, quiet_start, quiet_end "  # noqa: S608
+        f"FROM {ContactPreference._meta.db_table} WHERE ({allowed} = %s OR max_per_week IS NOT NULL "
+        f"OR quiet_start IS NOT NULL){where}", (False, *params))}
+    for pid, (channel_allowed, *_) in prefs.items():
+        if not channel_allowed:
+            codes[pid] |= F_REFUSED
+    for (pid,) in _fetch(f"SELECT person_id FROM {TopicSubscription._meta.db_table} "  # noqa: S608
+                         f"WHERE topic = %s AND subscribed = %s{where}", (plan.purpose.key, False, *params)):
+        codes[pid] |= F_TOPIC_OFF
+
+    # Frequency cap: touches counted per person; compared with the person's own cap or the default.
+    touched = dict(_fetch(f"SELECT person_id, COUNT(*) FROM {Touch._meta.db_table} "  # noqa: S608
+                          f"WHERE marketing = %s AND occurred_at > %s AND occurred_at <= %s{where} "
+                          f"GROUP BY person_id", (True, adapt(plan.at - WEEK), adapt(plan.at), *params)))
+    cap = default_cap()
+    own_caps = {pid: p[1] for pid, p in prefs.items() if p[1] is not None}
+    for pid, count in touched.items():
+        own = own_caps.get(pid)
+        if own is None:
+            if count >= cap:
+                codes[pid] |= F_CAP_DEFAULT
+        elif count >= own:
+            codes[pid] |= (own + 1) << OWN_CAP_SHIFT
+    for pid, own in own_caps.items():
+        if own <= 0 and pid not in touched:
+            codes[pid] |= (own + 1) << OWN_CAP_SHIFT
+    if cap <= 0:  # a site-wide cap of zero stops marketing to everyone without their own cap
+        for pid in codes.keys() - touched.keys() - own_caps.keys():
+            codes[pid] |= F_CAP_DEFAULT
+
+    if quiet:
+        zones = {row[0]: row[2] for row in people}
+        rows = [(pid, code, zones[pid], *(prefs[pid][2:] if pid in prefs else (None, None)))
+                for pid, code in codes.items()]
+        codes = _with_quiet_hours(rows, plan)
+    return codes, points if with_values else None
+
+
+def _class_term(plan: _Plan) -> str:
+    """SQL for a person's country class (``_Plan.classes``) already shifted into the code."""
+    if not plan.purpose.is_marketing:
+        return "0"
+    by_class: dict[int, list[str]] = defaultdict(list)
+    for country, index in plan.country_class.items():
+        if index:
+            by_class[index].append(country)
+    # Country codes come from the rules (two letters each), not from input.
+    whens = " ".join(f"WHEN UPPER(p.country) IN ({', '.join(repr(c) for c in countries)}) THEN {index}"
+                     for index, countries in sorted(by_class.items()))
+    return f"(CASE {whens} ELSE 0 END) * {1 << CLASS_SHIFT}" if whens else "0"
+
+
+def _consent_term(alias: str) -> str:
+    """SQL for the consent state's part of the code (status, basis, expired); one ``%s``: now."""
+    status = " ".join(f"WHEN '{s}' THEN {i}" for s, i in STATUS_INDEX.items() if s)
+    basis = " ".join(f"WHEN '{b}' THEN {i}" for b, i in BASIS_INDEX.items() if b)
+    return (f"(CASE {alias}status {status} ELSE 0 END) * {1 << STATUS_SHIFT} "
+            f"+ (CASE {alias}lawful_basis {basis} ELSE 0 END) * {1 << BASIS_SHIFT} "
+            f"+ (CASE WHEN {alias}expires_at <= %s THEN {1 << EXPIRED_SHIFT} ELSE 0 END)")
+
+
+def _plan(channel: str, purpose: Purpose, at: dt.datetime) -> _Plan:
+    phone = channel == Channel.PHONE and purpose.is_marketing
+    classes: list[tuple[Regime, PhoneList | None]] = [(regime_for(None), None)]
+    country_class: dict[str, int] = {}
+    for country in sorted({*COUNTRY_REGIME, *COUNTRY_PHONE_LIST}):
+        entry = (regime_for(country), phone_list_for(country) if phone else None)
+        if entry not in classes:
+            classes.append(entry)
+        country_class[country] = classes.index(entry)
+    stale = frozenset(key for key, p in PHONE_LISTS.items() if phone and _screening_stale(p, at))
+    return _Plan(channel, purpose, at, classes, country_class, stale, [default_quiet_hours()])
+
+
+def _code_query(audience: _Audience, plan: _Plan) -> tuple[str, list]:
+    """One query: per person of the audience, in id order, ``(id, code)`` — and for phone and
+    SMS marketing the time zone and own quiet hours (quiet hours depend on the clock)."""
     from rapport.people.models import ContactPoint, Person
 
-    person_t, cp_t = Person._meta.db_table, ContactPoint._meta.db_table
-    where, params = audience.where("p.id")
-    people = _fetch(f"SELECT p.id, p.country, p.timezone FROM {person_t} p WHERE 1=1{where}", params)  # noqa: S608
-    # Each distinct Reason gets one bit; a person's reasons are an int (a million people: one
-    # dict of ints, no list per person, and the shared Decision is looked up by that int).
-    masks: dict[Any, int] = {}
-    bits: dict[Reason, int] = {}
+    adapt = connection.ops.adapt_datetimefield_value
+    terms = ["(CASE WHEN pp.erased_at IS NOT NULL THEN 1 ELSE 0 END)",
+             "(CASE WHEN pp.restricted_at IS NOT NULL THEN 2 ELSE 0 END)",
+             f"(CASE WHEN EXISTS (SELECT 1 FROM {ContactPoint._meta.db_table} cp "  # noqa: S608 - names, not input
+             f"WHERE cp.person_id = p.id AND cp.kind = %s) THEN 0 ELSE {F_NO_POINT} END)"]
+    params: list[Any] = [CONTACT_KIND[plan.channel]]
+    joins = [f"LEFT JOIN {PersonPrivacy._meta.db_table} pp ON pp.person_id = p.id"]
+    join_params: list[Any] = []
+    extra = ""
+    if plan.purpose.is_marketing:
+        joins += [f"LEFT JOIN {ConsentState._meta.db_table} cs ON cs.person_id = p.id AND cs.purpose = %s "
+                  "AND cs.channel = %s",
+                  f"LEFT JOIN {ContactPreference._meta.db_table} pr ON pr.person_id = p.id",
+                  f"LEFT JOIN {TopicSubscription._meta.db_table} ts ON ts.person_id = p.id AND ts.topic = %s"]
+        join_params = [plan.purpose.key, plan.channel, plan.purpose.key]
+        touches = (f"(SELECT COUNT(*) FROM {Touch._meta.db_table} t WHERE t.person_id = p.id "  # noqa: S608
+                   "AND t.marketing = %s AND t.occurred_at > %s AND t.occurred_at <= %s)")
+        terms += [
+            f"(CASE WHEN pp.objected_at IS NOT NULL THEN {F_OBJECTION} ELSE 0 END)",
+            f"(CASE WHEN ts.subscribed = %s THEN {F_TOPIC_OFF} ELSE 0 END)",
+            f"(CASE WHEN pr.{plan.channel}_allowed = %s THEN {F_REFUSED} ELSE 0 END)",
+            _class_term(plan),
+            _consent_term("cs."),
+            # The person's own cap travels in the code (its message names it); else the default.
+            f"(CASE WHEN {touches} >= COALESCE(pr.max_per_week, %s) THEN (CASE WHEN pr.max_per_week IS NULL "
+            f"THEN {F_CAP_DEFAULT} ELSE (pr.max_per_week + 1) * CAST({1 << OWN_CAP_SHIFT} AS BIGINT) END) "
+            "ELSE 0 END)",
+        ]
+        params += [False, False, adapt(plan.at), True, adapt(plan.at - WEEK), adapt(plan.at), default_cap()]
+        if plan.channel in QUIET_CHANNELS:
+            extra = ", p.timezone, pr.quiet_start, pr.quiet_end"
+    where, where_params = audience.where("p.id")
+    sql = (f"SELECT p.id, {' + '.join(terms)}{extra} FROM {Person._meta.db_table} p "  # noqa: S608
+           f"{' '.join(joins)} WHERE 1=1{where} ORDER BY p.id")
+    return sql, [*params, *join_params, *where_params]
 
-    def mark(ids: Iterable[Any], reason: Reason) -> None:
-        bit = bits.get(reason)
-        if bit is None:
-            bit = bits[reason] = 1 << len(bits)
-        get = masks.get
-        for pid in ids:
-            masks[pid] = get(pid, 0) | bit
 
-    where, params = audience.where("person_id")
-    status_rows = _fetch(
-        f"SELECT person_id, erased_at IS NOT NULL, restricted_at IS NOT NULL, objected_at IS NOT NULL "  # noqa: S608
-        f"FROM {PersonPrivacy._meta.db_table} WHERE (erased_at IS NOT NULL OR restricted_at IS NOT NULL "
-        f"OR objected_at IS NOT NULL){where}", params)
-    mark((r[0] for r in status_rows if r[1]), _r_erased())
-    mark((r[0] for r in status_rows if r[2]), _r_restricted())
+def _with_quiet_hours(rows: list[tuple], plan: _Plan) -> dict[str, int]:
+    """Codes with the quiet-hours flag and window folded in (worked out once per distinct
+    time zone and window)."""
+    default = plan.windows[0]
+    seen: dict[tuple, int] = {}
+    codes: dict[str, int] = {}
+    for pid, code, zone, start, end in rows:
+        key = (zone, start, end)
+        extra = seen.get(key)
+        if extra is None:
+            window = (_time(start), _time(end)) if start is not None else default
+            if window not in plan.windows:
+                plan.windows.append(window)
+            quiet = in_quiet_hours(local_time(plan.at, zone), *window)
+            extra = seen[key] = (F_QUIET | plan.windows.index(window) << WINDOW_SHIFT) if quiet else 0
+        codes[pid] = code | extra
+    return codes
 
-    kind = CONTACT_KIND[channel]
-    entry_kind = SUPPRESSION_KIND.get(channel) if purpose.is_marketing else None
-    points = _fetch(f"SELECT person_id, normalised FROM {cp_t} WHERE kind = %s{where}", (kind, *params))  # noqa: S608
-    reachable = {r[0] for r in points}
-    mark((r[0] for r in people if r[0] not in reachable), _r_no_contact_point(channel))
 
+def _settle(code: int, plan: _Plan) -> Decision:
+    """The Decision a code stands for, with the rules and messages ``decide`` uses."""
+    channel, purpose = plan.channel, plan.purpose
+    reasons: list[Reason] = []
+    if code & F_ERASED:
+        reasons.append(_r_erased())
+    if code & F_RESTRICTED:
+        reasons.append(_r_restricted())
+    if code & F_NO_POINT:
+        reasons.append(_r_no_contact_point(channel))
     if purpose.is_marketing:
-        mark((r[0] for r in status_rows if r[3]), _r_objection())
-        _mark_consent(people, channel, purpose, at, audience, mark)
-        if entry_kind is not None and points:
-            internal, listed = _suppression_matches(points, entry_kind, channel)
-            mark(internal, _r_suppressed(channel))
-            mark(listed, _r_dnc_listed(channel))
-        if channel == Channel.PHONE:
-            stale = {k for k, r in REGIMES.items() if r.phone_screening_days and _screening_stale(r, at)}
-            if stale:
-                for regime_key, ids in _by_regime(people).items():
-                    if regime_key in stale:
-                        mark(ids, _r_dnc_stale(REGIMES[regime_key]))
-        _mark_preferences(people, channel, purpose, at, audience, mark)
-    by_bit = [(bit, reason) for reason, bit in bits.items()]
-    settled = {mask: _decision(tuple(reason for bit, reason in by_bit if mask & bit))
-               for mask in set(masks.values())}
-    decisions = dict.fromkeys((row[0] for row in people), ALLOWED)
-    for pid, mask in masks.items():
-        decisions[pid] = settled[mask]
-    return decisions
-
-
-def _mark_consent(people: list[tuple], channel: str, purpose: Purpose, at: dt.datetime,
-                  audience: _Audience, mark: Any) -> None:
-    where, params = audience.where("person_id")
-    states = {r[0]: r[1:] for r in _fetch(
-        f"SELECT person_id, status, lawful_basis, expires_at FROM {ConsentState._meta.db_table} "  # noqa: S608
-        f"WHERE purpose = %s AND channel = %s{where}", (purpose.key, channel, *params))}
-    for regime_key, ids in _by_regime(people).items():
-        regime = REGIMES[regime_key]
-        opt_in = regime.rule(channel).mode == OPT_IN
-        by_cause: dict[tuple[str, str], list[Any]] = defaultdict(list)
-        candidates = ids if opt_in else (i for i in ids if i in states)
-        # ``consent_cause`` is a pure function of the state's values: worked out once per
-        # distinct (status, basis, expiry) instead of once per person.
-        causes: dict[tuple, tuple[str, str] | None] = {}
-        for pid in candidates:
-            state = states.get(pid, _NO_STATE)
-            found = causes.get(state, _UNKNOWN)
-            if found is _UNKNOWN:
-                status, basis, expires = state
-                cause = consent_cause(regime, channel, purpose, status, basis or "", _aware(expires), at)
-                found = causes[state] = (cause, basis or "") if cause is not None else None
-            if found is not None:
-                by_cause[found].append(pid)
-        for (cause, basis), pids in by_cause.items():
-            mark(pids, _consent_reason(regime, channel, purpose, cause, basis))
-
-
-_NO_STATE: tuple = (None, "", None)
-_UNKNOWN: Any = object()
-
-
-def _mark_preferences(people: list[tuple], channel: str, purpose: Purpose, at: dt.datetime,
-                      audience: _Audience, mark: Any) -> None:
-    where, params = audience.where("person_id")
-    allowed_col = f"{channel}_allowed"
-    prefs = {r[0]: r[1:] for r in _fetch(
-        f"SELECT person_id, {allowed_col}, max_per_week, quiet_start, quiet_end "  # noqa: S608
-        f"FROM {ContactPreference._meta.db_table} WHERE ({allowed_col} = %s OR max_per_week IS NOT NULL "
-        f"OR quiet_start IS NOT NULL){where}", (False, *params))}
-    mark((pid for pid, p in prefs.items() if not p[0]), _r_channel_refused(channel))
-    unsubscribed = _fetch(f"SELECT person_id FROM {TopicSubscription._meta.db_table} "  # noqa: S608
-                          f"WHERE topic = %s AND subscribed = %s{where}", (purpose.key, False, *params))
-    mark((r[0] for r in unsubscribed), _r_topic_off(purpose))
-
-    counts = dict(_fetch(f"SELECT person_id, COUNT(*) FROM {Touch._meta.db_table} "  # noqa: S608
-                         f"WHERE marketing = %s AND occurred_at > %s AND occurred_at <= %s{where} "
-                         f"GROUP BY person_id", (True, at - WEEK, at, *params)))
-    cap = default_cap()
-    capped: dict[int, list[Any]] = defaultdict(list)
-    for pid, count in counts.items():
-        own = prefs.get(pid)
-        limit = own[1] if own is not None and own[1] is not None else cap
-        if count >= limit:
-            capped[limit].append(pid)
-    for pid, p in prefs.items():
-        if p[1] is not None and p[1] <= 0 and pid not in counts:
-            capped[p[1]].append(pid)
-    if cap <= 0:  # a site-wide cap of zero stops marketing to everyone without their own cap
-        capped[cap].extend(r[0] for r in people if r[0] not in counts
-                           and (r[0] not in prefs or prefs[r[0]][1] is None))
-    for limit, pids in capped.items():
-        mark(pids, _r_frequency(limit))
-
-    if channel in QUIET_CHANNELS:
-        start, end = default_quiet_hours()
-        quiet_zones: dict[str, bool] = {}
-        own_quiet = {pid: (_time(p[2]), _time(p[3])) for pid, p in prefs.items() if p[2] is not None}
-        by_window: dict[tuple[dt.time, dt.time], list[Any]] = defaultdict(list)
-        for pid, _country, zone in people:
-            window = own_quiet.get(pid)
-            if window is None:
-                if zone not in quiet_zones:
-                    quiet_zones[zone] = in_quiet_hours(local_time(at, zone), start, end)
-                if quiet_zones[zone]:
-                    by_window[(start, end)].append(pid)
-            elif in_quiet_hours(local_time(at, zone), *window):
-                by_window[window].append(pid)
-        for window, pids in by_window.items():
-            mark(pids, _r_quiet(*window))
+        regime, phone_list = plan.classes[(code >> CLASS_SHIFT) & 0x1F]
+        if code & F_OBJECTION:
+            reasons.append(_r_objection())
+        status = _STATUS_OF[(code >> STATUS_SHIFT) & 0x3]
+        basis = _BASIS_OF.get((code >> BASIS_SHIFT) & 0xF, "")
+        expires = plan.at if code >> EXPIRED_SHIFT & 1 else None
+        cause = consent_cause(regime, channel, purpose, status, basis, expires, plan.at)
+        if cause is not None:
+            reasons.append(_consent_reason(regime, channel, purpose, cause, basis))
+        if code & F_SUPPRESSED:
+            reasons.append(_r_suppressed(channel))
+        if code & F_LISTED:
+            reasons.append(_r_dnc_listed(channel))
+        if phone_list is not None and phone_list.key in plan.stale:
+            reasons.append(_r_dnc_stale(phone_list))
+        if code & F_REFUSED:
+            reasons.append(_r_channel_refused(channel))
+        if code & F_TOPIC_OFF:
+            reasons.append(_r_topic_off(purpose))
+        own_cap = (code >> OWN_CAP_SHIFT) & 0xFFFF
+        if own_cap:
+            reasons.append(_r_frequency(own_cap - 1))
+        elif code & F_CAP_DEFAULT:
+            reasons.append(_r_frequency(default_cap()))
+        if code & F_QUIET:
+            reasons.append(_r_quiet(*plan.windows[code >> WINDOW_SHIFT]))
+    return _decision(tuple(reasons))
 
 
 def _suppression_matches(points: list[tuple], entry_kind: str, channel: str) -> tuple[set, set]:
     """People whose contact points match the internal list / an external list of this channel."""
     entries = SuppressionEntry.objects.filter(kind=entry_kind)
-    if not entries.exists():
-        return set(), set()
     list_kinds = DNC_LIST_KINDS.get(channel, ())
     internal_q = entries.filter(source__in=suppression.INTERNAL_SOURCES)
     listed_q = entries.filter(source=SuppressionEntry.Source.LIST, list__kind__in=list_kinds)
     with_plain = listed_q.filter(algorithm=SuppressionEntry.Algorithm.SHA256).exists()
-    key = suppression.suppression_key()
-    import hashlib
-    import hmac
 
     # One HMAC per compared form of every contact point is the per-row cost here, so the work is
     # flat list comprehensions (no dict per digest): the compared forms (emails: the value and,
@@ -556,15 +710,16 @@ def _suppression_matches(points: list[tuple], entry_kind: str, channel: str) -> 
     # the person each belongs to, side by side.
     if entry_kind == SuppressionEntry.Kind.EMAIL:
         canonical = suppression.canonical_email
-        extra = [(pid, other) for pid, value in points if (other := canonical(value)) != value]
+        # Only a +tag or a Gmail domain changes an (already normalised) email.
+        extra = [(pid, other) for pid, value in points
+                 if ("+" in value or "mail.com" in value) and (other := canonical(value)) != value]
         owners = [pid for pid, _ in points] + [pid for pid, _ in extra]
         forms = [value for _, value in points] + [form for _, form in extra]
     else:
         pairs = [(pid, form) for pid, value in points for form in suppression.stored_forms(entry_kind, value)]
         owners, forms = [pid for pid, _ in pairs], [form for _, form in pairs]
     encoded = [form.encode() for form in forms]
-    hmac_digest = hmac.digest
-    digests = [hmac_digest(key, form, "sha256").hex() for form in encoded]
+    digests = suppression.keyed_digests(encoded)
     if with_plain:
         sha256 = hashlib.sha256
         digests += [sha256(form).hexdigest() for form in encoded]
@@ -581,53 +736,98 @@ def _matching(entries: QuerySet, owners: list[Any], digests: list[str]) -> set:
         unique = list(set(digests))
         for start in range(0, len(unique), 500):
             hits.update(entries.filter(digest__in=unique[start:start + 500]).values_list("digest", flat=True))
+    if not hits:
+        return set()
     return {pid for pid, digest in zip(owners, digests, strict=True) if digest in hits}
 
 
-def _by_regime(people: list[tuple]) -> dict[str, list[Any]]:
-    regime_of: dict[str, str] = {}
-    groups: dict[str, list[Any]] = defaultdict(list)
-    for pid, country, _zone in people:
-        key = regime_of.get(country)
-        if key is None:
-            key = regime_of[country] = regime_for(country).key
-        groups[key].append(pid)
-    return groups
+# --------------------------------------------------------------------------- the log
 
 
-def _log_batch(decisions: dict[Any, Decision], *, channel: str, purpose: str, at: dt.datetime,
-               actor: Any, context: str) -> DecisionBatch:
-    allowed = sum(1 for d in decisions.values() if d.allowed)
-    batch = DecisionBatch.objects.create(channel=channel, purpose=purpose, at=at, size=len(decisions),
-                                         allowed_count=allowed, requested_by=_as_user(actor),
-                                         context=context[:100])
-    # A handful of shared Decision objects: their log columns are worked out once each, keyed
-    # by identity (hashing a Decision per person cost more than writing its row).
-    distinct = {id(d): d for d in decisions.values()}
-    table = ContactDecision._meta.db_table
-    columns = "batch_id, person_id, allowed, reasons"
-    batch_id = int(batch.pk)
-    get = decisions.__getitem__
-    # In person-id order the person index grows at its end: fewer page splits. The keys are
-    # text (see ``_fetch``), so they sort as the database orders the ids.
-    order = sorted(decisions)
-    with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            # COPY's text format, a line per person built from a per-decision suffix (codes are
-            # [a-z_,] only: nothing to escape).
-            tails = {k: f"\t{'t' if d.allowed else 'f'}\t{_codes(d)}\n" for k, d in distinct.items()}
-            head = f"{batch_id}\t"
-            with cursor.cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
-                for start in range(0, len(order), COPY_CHUNK):
-                    copy.write("".join([head + pid + tails[id(get(pid))]
-                                        for pid in order[start:start + COPY_CHUNK]]))
-        else:
-            # The batch id is an int written into the statement: two parameters bound per row.
-            cols = {k: (d.allowed, _codes(d)) for k, d in distinct.items()}
-            rows = [(pid, *cols[id(get(pid))]) for pid in order]
-            cursor.executemany(f"INSERT INTO {table} ({columns}) VALUES ({batch_id}, %s, %s, %s)",  # noqa: S608
-                               rows)
+def _log(codes: dict[str, int], table: dict[int, Decision], *, channel: str, purpose: str, at: dt.datetime,
+         actor: Any, context: str) -> DecisionBatch:
+    """Write the decision log: the batch, one row per distinct outcome, and the packs saying
+    which person got which (docs/decisions/0005-packed-decision-log.md)."""
+    counts = Counter(codes.values())
+    outcomes: list[Decision] = []
+    position: dict[int, int] = {}
+    seen: dict[int, int] = {}
+    for code in counts:
+        decision = table[code]
+        index = seen.get(id(decision))
+        if index is None:
+            index = seen[id(decision)] = len(outcomes)
+            outcomes.append(decision)
+        position[code] = index
+    if len(outcomes) > 0xFFFF:
+        raise RuntimeError("More distinct outcomes than a decision pack can index.")
+    sizes = [0] * len(outcomes)
+    for code, count in counts.items():
+        sizes[position[code]] += count
+    batch = DecisionBatch.objects.create(
+        channel=channel, purpose=purpose, at=at, size=len(codes), requested_by=_as_user(actor),
+        allowed_count=sum(n for d, n in zip(outcomes, sizes, strict=True) if d.allowed), context=context[:100])
+    DecisionOutcome.objects.bulk_create([
+        DecisionOutcome(batch=batch, index=i, allowed=d.allowed, reasons=_codes(d),
+                        messages=[r.message for r in d.reasons], count=n)
+        for i, (d, n) in enumerate(zip(outcomes, sizes, strict=True))])
+    ids = sorted(codes)  # already in id order (the query's ORDER BY): a linear pass
+    indexes = array("H", map(position.__getitem__, map(codes.__getitem__, ids)))
+    if sys.byteorder == "big":
+        indexes.byteswap()
+    DecisionPack.objects.bulk_create(_packs(batch, ids, indexes), batch_size=500)
     return batch
+
+
+def _packs(batch: DecisionBatch, ids: list[str], indexes: array) -> Iterator[DecisionPack]:
+    """The batch's people in packs of the ids sharing their first hex digits (more digits for
+    larger batches, a few hundred people per pack)."""
+    width = 0
+    while width < 4 and len(ids) > PACK_PEOPLE * 16 ** width:
+        width += 1
+    start, total = 0, len(ids)
+    while start < total:
+        head = ids[start][:width]
+        # Ids are hex text (PostgreSQL's have dashes, after the first 8 digits): every one
+        # with this head sorts before head + "g".
+        end = bisect.bisect_left(ids, head + "g", start) if width else total
+        members = bytes.fromhex("".join(ids[start:end]).replace("-", ""))
+        yield DecisionPack(batch=batch, prefix=head.lower(), size=end - start, member_ids=members,
+                           outcome_indexes=indexes[start:end].tobytes())
+        start = end
+
+
+def decision_outcomes_of(person: Any) -> QuerySet:
+    """The logged outcomes (``DecisionOutcome``, with their batch) of every decision about the
+    person or an id merged into them: what was decided, when, why."""
+    from rapport.privacy.datamap import person_ids
+
+    ids = {uuid.UUID(str(pk)) for pk in person_ids(person)}
+    prefixes = {pk.hex[:width] for pk in ids for width in range(5)}
+    wanted: dict[int, set[int]] = defaultdict(set)
+    packs = DecisionPack.objects.filter(prefix__in=prefixes).values_list("batch_id", "member_ids", "outcome_indexes")
+    for batch_id, members, indexes in packs.iterator(chunk_size=200):
+        members, indexes = bytes(members), bytes(indexes)
+        for pk in ids:
+            at = members.find(pk.bytes)
+            while at != -1 and at % 16:  # only a whole, aligned id counts
+                at = members.find(pk.bytes, at + 1)
+            if at != -1:
+                slot = at // 8  # 16 bytes per id, 2 per index
+                wanted[batch_id].add(int.from_bytes(indexes[slot:slot + 2], "little"))
+    if not wanted:
+        return DecisionOutcome.objects.none()
+    pks = [pk for pk, batch_id, index in DecisionOutcome.objects.filter(batch_id__in=list(wanted))
+           .values_list("pk", "batch_id", "index") if index in wanted[batch_id]]
+    return DecisionOutcome.objects.filter(pk__in=pks).select_related("batch")
+
+
+def decisions_about(person: Any) -> list[dict[str, Any]]:
+    """Every logged decision about the person, newest first: when, channel, purpose, answer, why."""
+    rows = decision_outcomes_of(person).order_by("-batch__created_at", "-batch_id")
+    return [{"at": o.batch.at, "decided_at": o.batch.created_at, "channel": o.batch.channel,
+             "purpose": o.batch.purpose, "allowed": o.allowed, "reasons": o.reasons.split(",") if o.reasons else [],
+             "messages": list(o.messages), "context": o.batch.context, "batch": o.batch_id} for o in rows]
 
 
 # ------------------------------------------------------------------------------ helpers
@@ -703,21 +903,26 @@ def _db_id(value: Any) -> Any:
     return value if connection.vendor == "postgresql" else value.hex
 
 
-def _to_uuid_keys(raw: dict[Any, Decision]) -> Mapping[Any, Decision]:
-    return _TextKeyed(raw, hex_keys=connection.vendor != "postgresql")
+def _db_text(value: Any) -> str:
+    """A person id as ``_fetch`` returns it (32 hex digits on SQLite, the UUID string on PostgreSQL)."""
+    value = value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
+    return str(value) if connection.vendor == "postgresql" else value.hex
 
 
-class _TextKeyed(Mapping):
+class _Answers(Mapping):
     """Decisions keyed by person id (UUID) over the database's text keys (see ``_fetch``).
 
-    Building a million UUID objects up front took longer than deciding; here a key becomes a
-    UUID only when the keys are iterated, and lookups by UUID (or its string) are direct.
+    Holds each person's code and the Decision of each distinct code: building a million
+    UUID objects (or a million-entry dict of Decisions) up front cost more than deciding. A
+    key becomes a UUID only when the keys are iterated; lookups by UUID (or its string) are
+    direct.
     """
 
-    __slots__ = ("_hex", "_raw")
+    __slots__ = ("_codes", "_hex", "_table")
 
-    def __init__(self, raw: dict[str, Decision], *, hex_keys: bool) -> None:
-        self._raw = raw
+    def __init__(self, codes: dict[str, int], table: dict[int, Decision], *, hex_keys: bool) -> None:
+        self._codes = codes
+        self._table = table
         self._hex = hex_keys
 
     def __getitem__(self, key: Any) -> Decision:
@@ -725,16 +930,16 @@ class _TextKeyed(Mapping):
             value = key if isinstance(key, uuid.UUID) else uuid.UUID(str(key))
         except ValueError as err:
             raise KeyError(key) from err
-        return self._raw[value.hex if self._hex else str(value)]
+        return self._table[self._codes[value.hex if self._hex else str(value)]]
 
     def __iter__(self) -> Iterator[uuid.UUID]:
-        return (uuid.UUID(k) for k in self._raw)
+        return (uuid.UUID(k) for k in self._codes)
 
     def __len__(self) -> int:
-        return len(self._raw)
+        return len(self._codes)
 
     def values(self) -> Any:
-        return self._raw.values()
+        return [*map(self._table.__getitem__, self._codes.values())]
 
 
 _ZONES: dict[str, Any] = {}

@@ -1,9 +1,11 @@
 """C2 — which marketing rules apply, chosen by the person's country. Data, not code paths.
 
 Each ``Regime`` says, per channel, whether marketing is opt-in (a valid consent of an accepted
-kind is required) or opt-out (allowed until the person withdraws or objects), and whether
-telephone marketing needs a recent screening against the national do-not-call list. The gate
-(``rapport.privacy.gate``) reads these tables; ``docs/privacy.md`` explains them.
+kind is required) or opt-out (allowed until the person withdraws or objects). Each
+``PhoneList`` is a national telephone preference / do-not-call list: the countries it covers,
+the imported list kinds that count as a screening against it, and how recent that screening
+must be for telephone marketing. The gate (``rapport.privacy.gate``) reads these tables;
+``docs/privacy.md`` explains them.
 
 Unknown or missing countries get the strictest regime (opt-in on every channel but post).
 """
@@ -40,9 +42,6 @@ class Regime:
     label: str
     law: str
     channels: dict[str, ChannelRule] = field(default_factory=dict)
-    # Telephone marketing must be screened against the national do-not-call list this recently.
-    phone_screening_days: int | None = None
-    phone_list_name: str = ""
 
     def rule(self, channel: str) -> ChannelRule:
         return self.channels[channel]
@@ -60,7 +59,7 @@ REGIMES: dict[str, Regime] = {r.key: r for r in (
         Channel.PHONE: _OUT,   # live calls: allowed unless objected or TPS-registered
         Channel.POST: _OUT,
         Channel.SOCIAL: ChannelRule(OPT_IN, _EXPRESS),
-    }, phone_screening_days=28, phone_list_name="TPS"),
+    }),
     Regime("eu", "European Union / EEA", "GDPR + ePrivacy Directive", {
         Channel.EMAIL: ChannelRule(OPT_IN, _WITH_SOFT),
         Channel.SMS: ChannelRule(OPT_IN, _WITH_SOFT),
@@ -74,14 +73,14 @@ REGIMES: dict[str, Regime] = {r.key: r for r in (
         Channel.PHONE: _OUT,
         Channel.POST: _OUT,
         Channel.SOCIAL: ChannelRule(OPT_IN, _EXPRESS),
-    }, phone_screening_days=31, phone_list_name="National Do Not Call Registry"),
+    }),
     Regime("ca", "Canada", "CASL (electronic messages), CRTC Unsolicited Telecommunications Rules", {
         Channel.EMAIL: ChannelRule(OPT_IN, _CASL),
         Channel.SMS: ChannelRule(OPT_IN, _CASL),
         Channel.PHONE: _OUT,
         Channel.POST: _OUT,
         Channel.SOCIAL: ChannelRule(OPT_IN, _CASL),
-    }, phone_screening_days=31, phone_list_name="National DNCL"),
+    }),
     Regime("default", "Other countries", "Strictest reading: opt-in for every electronic channel", {
         Channel.EMAIL: ChannelRule(OPT_IN, _EXPRESS),
         Channel.SMS: ChannelRule(OPT_IN, _EXPRESS),
@@ -101,9 +100,39 @@ COUNTRY_REGIME: dict[str, str] = {
 }
 
 
+
+
+@dataclass(frozen=True)
+class PhoneList:
+    """A national telephone preference / do-not-call list and the countries it covers."""
+
+    key: str
+    name: str
+    # ``SuppressionList`` kinds whose import counts as a screening against this list.
+    list_kinds: tuple[str, ...]
+    countries: tuple[str, ...]
+    # Telephone marketing to these countries needs a screening at most this many days old.
+    screening_days: int
+
+
+PHONE_LISTS: dict[str, PhoneList] = {p.key: p for p in (
+    # TPS for consumers, CTPS for corporate subscribers: a screening against either counts.
+    PhoneList("uk_tps", "TPS", ("tps", "ctps"), ("GB", "GG", "JE", "IM"), 28),
+    PhoneList("us_dnc", "National Do Not Call Registry", ("us_dnc",), ("US",), 31),
+    PhoneList("ca_dncl", "National DNCL", ("ca_dncl",), ("CA",), 31),
+)}
+COUNTRY_PHONE_LIST: dict[str, str] = {c: p.key for p in PHONE_LISTS.values() for c in p.countries}
+
+
 def regime_for(country: str | None) -> Regime:
     """The regime for an ISO 3166-1 alpha-2 country code (the strict default when unknown)."""
     return REGIMES[COUNTRY_REGIME.get((country or "").upper(), "default")]
+
+
+def phone_list_for(country: str | None) -> PhoneList | None:
+    """The national telephone list covering ``country`` (None: no screening rule applies)."""
+    key = COUNTRY_PHONE_LIST.get((country or "").upper())
+    return PHONE_LISTS[key] if key else None
 
 
 def implied_consent_expiry(basis: str, occurred_at: datetime) -> datetime | None:

@@ -5,7 +5,7 @@
   channel, rewritten in the same transaction as each event).
 - Preferences (C3): ``ContactPreference`` and ``TopicSubscription``.
 - The gate (C4): ``Touch`` (every outbound contact, by anyone) and the decision log
-  (``DecisionBatch`` + ``ContactDecision``).
+  (``DecisionBatch`` + its ``DecisionOutcome``s + ``DecisionPack``s of person ids).
 - Rights (C5): ``RightsRequest`` with its history, ``PersonPrivacy`` (restricted, objected,
   erased — kept here so the people models stay free of privacy state).
 - Suppression (I5): ``SuppressionEntry`` (keyed hashes only) and imported ``SuppressionList``s.
@@ -260,26 +260,58 @@ class DecisionBatch(models.Model):
         return f"{self.channel}/{self.purpose} × {self.size}"
 
 
-class ContactDecision(models.Model):
-    """The gate's answer for one person in a batch, with its reason codes (comma-separated)."""
+class DecisionOutcome(models.Model):
+    """One distinct answer of a batch (allowed, or one list of reasons) and how many got it.
+
+    A million-person batch has a few dozen outcomes; who got which is in the batch's
+    ``DecisionPack`` rows (see docs/decisions/0005-packed-decision-log.md).
+    """
 
     id = models.BigAutoField(primary_key=True)
-    batch = models.ForeignKey(DecisionBatch, on_delete=models.CASCADE, related_name="decisions")
-    # No database constraint: the log is written a million rows at a time and outlives people
-    # deleted by retention (then it holds only an id nobody can resolve).
-    # ``db_index=False``: the named ``privacy_decision_person`` index below is the one index on
-    # person (the foreign key's own index duplicated it, one more index write per logged row).
-    person = models.ForeignKey("people.Person", on_delete=models.DO_NOTHING, db_constraint=False,
-                               db_index=False, related_name="+")
+    batch = models.ForeignKey(DecisionBatch, on_delete=models.CASCADE, related_name="outcomes")
+    # Position of this outcome in the batch: the number a pack's ``outcome_indexes`` holds.
+    index = models.PositiveIntegerField()
     allowed = models.BooleanField()
-    reasons = models.CharField(max_length=200, blank=True)
+    reasons = models.CharField(max_length=200, blank=True, help_text="Reason codes, comma-separated")
+    messages = models.JSONField(default=list, blank=True, help_text="Each reason's message, in order")
+    count = models.PositiveIntegerField(default=0)
 
     class Meta:
-        ordering = ["id"]
-        indexes = [models.Index(fields=["person"], name="privacy_decision_person")]
+        ordering = ["batch", "index"]
+        constraints = [models.UniqueConstraint(fields=["batch", "index"], name="privacy_outcome_once")]
 
     def __str__(self) -> str:
-        return f"{'allowed' if self.allowed else 'denied'} {self.reasons}"
+        return f"{'allowed' if self.allowed else 'denied'} {self.reasons} × {self.count}"
+
+    @property
+    def created_at(self) -> object:
+        """When the decision was made (the batch's time), for the access export."""
+        return self.batch.created_at
+
+
+class DecisionPack(models.Model):
+    """Who got which outcome: the person ids of one batch whose hex id starts with ``prefix``.
+
+    ``member_ids`` is the 16-byte ids, sorted, back to back; ``outcome_indexes`` the outcome
+    index of each (unsigned 16-bit little-endian), in the same order. One row per prefix keeps
+    a batch to a few thousand rows however large it is, and finding one person's decisions is
+    an indexed equality lookup on the prefixes of their id (``gate.decisions_about``).
+    """
+
+    id = models.BigAutoField(primary_key=True)
+    batch = models.ForeignKey(DecisionBatch, on_delete=models.CASCADE, related_name="packs")
+    # The first 0–4 hex digits shared by every id in the pack (longer for larger batches).
+    prefix = models.CharField(max_length=4, blank=True)
+    size = models.PositiveIntegerField()
+    member_ids = models.BinaryField()
+    outcome_indexes = models.BinaryField()
+
+    class Meta:
+        ordering = ["batch", "prefix"]
+        indexes = [models.Index(fields=["prefix"], name="privacy_pack_prefix")]
+
+    def __str__(self) -> str:
+        return f"pack {self.prefix or '*'} of batch {self.batch_id} × {self.size}"
 
 
 # --------------------------------------------------------------- rights and status (C5)
@@ -393,6 +425,8 @@ class SuppressionList(RapportModel):
         TPS = "tps", "Telephone Preference Service"
         CTPS = "ctps", "Corporate Telephone Preference Service"
         MPS = "mps", "Mail Preference Service"
+        US_DNC = "us_dnc", "US National Do Not Call Registry"
+        CA_DNCL = "ca_dncl", "Canada National Do Not Call List"
         PHONE_DNC = "phone_dnc", "Other telephone do-not-call list"
         EMAIL_DNC = "email_dnc", "Email do-not-contact list"
 

@@ -192,11 +192,28 @@ def suppression_overview() -> dict[str, Any]:
     internal = (SuppressionEntry.objects.exclude(source=SuppressionEntry.Source.LIST)
                 .values("source", "kind").annotate(n=Count("id")).order_by("source", "kind"))
     lists = list(SuppressionList.objects.select_related("imported_by").order_by("-screened_on", "-created_at"))
-    latest_phone = (SuppressionList.objects.filter(kind__in=("tps", "ctps", "phone_dnc"))
+    latest_phone = (SuppressionList.objects.filter(kind__in=("tps", "ctps", "us_dnc", "ca_dncl", "phone_dnc"))
                     .aggregate(latest=Max("screened_on"))["latest"])
     age = (timezone.localdate() - latest_phone).days if latest_phone else None
     return {"internal": list(internal), "lists": lists, "latest_phone_screening": latest_phone,
-            "phone_screening_age_days": age}
+            "phone_screening_age_days": age, "phone_lists": phone_list_screening()}
+
+
+def phone_list_screening() -> list[dict[str, Any]]:
+    """Per national telephone list: when it was last screened and whether the gate now refuses
+    telephone marketing to its countries for it (never screened, or too long ago)."""
+    from rapport.privacy.jurisdictions import PHONE_LISTS
+
+    today = timezone.localdate()
+    rows = []
+    for phone_list in PHONE_LISTS.values():
+        latest = (SuppressionList.objects.filter(kind__in=phone_list.list_kinds)
+                  .aggregate(latest=Max("screened_on"))["latest"])
+        age = (today - latest).days if latest else None
+        rows.append({"key": phone_list.key, "name": phone_list.name, "countries": list(phone_list.countries),
+                     "screening_days": phone_list.screening_days, "latest": latest, "age_days": age,
+                     "stale": age is None or age > phone_list.screening_days})
+    return rows
 
 
 def manual_entries() -> QuerySet[SuppressionEntry]:

@@ -10,7 +10,8 @@ Two kinds of entry share one table:
   imported plain (hashed on the way in, never stored in clear) or pre-hashed with SHA-256,
   with the date they were screened. They never block storing a customer; the gate denies
   marketing on the matching channel (``dnc_list``) and refuses telephone marketing when the
-  last screening is older than the jurisdiction allows (28 days for the UK TPS).
+  person's national list was last screened longer ago than it allows (28 days for the UK
+  TPS, 31 for the US and Canadian registries: ``jurisdictions.PHONE_LISTS``).
 
 Emails are compared in their provider-canonical form too: Gmail ignores dots and ``+tags``
 in the local part (and googlemail.com is gmail.com); other providers ignore ``+tags``.
@@ -37,6 +38,8 @@ INTERNAL_SOURCES = (SuppressionEntry.Source.ERASURE, SuppressionEntry.Source.MAN
 LIST_IDENTIFIER_KIND = {
     SuppressionList.Kind.TPS: SuppressionEntry.Kind.PHONE,
     SuppressionList.Kind.CTPS: SuppressionEntry.Kind.PHONE,
+    SuppressionList.Kind.US_DNC: SuppressionEntry.Kind.PHONE,
+    SuppressionList.Kind.CA_DNCL: SuppressionEntry.Kind.PHONE,
     SuppressionList.Kind.PHONE_DNC: SuppressionEntry.Kind.PHONE,
     SuppressionList.Kind.MPS: SuppressionEntry.Kind.ADDRESS,
     SuppressionList.Kind.EMAIL_DNC: SuppressionEntry.Kind.EMAIL,
@@ -146,6 +149,26 @@ def _stored_digests(kind: str, normalised: str) -> set[str]:
 
 def keyed_digest(form: str) -> str:
     return hmac.digest(suppression_key(), form.encode(), "sha256").hex()
+
+
+def keyed_digests(forms: list[bytes]) -> list[str]:
+    """``keyed_digest`` of many encoded forms at once (the gate's batch hashes every address).
+
+    HMAC-SHA-256 spelled out (RFC 2104) from two SHA-256 states primed with the padded key
+    once: half the cost per form of ``hmac.digest``. The key is 32 bytes, under the block size.
+    """
+    key = suppression_key().ljust(64, b"\0")
+    inner = hashlib.sha256(bytes(b ^ 0x36 for b in key))
+    outer = hashlib.sha256(bytes(b ^ 0x5C for b in key))
+    digests = []
+    append = digests.append
+    for form in forms:
+        step = inner.copy()
+        step.update(form)
+        last = outer.copy()
+        last.update(step.digest())
+        append(last.hexdigest())
+    return digests
 
 
 def plain_digest(form: str) -> str:

@@ -289,6 +289,7 @@ class SuppressionView(SettingsScoped):
             "lists": s.SuppressionListOut(overview["lists"], many=True).data,
             "latest_phone_screening": overview["latest_phone_screening"],
             "phone_screening_age_days": overview["phone_screening_age_days"],
+            "phone_lists": overview["phone_lists"],
         })
 
     def post(self, request: Request) -> Response:

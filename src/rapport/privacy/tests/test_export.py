@@ -60,7 +60,7 @@ def test_every_declared_field_with_data_appears_in_the_export(history):
     for expected in ("people.Person.given_name", "people.Person.birth_date", "people.ContactPoint.value",
                      "people.Interaction.body", "privacy.ConsentEvent.user_agent", "privacy.ConsentEvent.ip",
                      "privacy.ContactPreference.max_per_week", "privacy.TopicSubscription.topic",
-                     "privacy.Touch.channel", "privacy.ContactDecision.reasons",
+                     "privacy.Touch.channel", "privacy.DecisionOutcome.reasons",
                      "privacy.RightsRequest.requester_contact", "privacy.LegalHold.reason",
                      "access.Attachment.filename", "access.AuditEntry.action", "imports.Import.sample",
                      "imports.ImportedPerson.person_id"):

@@ -24,8 +24,8 @@ from hypothesis import strategies as st
 from rapport.core import testing
 from rapport.people.models import Person
 from rapport.privacy import gate, services, suppression
-from rapport.privacy.jurisdictions import OPT_IN, implied_consent_expiry, regime_for
-from rapport.privacy.models import ConsentBasis, ContactDecision, DecisionBatch
+from rapport.privacy.jurisdictions import OPT_IN, implied_consent_expiry, phone_list_for, regime_for
+from rapport.privacy.models import ConsentBasis, DecisionBatch, DecisionPack
 from rapport.privacy.purposes import PURPOSES
 
 pytestmark = pytest.mark.django_db
@@ -113,7 +113,7 @@ def test_pending_double_opt_in_is_not_consent(make_person):
 def test_frequency_cap_counts_touches_by_anyone(make_person, grant, staff_user, admin_user):
     # given: three recruiters from one firm phoned the same person this week
     person = make_person(phones=["+447911123456"], country="US", timezone_name="America/New_York")
-    suppression.import_list(name="DNC", kind="phone_dnc", screened_on=timezone.localdate(), values=[])
+    suppression.import_list(name="DNC", kind="us_dnc", screened_on=timezone.localdate(), values=[])
     at = _at(12, "America/New_York")
     other = testing.make_user("recruiter3")
     for user in (staff_user, admin_user, other):
@@ -143,8 +143,8 @@ def test_personal_cap_and_refused_channel_and_unsubscribed_topic(make_person, gr
 
 
 def test_quiet_hours_follow_the_persons_time_zone(make_person, staff_user):
-    # given: a US person, phone list screened
-    suppression.import_list(name="DNC", kind="phone_dnc", screened_on=timezone.localdate(), values=[])
+    # given: a US person, the US list screened
+    suppression.import_list(name="DNC", kind="us_dnc", screened_on=timezone.localdate(), values=[])
     person = make_person(phones=["+12125550123"], country="US", timezone_name="America/Los_Angeles")
     # when: 10:00 in London is 02:00 in Los Angeles
     night = gate.decide(person, "phone", "sales_outreach", _at(10, "Europe/London"))
@@ -212,9 +212,9 @@ def test_every_decision_is_logged_and_batches_in_bulk(make_person, grant, staff_
     assert len(decisions) == 5
     single, batch = DecisionBatch.objects.order_by("id")
     assert (single.size, batch.size, batch.allowed_count) == (1, 5, 5)
-    assert ContactDecision.objects.filter(batch=batch).count() == 5
-    assert set(ContactDecision.objects.filter(batch=batch).values_list("person_id", flat=True)) == {
-        p.pk for p in people}
+    assert sum(DecisionPack.objects.filter(batch=batch).values_list("size", flat=True)) == 5
+    assert all([e["batch"] for e in gate.decisions_about(p)][:1] == [batch.pk] for p in people)
+    assert len(gate.decisions_about(people[0])) == 2 and len(gate.decisions_about(people[1])) == 1
 
 
 def test_batch_accepts_ids_people_and_long_id_lists(make_person, monkeypatch):
@@ -362,9 +362,10 @@ def _expected(spec: PersonSpec, purpose: str, channel: str, at: dt.datetime, lis
         codes.append("suppressed")
     if channel == "phone" and spec.phone and on_list and spec.phone_on_list:
         codes.append("dnc_list")
-    if channel == "phone" and regime.phone_screening_days and (
+    phone_list = phone_list_for(spec.country)
+    if channel == "phone" and phone_list is not None and (
             list_age is None or (timezone.localdate(at) - (timezone.localdate() - dt.timedelta(days=list_age))).days
-            > regime.phone_screening_days):
+            > phone_list.screening_days):
         codes.append("dnc_list")
     if spec.refused and channel in ("email", "phone", "sms"):
         codes.append("preference")
@@ -392,14 +393,18 @@ def _expected(spec: PersonSpec, purpose: str, channel: str, at: dt.datetime, lis
        channel=st.sampled_from(["email", "phone", "sms", "post"]),
        purpose=st.sampled_from(["newsletter", "offers", "events", "transactional"]),
        hour=st.integers(0, 23), list_age=st.one_of(st.none(), st.integers(0, 40)))
+@pytest.mark.parametrize("strategy", ["join", "scan"])
 def test_gate_follows_the_rules_and_batch_equals_single(staff_user, admin_user, specs, channel, purpose, hour,
-                                                         list_age):
+                                                         list_age, strategy, monkeypatch):
+    # the batch's two ways to its codes (one join; a scan per table), each on this database
+    monkeypatch.setattr(gate, "STRATEGY", strategy)
     with transaction.atomic():
         at = _at(0, "UTC") + dt.timedelta(hours=hour)
         if list_age is not None:
             numbers = [f"+1212555{i:04d}" for i, s in enumerate(specs) if s.phone and s.phone_on_list]
-            suppression.import_list(name="DNC", kind="phone_dnc", values=numbers,
-                                    screened_on=timezone.localdate() - dt.timedelta(days=list_age))
+            for kind in ("tps", "us_dnc", "ca_dncl"):  # every national list, screened the same day
+                suppression.import_list(name="DNC", kind=kind, values=numbers,
+                                        screened_on=timezone.localdate() - dt.timedelta(days=list_age))
         people = [_build(i, spec, purpose, channel, at, staff_user, [staff_user, admin_user])
                   for i, spec in enumerate(specs)]
         # when

@@ -1,8 +1,8 @@
-"""C4 — the batch form's own mechanisms: text-keyed answers, the bulk log, digest matching.
+"""C4 — the batch form's own mechanisms: text-keyed answers, the packed log, digest matching.
 
 ``test_gate.py`` checks the rules and batch == single; these check what ``decide_batch`` does
-for speed (ids as text, one bit per reason, the log written per distinct decision, digests
-matched in memory or through the database) on whichever database the run uses.
+for speed (ids as text, one code per person, the log packed per distinct outcome and id
+prefix, digests matched in memory or through the database) on whichever database the run uses.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from rapport.people.models import Person
 from rapport.privacy import gate, suppression
-from rapport.privacy.models import ContactDecision, DecisionBatch
+from rapport.privacy.models import DecisionBatch, DecisionOutcome, DecisionPack
 
 pytestmark = pytest.mark.django_db
 
@@ -39,7 +39,7 @@ def test_answers_are_looked_up_by_uuid_or_string_and_iterate_as_uuids(make_perso
         decisions[uuid.uuid4()]
 
 
-def test_the_log_holds_one_row_per_person_with_the_answer_and_its_reasons(make_person, staff_user):
+def test_the_log_tells_each_persons_answer_and_its_reasons(make_person, staff_user):
     # given: allowed (US opt-out), no email, suppressed, and two with the same answer
     allowed = make_person(emails=["ok@example.com"], country="US")
     unreachable = make_person(country="US")
@@ -51,7 +51,15 @@ def test_the_log_holds_one_row_per_person_with_the_answer_and_its_reasons(make_p
     # then
     batch = DecisionBatch.objects.get()
     assert (batch.size, batch.allowed_count) == (5, 1)
-    logged = {row.person_id: (row.allowed, row.reasons) for row in ContactDecision.objects.filter(batch=batch)}
+    assert sorted(DecisionOutcome.objects.filter(batch=batch).values_list("reasons", "count")) == [
+        ("", 1), ("no_consent", 2), ("no_contact_point", 1), ("suppressed", 1)]
+    assert sum(DecisionPack.objects.filter(batch=batch).values_list("size", flat=True)) == 5
+    logged = {}
+    for p in (allowed, unreachable, suppressed, *twins):
+        (entry,) = gate.decisions_about(p)
+        assert (entry["batch"], entry["channel"], entry["purpose"]) == (batch.pk, "email", "newsletter")
+        assert entry["messages"] == [r.message for r in decisions[p.pk].reasons]
+        logged[p.pk] = (entry["allowed"], ",".join(entry["reasons"]))
     assert logged == {p.pk: (decisions[p.pk].allowed, ",".join(decisions[p.pk].codes))
                       for p in (allowed, unreachable, suppressed, *twins)}
     assert logged[allowed.pk] == (True, "")
@@ -84,3 +92,42 @@ def test_suppressed_and_listed_people_match_in_memory_or_through_the_database(ma
     assert decisions[clear.pk].allowed
     for person in (dotted, listed, *sharing, clear):
         assert gate.decide(person, "email", "newsletter", _at(), log=False) == decisions[person.pk]
+
+
+@pytest.mark.parametrize("size", [1, 40, 1500])
+def test_packs_find_every_person_whatever_the_batch_size(make_person, monkeypatch, size):
+    # given: a batch large enough for packs by 0, 1 or 2 hex digits (a few people per pack here)
+    monkeypatch.setattr(gate, "PACK_PEOPLE", 4)
+    ids = [uuid.uuid4() for _ in range(size)]
+    codes = {gate._db_text(pk): i % 3 for i, pk in enumerate(ids)}
+    table = {0: gate.ALLOWED, 1: gate._decision((gate._r_erased(),)),
+             2: gate._decision((gate._r_restricted(), gate._r_erased()))}
+    # when
+    batch = gate._log(dict(sorted(codes.items())), table, channel="email", purpose="newsletter", at=_at(),
+                      actor=None, context="test")
+    # then: every id is in exactly one pack, under its own prefix, with its own outcome
+    packs = list(DecisionPack.objects.filter(batch=batch))
+    assert sum(p.size for p in packs) == size and len({p.prefix for p in packs}) == len(packs)
+    width = {len(p.prefix) for p in packs}
+    assert len(width) == 1 and (size < 5 or width != {0})
+    outcomes = {o.index: o for o in DecisionOutcome.objects.filter(batch=batch)}
+    assert sum(o.count for o in outcomes.values()) == size
+    for i, pk in enumerate(ids[:60]):
+        person = Person(pk=pk)
+        (entry,) = gate.decisions_about(person)
+        assert entry["reasons"] == table[i % 3].codes, i
+
+
+def test_a_persons_decisions_are_found_across_batches_and_not_anyone_elses(make_person):
+    # given
+    ann, bob = make_person(emails=["ann@example.com"], country="US"), make_person(country="US")
+    gate.decide(ann, "email", "newsletter", _at())
+    gate.decide_batch(Person.objects.all(), "email", "offers", _at())
+    gate.decide_batch([bob.pk], "email", "events", _at())
+    # when
+    ann_log, bob_log = gate.decisions_about(ann), gate.decisions_about(bob)
+    # then
+    assert sorted(e["purpose"] for e in ann_log) == ["newsletter", "offers"]
+    assert all(e["allowed"] and e["reasons"] == [] for e in ann_log)
+    assert sorted((e["purpose"], tuple(e["reasons"])) for e in bob_log) == [
+        ("events", ("no_contact_point",)), ("offers", ("no_contact_point",))]

@@ -9,7 +9,8 @@ import pytest
 from django.core import mail
 
 from rapport.privacy import outbound
-from rapport.privacy.models import ContactDecision, SecurityNotice, Touch
+from rapport.privacy.gate import decisions_about
+from rapport.privacy.models import SecurityNotice, Touch
 
 SRC = Path(__file__).resolve().parents[2]  # src/rapport
 OUTBOUND = SRC / "privacy" / "outbound.py"
@@ -69,7 +70,7 @@ def test_send_email_asks_the_gate_and_sends_only_when_allowed(make_person, grant
     sent = outbound.send_email(person=person, purpose="newsletter", subject="Hi", body="News", actor=staff_user)
     assert sent.sent and [m.to for m in mail.outbox] == [["ann@example.com"]]
     assert Touch.objects.get().purpose == "newsletter"
-    assert ContactDecision.objects.filter(person_id=person.pk).count() == 2  # both asks logged
+    assert len(decisions_about(person)) == 2  # both asks logged
 
 
 @pytest.mark.django_db

@@ -12,10 +12,11 @@ from django.utils import timezone
 
 from rapport.people.models import Interaction, Person
 from rapport.people.services import interaction_log
-from rapport.privacy import rights, services
+from rapport.privacy import gate, rights, services
 from rapport.privacy.models import (
-    ContactDecision,
     DecisionBatch,
+    DecisionOutcome,
+    DecisionPack,
     PersonPrivacy,
     RetentionPolicy,
     RetentionRun,
@@ -64,8 +65,8 @@ def people(make_person, staff_user, grant):
                          occurred_at=timezone.now() - dt.timedelta(days=400))
     Touch.objects.create(person=active, channel="email", purpose="newsletter", marketing=True,
                          occurred_at=timezone.now() - dt.timedelta(days=5))
-    old_batch = DecisionBatch.objects.create(channel="email", purpose="newsletter", at=timezone.now(), size=1)
-    ContactDecision.objects.create(batch=old_batch, person_id=active.pk, allowed=True)
+    gate.decide(active, "email", "newsletter")  # logged: a batch, its outcome and the pack naming them
+    old_batch = DecisionBatch.objects.get()
     DecisionBatch.objects.filter(pk=old_batch.pk).update(created_at=timezone.now() - dt.timedelta(days=800))
     DecisionBatch.objects.create(channel="email", purpose="newsletter", at=timezone.now(), size=0)
     return {"lead": lead, "held": held, "consenting": consenting, "asking": asking, "active": active}
@@ -115,7 +116,7 @@ def test_the_job_erases_and_deletes_what_expired_and_legal_hold_exempts(people):
     assert not Interaction.objects.filter(person=people["lead"]).exists()
     assert Interaction.objects.filter(person=people["held"], summary="Old letter").exists()
     assert Touch.objects.count() == 1 and DecisionBatch.objects.count() == 1
-    assert not ContactDecision.objects.exists()
+    assert not DecisionOutcome.objects.exists() and not DecisionPack.objects.exists()
     assert "dormant-leads (dormant_people, 24 months, erase): 1 done" in out.getvalue()
     # running again finds nothing more
     again = apply_retention()

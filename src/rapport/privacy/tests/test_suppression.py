@@ -63,6 +63,55 @@ def test_phone_marketing_needs_a_screening_of_28_days_or_less(caller):
     assert gate.decide(caller, "phone", "transactional", at=_at_noon()).allowed
 
 
+def test_each_national_list_covers_its_own_countries(caller, make_person):
+    # given: a UK, a US, a Canadian and an Australian person (no national list rule there)
+    import zoneinfo
+
+    at = timezone.now().astimezone(zoneinfo.ZoneInfo("America/New_York")).replace(hour=12, minute=0)
+    us = make_person(given_name="Sam", phones=["+12125550123"], country="US", timezone_name="America/New_York")
+    ca = make_person(given_name="Cat", phones=["+14165550123"], country="CA", timezone_name="America/Toronto")
+    au = make_person(given_name="Aud", phones=["+61412345678"], country="AU", timezone_name="America/New_York")
+    people = {"GB": caller, "US": us, "CA": ca, "AU": au}
+
+    def refused() -> dict[str, str]:
+        batch = gate.decide_batch([p.pk for p in people.values()], "phone", "sales_outreach", at=at)
+        answers = {}
+        for country, person in people.items():
+            single = gate.decide(person, "phone", "sales_outreach", at=at)
+            assert batch[person.pk] == single  # the batch form gives the same answer
+            answers[country] = " ".join(r.message for r in single.reasons if r.code == "dnc_list")
+        return answers
+
+    # when: nothing screened, then only the UK's TPS recently, and the US list too long ago
+    never = refused()
+    import_list(name="TPS", kind="tps", screened_on=timezone.localdate(at) - dt.timedelta(days=3), values=[])
+    import_list(name="US DNC", kind="us_dnc", screened_on=timezone.localdate(at) - dt.timedelta(days=32),
+                values=[])
+    import_list(name="Other", kind="phone_dnc", screened_on=timezone.localdate(at), values=[])
+    some = refused()
+    # then: each country follows its own list; Australia has no screening rule (its calls need
+    # express consent there, which the person has not given)
+    assert "TPS" in never["GB"] and "National Do Not Call Registry" in never["US"] and "DNCL" in never["CA"]
+    assert never["AU"] == ""
+    assert some["GB"] == "" and "31 days" in some["US"] and "DNCL" in some["CA"] and some["AU"] == ""
+    assert gate.decide(au, "phone", "sales_outreach", at=at).codes == ["no_consent"]
+    # when: the US list is screened again and the Canadian list imported
+    import_list(name="US DNC", kind="us_dnc", screened_on=timezone.localdate(at) - dt.timedelta(days=31),
+                values=[])
+    import_list(name="DNCL", kind="ca_dncl", screened_on=timezone.localdate(at), values=["+14165550123"])
+    last = refused()
+    # then: the US is fresh (31 days is allowed); the Canadian number is on its list
+    assert last["US"] == "" and last["GB"] == ""
+    assert "external do-not-contact list" in last["CA"]
+
+
+def test_the_batch_hmac_equals_the_single_one():
+    from rapport.privacy import suppression
+
+    forms = ["ann@example.com", "", "bob+x@gmail.com", "ünï@example.com", "+447911123456"]
+    assert suppression.keyed_digests([f.encode() for f in forms]) == [suppression.keyed_digest(f) for f in forms]
+
+
 def test_a_number_on_the_list_is_refused_plain_or_hashed(caller, make_person):
     import_list(name="TPS", kind="tps", screened_on=_days_ago(1), values=["07911 123456"])
     assert _phone_codes(caller) == ["dnc_list"]

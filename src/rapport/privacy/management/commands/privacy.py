@@ -7,7 +7,7 @@
     rapport privacy request create --kind KIND (--person ID | --name NAME) [--channel C] [--received DATE] [--details T]
     rapport privacy request show|verify|extend|execute|refuse|cancel REQUEST_ID [...]
     rapport privacy suppress (--email E | --phone P)... [--reason TEXT]
-    rapport privacy import-list FILE --name NAME --kind tps|ctps|mps|phone_dnc|email_dnc --screened DATE [--hashed]
+    rapport privacy import-list FILE --name NAME --kind tps|ctps|us_dnc|ca_dncl|phone_dnc|mps|email_dnc --screened DATE [--hashed]
     rapport privacy decide PERSON_ID --channel C --purpose P
 
 Adapters only: each sub-command parses, calls one service and prints. Bad input exits
