@@ -243,11 +243,17 @@ def _rule_entries(cols: Columns) -> Iterable[tuple[str, np.ndarray, np.ndarray]]
     yield ("nm", np.concatenate([index[has], index[has]]),
            np.concatenate([canonical[has] * width + family[has], family[has] * width + canonical[has]]))
     birth, postcode = cols.birth.astype(np.int64), cols.postcode.astype(np.int64)
-    for kind, first, name, length in (("bf", birth, family, 3), ("bg", birth, canonical, 3),
-                                      ("pf", postcode, family, 2), ("pg", postcode, canonical, 2)):
-        prefixes = _prefix_codes(cols.names, length)
-        has = (first != 0) & (name != 0)
-        yield kind, index[has], first[has] * width + prefixes[name[has]]
+    prefixes = _prefix_codes(cols.names, 3)
+    recs, keys = [], []
+    for name in (family, canonical):  # one namespace: swapped names meet
+        has = (birth != 0) & (name != 0)
+        recs.append(index[has])
+        keys.append(birth[has] * width + prefixes[name[has]])
+    yield "b", np.concatenate(recs), np.concatenate(keys)
+    prefixes = _prefix_codes(cols.names, 2)
+    for kind, name in (("pf", family), ("pg", canonical)):
+        has = (postcode != 0) & (name != 0)
+        yield kind, index[has], postcode[has] * width + prefixes[name[has]]
 
 
 def _block_pairs(rec: np.ndarray, key: np.ndarray, n: int, max_block: int) -> np.ndarray:
@@ -397,18 +403,25 @@ def compare(cols: Columns, left: np.ndarray, right: np.ndarray, *, workers: int 
 
     ga, gb = cols.given[left], cols.given[right]
     fa, fb = cols.family[left], cols.family[right]
+    # First and last names swapped, one possibly with a typo (engine._swapped).
+    named = (ga != 0) & (fa != 0) & (gb != 0) & (fb != 0)
+    crossed, back = named & (ga == fb), named & (fa == gb)
+    swapped = crossed & back
+    for where, x, y in ((np.flatnonzero(crossed & ~back), fa, gb), (np.flatnonzero(back & ~crossed), ga, fb)):
+        swapped[where[_close(names, x[where], y[where], jw=2.0, dl=1, workers=workers)]] = True
+    del named, crossed, back
     # given: exact also when the canonical names agree (Bob = Robert); swapped names close.
     given = np.full(left.size, DIFFERENT_N, dtype=np.uint8)
     missing = (ga == 0) | (gb == 0)
     exact = ~missing & ((ga == gb) | (cols.canonical[left] == cols.canonical[right]))
-    swap = ~missing & ~exact & (ga == fb) & (fa == gb)
+    swap = ~missing & ~exact & swapped
     given[missing], given[exact], given[swap] = MISSING_N, EXACT_N, CLOSE_N
     where = np.flatnonzero(~missing & ~exact & ~swap)
     given[where[_close(names, ga[where], gb[where], jw=0.88, dl=1, workers=workers)]] = CLOSE_N
     put("given", given)
     del given, missing, exact, swap, where
-    put("family", _text_levels(names, fa, fb, jw=0.88, dl=1, workers=workers, swapped=(fa == gb) & (fb == ga)))
-    del ga, gb, fa, fb
+    put("family", _text_levels(names, fa, fb, jw=0.88, dl=1, workers=workers, swapped=swapped))
+    del ga, gb, fa, fb, swapped
     put("birth_date", _date_levels(cols, cols.birth[left], cols.birth[right], workers))
     emails = _set_levels(cols.values("emails_vocab"), cols.emails[left], cols.emails[right], workers)
     phones = _set_levels(cols.values("phones_vocab"), cols.phones[left], cols.phones[right], workers)
@@ -515,6 +528,14 @@ def estimate(cols: Columns, blocked: Blocked, patterns: np.ndarray, *,
                                        em_iterations=em_iterations)
     model.tf = name_shares(cols)
     refine_prior(model, pair_weights(model, cols, left, found))
+    # So far the prior is the share of matches among the blocked pairs. A pair's weight,
+    # though, counts every agreement, also the one its blocking key made certain (a pair found
+    # by postcode agrees on the postcode), so over blocked pairs that evidence would count
+    # twice. Spread over all pairs of records (Splink's λ) it does not: the expected number of
+    # matches is the same, and blocking only leaves out pairs that would have scored low.
+    n = len(cols)
+    if n >= 2:
+        model.prior = min(max(model.prior * found.size / (n * (n - 1) / 2), 1e-15), 1 - 1e-6)
     return model
 
 

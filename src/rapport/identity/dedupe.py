@@ -28,7 +28,7 @@ from rapport.identity.filemode import default_workers
 from rapport.identity.models import DuplicateSuggestion, NotDuplicate, pair_key
 
 DEFAULT_THRESHOLD = 0.8
-MIN_TRAINING = 500   # below this many people the fixed real-time model scores the pairs
+MIN_TRAINING = engine.MIN_TRAINING  # below this many people the fixed real-time model scores the pairs
 CHUNK = 2000
 
 Progress = Callable[[str, int, int], None]

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TextIO
 
 from rapport.identity.batch import Columns, ColumnsBuilder
-from rapport.identity.engine import ROLES, RowPreparer, resolve
+from rapport.identity.engine import MIN_TRAINING, ROLES, RowPreparer, resolve
 
 SMALL_FILE = 5_000_000  # bytes; about 50,000 records
 
@@ -81,7 +81,12 @@ def cluster_file(input_path: Path | str, *, id_column: str, columns: Mapping[str
         raise FileModeError(f"Cannot read {path}: {err}.") from err
     with handle:
         records = _prepare_rows(path, handle, id_column, columns, date_format, report, processes)
-    result = resolve(records, threshold=threshold, evidence=pairs_out is not None,
+    model = None
+    if len(records) < MIN_TRAINING:  # too few records to learn weights from
+        from rapport.identity.services import REALTIME_MODEL
+
+        model = REALTIME_MODEL
+    result = resolve(records, threshold=threshold, model=model, evidence=pairs_out is not None,
                      matches=pairs_out is not None, workers=workers, progress=report)
     labels = result.labels
     _write(Path(out), ["record_id", "cluster_id"], ([rid, labels[rid]] for rid in records.ids))

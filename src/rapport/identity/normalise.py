@@ -181,6 +181,9 @@ def name_parts(full_name: str = "", *, given_name: str = "", family_name: str = 
 # few tens of thousands of distinct given and family names), so each part is parsed once.
 @functools.lru_cache(maxsize=200_000)
 def _given_parts(given_name: str) -> tuple[str, str, str]:
+    # An apostrophe joins a name's letters (O'Tierney), as ``fold`` does for family names;
+    # split there, "O'Tierney" would give the given name "o".
+    given_name = given_name.replace("'", "").replace("\u2019", "")
     if given_name.isalpha() and given_name.lower() not in _TITLES | _SUFFIXES:
         return "", fold(given_name), ""  # one plain word: nothing for nameparser to split
     given_parsed = HumanName(given_name)

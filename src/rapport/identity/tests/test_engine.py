@@ -245,3 +245,38 @@ def test_sharing_a_household_is_not_being_the_same_person() -> None:
     assert together >= 115
     assert child_joined == 0
     assert result.model.u_family["address"][EXACT] > result.model.u["address"][EXACT]
+
+
+def test_swapped_names_with_a_typo_compare_close_and_share_a_block() -> None:
+    # given
+    a = prepare(1, {"given_name": "Neil", "family_name": "Shah", "birth_date": "1970-01-02"})
+    b = prepare(2, {"given_name": "Shah", "family_name": "Neel", "birth_date": "1970-01-02"})
+    c = prepare(3, {"given_name": "Shaw", "family_name": "Neel"})  # two names off: not swapped
+    # when / then
+    assert (compare(a, b)["given"], compare(a, b)["family"]) == (CLOSE, CLOSE)
+    assert compare(a, c)["given"] == DIFFERENT
+    assert blocking_keys(a) & blocking_keys(b)
+
+
+def test_agreeing_on_what_found_the_pair_is_not_counted_twice() -> None:
+    # given: people with a duplicate each, and many strangers who share only a given name
+    # and a postcode with someone (found by the postcode + given name block)
+    rng = random.Random(8)
+    records = []
+    for e in range(300):
+        person = {"given_name": rng.choice(FIRST), "family_name": f"{rng.choice(LAST)}{e}",
+                  "email": f"p{e}@example.net", "postcode": f"AB{e % 40} 1CD",
+                  "birth_date": f"19{rng.randint(40, 99)}-0{rng.randint(1, 9)}-1{rng.randint(0, 9)}"}
+        records.append(prepare(f"{e}a", person))
+        records.append(prepare(f"{e}b", {**person, "email": ""}))
+        stranger = {"given_name": person["given_name"], "family_name": f"Other{e}",
+                    "postcode": person["postcode"], "email": f"s{e}@example.org",
+                    "birth_date": f"18{rng.randint(10, 99)}-0{rng.randint(1, 9)}-2{rng.randint(0, 9)}"}
+        records.append(prepare(f"s{e}", stranger))
+    # when
+    result = resolve(records, threshold=0.9)
+    # then: duplicates found, strangers left alone
+    labels = result.labels
+    assert sum(labels[f"{e}a"] == labels[f"{e}b"] for e in range(300)) >= 290
+    assert sum(labels[f"s{e}"] != f"s{e}" for e in range(300)) <= 3
+    assert result.model.prior < 0.01  # a random pair of records, not a blocked one

@@ -119,6 +119,15 @@ def test_name_parts_from_separate_fields_strip_a_title_typed_into_given_name() -
     assert (parts.title, parts.given, parts.middle, parts.family) == ("mrs", "ann", "marie", "delacruz")
 
 
+def test_an_apostrophe_joins_a_given_name_as_it_joins_a_family_name() -> None:
+    # given / when: first and last names swapped between two records
+    swapped = name_parts(given_name="O'Tierney", family_name="Flynn")
+    usual = name_parts(given_name="Flynn", family_name="O’Tierney")
+    # then
+    assert (swapped.given, swapped.family) == ("otierney", "flynn")
+    assert usual.family == swapped.given
+
+
 @pytest.mark.parametrize(("nickname", "formal"), [
     ("Bob", "robert"), ("bobby", "robert"), ("Liz", "elizabeth"), ("Bill", "william"),
     ("Peggy", "margaret"), ("Robert", "robert"), ("Zoë", "zoe"),
