@@ -492,11 +492,31 @@ def _codes_by_scans(audience: _Audience, plan: _Plan) -> tuple[dict[str, int], l
 
     marketing = plan.purpose.is_marketing
     adapt = connection.ops.adapt_datetimefield_value
+    person_t = Person._meta.db_table
     where, params = audience.where("p.id")
     quiet = marketing and plan.channel in QUIET_CHANNELS
-    people = _fetch(f"SELECT p.id, {_class_term(plan)}{', p.timezone' if quiet else ''} "  # noqa: S608
-                    f"FROM {Person._meta.db_table} p WHERE 1=1{where} ORDER BY p.id", params)
-    codes = {row[0]: row[1] for row in people} if quiet else dict(people)
+    # The ids alone come in id order from the primary key's index; the country class (for the
+    # people whose country has rules) and time zone come from a scan in table order.
+    ids = _fetch(f"SELECT p.id FROM {person_t} p WHERE 1=1{where} ORDER BY p.id", params)  # noqa: S608
+    codes = dict.fromkeys([row[0] for row in ids], 0)
+    zones: dict[str, str] = {}
+    if marketing:
+        classes = _stored_country_classes(plan)
+        case = " ".join(["WHEN %s THEN %s"] * len(classes))
+        case_params = [v for pair in classes.items() for v in (pair[0], pair[1] << CLASS_SHIFT)]
+        term = f"(CASE p.country {case} ELSE 0 END)" if classes else "0"
+        if quiet:
+            rows = _fetch(f"SELECT p.id, {term}, p.timezone FROM {person_t} p WHERE 1=1{where}",  # noqa: S608
+                          (*case_params, *params))
+            zones = {row[0]: row[2] for row in rows}
+        elif classes:
+            marks = ", ".join(["%s"] * len(classes))
+            rows = _fetch(f"SELECT p.id, {term} FROM {person_t} p WHERE p.country IN ({marks}){where}",  # noqa: S608
+                          (*case_params, *classes, *params))
+        else:
+            rows = []
+        for pid, bits, *_ in rows:
+            codes[pid] = bits
     where, params = audience.where("person_id")
 
     objected = f" + (CASE WHEN objected_at IS NOT NULL THEN {F_OBJECTION} ELSE 0 END)" if marketing else ""
@@ -552,11 +572,24 @@ def _codes_by_scans(audience: _Audience, plan: _Plan) -> tuple[dict[str, int], l
             codes[pid] |= F_CAP_DEFAULT
 
     if quiet:
-        zones = {row[0]: row[2] for row in people}
         rows = [(pid, code, zones[pid], *(prefs[pid][2:] if pid in prefs else (None, None)))
                 for pid, code in codes.items()]
         codes = _with_quiet_hours(rows, plan)
     return codes, points if with_values else None
+
+
+def _stored_country_classes(plan: _Plan) -> dict[str, int]:
+    """The country values stored on people (as typed) whose class is not the default, with it."""
+    from rapport.people.models import Person
+
+    classes = {}
+    for (value,) in _fetch(f"SELECT DISTINCT country FROM {Person._meta.db_table}", ()):  # noqa: S608
+        phone = plan.channel == Channel.PHONE and plan.purpose.is_marketing
+        entry = (regime_for(value), phone_list_for(value) if phone else None)
+        index = plan.classes.index(entry)
+        if index:
+            classes[value] = index
+    return classes
 
 
 def _class_term(plan: _Plan) -> str:
@@ -597,26 +630,34 @@ def _plan(channel: str, purpose: Purpose, at: dt.datetime) -> _Plan:
 
 def _code_query(audience: _Audience, plan: _Plan) -> tuple[str, list]:
     """One query: per person of the audience, in id order, ``(id, code)`` — and for phone and
-    SMS marketing the time zone and own quiet hours (quiet hours depend on the clock)."""
+    SMS marketing the time zone and own quiet hours (quiet hours depend on the clock).
+
+    Contact points and touches are joined as grouped sub-selects rather than correlated
+    sub-queries, so the planner can hash-join them instead of probing once per person.
+    """
     from rapport.people.models import ContactPoint, Person
 
     adapt = connection.ops.adapt_datetimefield_value
-    terms = ["(CASE WHEN pp.erased_at IS NOT NULL THEN 1 ELSE 0 END)",
-             "(CASE WHEN pp.restricted_at IS NOT NULL THEN 2 ELSE 0 END)",
-             f"(CASE WHEN EXISTS (SELECT 1 FROM {ContactPoint._meta.db_table} cp "  # noqa: S608 - names, not input
-             f"WHERE cp.person_id = p.id AND cp.kind = %s) THEN 0 ELSE {F_NO_POINT} END)"]
-    params: list[Any] = [CONTACT_KIND[plan.channel]]
-    joins = [f"LEFT JOIN {PersonPrivacy._meta.db_table} pp ON pp.person_id = p.id"]
-    join_params: list[Any] = []
+    where, where_params = audience.where("person_id")
+    terms = [f"(CASE WHEN pp.erased_at IS NOT NULL THEN {F_ERASED} ELSE 0 END)",
+             f"(CASE WHEN pp.restricted_at IS NOT NULL THEN {F_RESTRICTED} ELSE 0 END)",
+             f"(CASE WHEN cpk.person_id IS NULL THEN {F_NO_POINT} ELSE 0 END)"]
+    params: list[Any] = []
+    joins = [f"LEFT JOIN {PersonPrivacy._meta.db_table} pp ON pp.person_id = p.id",
+             f"LEFT JOIN (SELECT DISTINCT person_id FROM {ContactPoint._meta.db_table} "  # noqa: S608
+             f"WHERE kind = %s{where}) cpk ON cpk.person_id = p.id"]
+    join_params: list[Any] = [CONTACT_KIND[plan.channel], *where_params]
     extra = ""
     if plan.purpose.is_marketing:
         joins += [f"LEFT JOIN {ConsentState._meta.db_table} cs ON cs.person_id = p.id AND cs.purpose = %s "
                   "AND cs.channel = %s",
                   f"LEFT JOIN {ContactPreference._meta.db_table} pr ON pr.person_id = p.id",
-                  f"LEFT JOIN {TopicSubscription._meta.db_table} ts ON ts.person_id = p.id AND ts.topic = %s"]
-        join_params = [plan.purpose.key, plan.channel, plan.purpose.key]
-        touches = (f"(SELECT COUNT(*) FROM {Touch._meta.db_table} t WHERE t.person_id = p.id "  # noqa: S608
-                   "AND t.marketing = %s AND t.occurred_at > %s AND t.occurred_at <= %s)")
+                  f"LEFT JOIN {TopicSubscription._meta.db_table} ts ON ts.person_id = p.id AND ts.topic = %s",
+                  f"LEFT JOIN (SELECT person_id, COUNT(*) AS n FROM {Touch._meta.db_table} "  # noqa: S608
+                  f"WHERE marketing = %s AND occurred_at > %s AND occurred_at <= %s{where} "
+                  "GROUP BY person_id) tc ON tc.person_id = p.id"]
+        join_params += [plan.purpose.key, plan.channel, plan.purpose.key,
+                        True, adapt(plan.at - WEEK), adapt(plan.at), *where_params]
         terms += [
             f"(CASE WHEN pp.objected_at IS NOT NULL THEN {F_OBJECTION} ELSE 0 END)",
             f"(CASE WHEN ts.subscribed = %s THEN {F_TOPIC_OFF} ELSE 0 END)",
@@ -624,17 +665,17 @@ def _code_query(audience: _Audience, plan: _Plan) -> tuple[str, list]:
             _class_term(plan),
             _consent_term("cs."),
             # The person's own cap travels in the code (its message names it); else the default.
-            f"(CASE WHEN {touches} >= COALESCE(pr.max_per_week, %s) THEN (CASE WHEN pr.max_per_week IS NULL "
-            f"THEN {F_CAP_DEFAULT} ELSE (pr.max_per_week + 1) * CAST({1 << OWN_CAP_SHIFT} AS BIGINT) END) "
+            "(CASE WHEN COALESCE(tc.n, 0) >= COALESCE(pr.max_per_week, %s) THEN (CASE WHEN pr.max_per_week "
+            f"IS NULL THEN {F_CAP_DEFAULT} ELSE (pr.max_per_week + 1) * CAST({1 << OWN_CAP_SHIFT} AS BIGINT) END) "
             "ELSE 0 END)",
         ]
-        params += [False, False, adapt(plan.at), True, adapt(plan.at - WEEK), adapt(plan.at), default_cap()]
+        params += [False, False, adapt(plan.at), default_cap()]
         if plan.channel in QUIET_CHANNELS:
             extra = ", p.timezone, pr.quiet_start, pr.quiet_end"
-    where, where_params = audience.where("p.id")
+    where, person_params = audience.where("p.id")
     sql = (f"SELECT p.id, {' + '.join(terms)}{extra} FROM {Person._meta.db_table} p "  # noqa: S608
            f"{' '.join(joins)} WHERE 1=1{where} ORDER BY p.id")
-    return sql, [*params, *join_params, *where_params]
+    return sql, [*params, *join_params, *person_params]
 
 
 def _with_quiet_hours(rows: list[tuple], plan: _Plan) -> dict[str, int]:
