@@ -72,6 +72,63 @@ def _factorize(*columns: list[str]) -> tuple[list[np.ndarray], list[str]]:
     return out, vocabulary
 
 
+class Vocabulary:
+    """The distinct values of one kind of match key as arrays: the values (objects, for
+    rapidfuzz), their lengths, and (on first use) hashes of their ends."""
+
+    def __init__(self, values: list[str]) -> None:
+        self.values = np.array(values, dtype=object)
+        self.lengths = np.fromiter(map(len, values), dtype=np.int32, count=len(values))
+        self._halves: np.ndarray | None = None
+
+    def halves(self) -> np.ndarray:
+        """Per value of length L, hashes of its first and of its last k characters for
+        k = (L - 2) // 2, then the same for k = (L - 3) // 2.
+
+        Two strings within one edit of each other share their first or their last k
+        characters, k = (shorter length - 2) // 2: a single edit leaves one of those ends
+        alone. Comparing these hashes rules out most pairs before any edit distance.
+        """
+        if self._halves is None:
+            self._halves = np.empty((self.values.size, 4), dtype=np.int64)
+            for start in range(0, self.values.size, 100_000):  # bounds the character matrix
+                stop = min(start + 100_000, self.values.size)
+                self._halves[start:stop] = _end_hashes(self.values[start:stop], self.lengths[start:stop])
+        return self._halves
+
+
+_P = 1_000_003  # odd, so invertible modulo 2**64
+_P_INVERSE = pow(_P, -1, 2 ** 64)
+
+
+def _end_hashes(values: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """``Vocabulary.halves`` of some values: polynomial hashes (mod 2**64) of prefixes and
+    suffixes, from one character matrix, the suffixes shifted back to start at power 0."""
+    width = int(lengths.max()) if lengths.size else 0
+    out = np.zeros((values.size, 4), dtype=np.int64)
+    if width == 0:
+        return out
+    chars = np.array(values.tolist(), dtype=f"<U{width}").view(np.uint32).reshape(values.size, width)
+    powers = np.ones(width + 1, dtype=np.uint64)
+    inverse = np.ones(width + 1, dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        for k in range(1, width + 1):
+            powers[k] = powers[k - 1] * np.uint64(_P)
+            inverse[k] = inverse[k - 1] * np.uint64(_P_INVERSE)
+        prefix = np.zeros((values.size, width + 1), dtype=np.uint64)  # prefix[:, j]: first j chars
+        np.cumsum(chars.astype(np.uint64) * powers[None, :width], axis=1, out=prefix[:, 1:])
+        rows = np.arange(values.size)
+        for column, shift in enumerate((2, 2, 3, 3)):
+            k = np.maximum((lengths.astype(np.int64) - shift) // 2, 0)
+            if column % 2 == 0:
+                found = prefix[rows, k]
+            else:
+                start = lengths - k
+                found = (prefix[rows, lengths] - prefix[rows, start]) * inverse[start]
+            out[:, column] = found.view(np.int64)
+    return out
+
+
 @dataclass
 class Columns:
     """Prepared records as integer-coded columns (see the module docstring)."""
@@ -94,19 +151,17 @@ class Columns:
     nids: list[str]
     national_id: np.ndarray
     overflow: dict[int, tuple[frozenset[str], frozenset[str]]]  # records with > SLOTS emails/phones
-    _values: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict, repr=False)
+    _values: dict[str, Vocabulary] = field(default_factory=dict, repr=False)
 
     def __len__(self) -> int:
         return len(self.ids)
 
-    def values(self, vocabulary: str) -> tuple[np.ndarray, np.ndarray]:
-        """A vocabulary (``"names"``, ``"emails_vocab"``, …) as an object array, and the
-        length of each value (kept: every chunk of pairs uses them)."""
+    def values(self, vocabulary: str) -> Vocabulary:
+        """A vocabulary (``"names"``, ``"emails_vocab"``, …) as arrays, kept: every chunk of
+        pairs uses it."""
         found = self._values.get(vocabulary)
         if found is None:
-            values = np.array(getattr(self, vocabulary), dtype=object)
-            lengths = np.fromiter(map(len, values), dtype=np.int32, count=values.size)
-            found = self._values[vocabulary] = (values, lengths)
+            found = self._values[vocabulary] = Vocabulary(getattr(self, vocabulary))
         return found
 
     def record(self, index: int) -> Prepared:
@@ -319,18 +374,25 @@ def block(cols: Columns, *, max_block: int = engine.MAX_BLOCK, kinds: Iterable[s
 # -------------------------------------------------------------------------------- comparison
 
 
-def _close(vocabulary: tuple[np.ndarray, np.ndarray], a: np.ndarray, b: np.ndarray, *, jw: float,
-           dl: int, workers: int) -> np.ndarray:
+def _close(vocabulary: Vocabulary, a: np.ndarray, b: np.ndarray, *, jw: float, dl: int,
+           workers: int) -> np.ndarray:
     """``engine._grade`` is CLOSE for each (a, b) pair of codes (``dl`` ≤ 1: within one edit,
     or Jaro-Winkler ≥ ``jw``), computed once per distinct pair of values."""
     if a.size == 0:
         return np.zeros(0, dtype=bool)
-    values, lengths = vocabulary
+    values, lengths, halves = vocabulary.values, vocabulary.lengths, vocabulary.halves()
     width = np.int64(values.size)
     unique, inverse = np.unique(a.astype(np.int64) * width + b, return_inverse=True)
     ua, ub = unique // width, unique % width
     close = np.zeros(unique.size, dtype=bool)
-    near = np.flatnonzero(np.abs(lengths[ua] - lengths[ub]) <= dl)  # more edits otherwise
+    la, lb = lengths[ua], lengths[ub]
+    near = np.flatnonzero(np.abs(la - lb) <= dl)  # more edits otherwise
+    if near.size:
+        # Within one edit, the pair shares its first or last k characters (Columns.halves).
+        ha, hb, shorter, longer = halves[ua[near]], halves[ub[near]], la[near] < lb[near], la[near] > lb[near]
+        pa = np.where(longer[:, None], ha[:, 2:], ha[:, :2])
+        pb = np.where(shorter[:, None], hb[:, 2:], hb[:, :2])
+        near = near[(pa[:, 0] == pb[:, 0]) | (pa[:, 1] == pb[:, 1])]
     if near.size:
         close[near] = cpdist(values[ua[near]], values[ub[near]], scorer=OSA.distance, score_cutoff=dl,
                              dtype=np.int32, workers=workers) <= dl
@@ -342,7 +404,7 @@ def _close(vocabulary: tuple[np.ndarray, np.ndarray], a: np.ndarray, b: np.ndarr
     return close[inverse.reshape(-1)]
 
 
-def _text_levels(values: tuple[np.ndarray, np.ndarray], a: np.ndarray, b: np.ndarray, *, jw: float, dl: int,
+def _text_levels(values: Vocabulary, a: np.ndarray, b: np.ndarray, *, jw: float, dl: int,
                  workers: int, swapped: np.ndarray | None = None) -> np.ndarray:
     """``engine._compare_text`` over code arrays."""
     out = np.full(a.size, DIFFERENT_N, dtype=np.uint8)
@@ -359,7 +421,7 @@ def _text_levels(values: tuple[np.ndarray, np.ndarray], a: np.ndarray, b: np.nda
     return out
 
 
-def _set_levels(values: tuple[np.ndarray, np.ndarray], a: np.ndarray, b: np.ndarray, workers: int) -> np.ndarray:
+def _set_levels(values: Vocabulary, a: np.ndarray, b: np.ndarray, workers: int) -> np.ndarray:
     """``engine._compare_sets`` over (pairs, slots) code matrices."""
     has_a, has_b = (a != 0).any(axis=1), (b != 0).any(axis=1)
     out = np.full(a.shape[0], DIFFERENT_N, dtype=np.uint8)

@@ -169,3 +169,37 @@ def test_a_large_random_population_gives_the_same_patterns_with_threads() -> Non
     assert np.array_equal(one, two)
     assert [batch.pattern_levels(int(p)) for p in one[:500]] == [
         levels(records[i], records[j]) for i, j in zip(blocked.left[:500], blocked.right[:500], strict=True)]
+
+
+@st.composite
+def _edited(draw: st.DrawFn) -> tuple[str, str]:
+    """A string and a copy with zero to two random edits (insert, delete, substitute, swap)."""
+    text = draw(st.text("abc", min_size=0, max_size=12))
+    other = text
+    for _ in range(draw(st.integers(0, 2))):
+        at = draw(st.integers(0, len(other)))
+        kind = draw(st.sampled_from("idst"))
+        letter = draw(st.sampled_from("abcd"))
+        if kind == "i":
+            other = other[:at] + letter + other[at:]
+        elif kind == "d" and at < len(other):
+            other = other[:at] + other[at + 1:]
+        elif kind == "s" and at < len(other):
+            other = other[:at] + letter + other[at + 1:]
+        elif kind == "t" and at + 1 < len(other):
+            other = other[:at] + other[at + 1] + other[at] + other[at + 2:]
+    return text, other
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(_edited(), min_size=1, max_size=20))
+def test_within_one_edit_over_arrays_equals_the_per_pair_test(pairs: list[tuple[str, str]]) -> None:
+    # given
+    values = sorted({v for pair in pairs for v in pair} | {""})
+    codes = {v: k for k, v in enumerate(values)}
+    a = np.array([codes[x] for x, _ in pairs], dtype=np.int32)
+    b = np.array([codes[y] for _, y in pairs], dtype=np.int32)
+    # when
+    close = batch._close(batch.Vocabulary(values), a, b, jw=2.0, dl=1, workers=1)
+    # then
+    assert close.tolist() == [engine._within_one(x, y) for x, y in pairs]
