@@ -157,6 +157,10 @@ def test_role_requiring_mfa_must_enrol_then_verify_each_sign_in(client, user_in,
     client.logout()
     sign_in(client, "boss")
     assert client.get("/people/")["Location"].startswith(reverse("access:mfa-verify"))
+    # the second step is not signed in yet: a page like the sign-in page, no navigation or search
+    step = client.get(reverse("access:mfa-verify")).content.decode()
+    assert "Two-step sign-in" in step and 'action="/logout/"' in step
+    assert 'id="sidenav"' not in step and 'role="search"' not in step and "Sign out</button>" in step
     assert client.post(reverse("access:mfa-verify"), {"token": "12345"}).status_code == 400
     # (a failure throttles the device for a moment, as django-otp does; let that pass)
     TOTPDevice.objects.filter(pk=device.pk).update(throttling_failure_count=0,
