@@ -982,6 +982,10 @@ class _Answers(Mapping):
     def values(self) -> Any:
         return [*map(self._table.__getitem__, self._codes.values())]
 
+    def items(self) -> Any:
+        table = self._table
+        return [(uuid.UUID(k), table[code]) for k, code in self._codes.items()]
+
 
 _ZONES: dict[str, Any] = {}
 

@@ -251,7 +251,8 @@ def consent_history(request: HttpRequest, pk: UUID) -> HttpResponse:
     person = _person(request, pk)
     return render(request, "privacy/consent_history.html", {
         "person": person, "events": list(selectors.consent_history(person=person)[:500]),
-        "states": selectors.consent_states(person=person), "purposes": PURPOSES})
+        "states": selectors.consent_states(person=person), "purposes": PURPOSES,
+        "decisions": gate.decisions_about(person)[:200]})
 
 
 @login_required

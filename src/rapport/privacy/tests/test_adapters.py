@@ -9,6 +9,7 @@ import uuid
 import pytest
 from django.core import mail
 
+from rapport.privacy import gate
 from rapport.privacy.models import ConsentEvent, ConsentState, ContactPreference, SecurityNotice
 
 pytestmark = pytest.mark.django_db
@@ -58,6 +59,11 @@ def test_consent_form_with_double_opt_in_then_the_confirmation_link(officer_clie
     # the history page and the receipt download
     history = officer_client.get(f"/privacy/people/{ann.pk}/consents/").content.decode()
     assert "newsletter" in history.lower()
+    # every gate decision about them is listed there too, with why
+    gate.decide(ann, "email", "events", context="campaign 7")
+    history = officer_client.get(f"/privacy/people/{ann.pk}/consents/").content.decode()
+    assert "events / email" in history and "Denied" in history and "campaign 7" in history
+    assert "No consent to “Events and invitations” by email" in history
     receipt = officer_client.get(f"/privacy/people/{ann.pk}/receipts/{event.receipt_id}/")
     assert receipt["Content-Disposition"].startswith("attachment;") and receipt.json()["version"] == "KI-CR-v1.1.0"
 

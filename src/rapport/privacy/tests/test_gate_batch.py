@@ -33,6 +33,8 @@ def test_answers_are_looked_up_by_uuid_or_string_and_iterate_as_uuids(make_perso
     assert all(isinstance(key, uuid.UUID) for key in decisions)
     assert set(decisions) == {p.pk for p in people}
     assert all(decisions[p.pk] is decisions[str(p.pk)] for p in people)
+    assert dict(decisions.items()) == {p.pk: decisions[p.pk] for p in people}
+    assert list(decisions.values()) == [decisions[k] for k in decisions]
     with pytest.raises(KeyError):
         decisions["not-a-uuid"]
     with pytest.raises(KeyError):
