@@ -355,6 +355,7 @@ def _as_uuid(value: Any) -> Any:
 
 COVERED = "people"  # the detail key of a bulk entry: {"count": n, "sha256": digest of the ids}
 _HEX32 = re.compile(r"[0-9a-f]{32}").fullmatch
+_HEX32_LINES = re.compile(r"[0-9a-f]{32}(?:\n[0-9a-f]{32})*").fullmatch
 
 
 def record_people_access_bulk(*, actor: Any, action: str, people: Iterable[Any], channel: str,
@@ -394,6 +395,11 @@ def person_entries(person_id: Any) -> QuerySet[AuditEntry]:
 
 def _unique_hex_ids(people: Iterable[Any]) -> list[str]:
     """The people's ids as 32 lower-case hex digits, first occurrence order; invalid ones dropped."""
+    people = list(people)
+    if all(item.__class__ is str for item in people):  # an export page: checked in one regex pass
+        texts = [item if len(item) == 32 else item.replace("-", "") for item in people]
+        if texts and _HEX32_LINES("\n".join(texts)):
+            return list(dict.fromkeys(texts))
     seen: dict[str, None] = {}
     for item in people:
         if item.__class__ is str:

@@ -39,7 +39,7 @@ from rapport.core.errors import DomainError, NotAllowed
 from rapport.people.models import ContactPoint, Employment, Organisation, Person, Tag
 from rapport.people.selectors import organisation_list, person_list
 
-PAGE = 2000
+PAGE = 5000
 FORMATS = {
     "csv": ("text/csv; charset=utf-8", "csv"),
     "xlsx": ("application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", "xlsx"),
@@ -229,14 +229,15 @@ class _PageSource:
         quote = connection.ops.quote_name
         table = quote(Person._meta.db_table)
         # Row: (id as stored, id as text, the PERSON_COLUMNS, "a shown field may start a formula",
-        # created ISO, updated ISO). SQLite: the text work in SQL (a DATETIME column would be
-        # parsed by the driver); PostgreSQL: ids as text (not UUID objects), datetimes as such.
+        # created ISO, updated ISO), all text made by the database: SQLite's driver would parse a
+        # DATETIME column, and on PostgreSQL UUID objects and Django's Python-level timestamptz
+        # loader were a third of the export's time.
         shown = [f for f, _ in PERSON_COLUMNS if f in {f for f, _ in columns.fields}]
         formula = " OR ".join(f"{_starts_formula(f'{table}.{quote(f)}')}" for f in shown) or "0 = 1"
         text = TextField()
         if self.postgres:
             key = dashed = Cast("pk", output_field=text)
-            stamps = ["created_at", "updated_at"]
+            stamps = [_raw(_pg_iso(f"{table}.{quote(c)}"), text) for c in ("created_at", "updated_at")]
         else:
             key = "pk"
             dashed = _raw(" || '-' || ".join(f"substr({table}.id, {a}, {n})" for a, n in
@@ -247,7 +248,7 @@ class _PageSource:
             key, dashed, *[f for f, _ in PERSON_COLUMNS],
             _raw(f"CASE WHEN {formula} THEN 1 ELSE 0 END", IntegerField()), *stamps)
         ids = "person_id::text" if self.postgres else "person_id"
-        person = "= ANY(%s::uuid[])" if self.postgres else "IN ({})"
+        person = "= ANY(%s::uuid[])" if self.postgres else "IN ({})"  # PostgreSQL: one array literal
         self.queries = []
         if columns.points:
             extra = f", {quote('primary')}, verified, source" if points_in_full else ""
@@ -285,11 +286,12 @@ class _PageSource:
                 return
             children: dict[str, dict[str, list]] = {"points": {}, "jobs": {}, "tags": {}}
             ids = [r[0] for r in rows]
+            array = "{" + ",".join(ids) + "}" if self.postgres else ""  # uuid text needs no quoting
             for name, sql in self.queries:
                 grouped = children[name]
                 with connection.cursor() as cursor:
                     if self.postgres:
-                        cursor.execute(sql, [ids])
+                        cursor.execute(sql, [array])
                     else:
                         cursor.execute(sql.format(", ".join(["%s"] * len(ids))), ids)
                     fetched = cursor.fetchall()
@@ -299,14 +301,19 @@ class _PageSource:
                 else:
                     for row in fetched:
                         grouped.setdefault(row[0], []).append(row)
-            if self.postgres:  # timestamps as ISO text, as SQLite gives them
-                rows = [(*r[:-2], r[-2].isoformat(), r[-1].isoformat()) for r in rows]
             yield _Page(rows, children["points"], children["jobs"], children["tags"])
             last = ids[-1]
 
 
 def _raw(sql: str, output: Any) -> RawSQL:
     return RawSQL(sql, (), output_field=output)  # noqa: S611 - built from model metadata only, no input
+
+
+def _pg_iso(column: str) -> str:
+    """SQL giving a timestamptz as Python's ``isoformat()`` of it in UTC (no fraction when whole)."""
+    utc = f"({column} AT TIME ZONE 'UTC')"
+    return (f"to_char({utc}, 'YYYY-MM-DD\"T\"HH24:MI:SS') || CASE WHEN date_trunc('second', {utc}) = {utc} "
+            f"THEN '' ELSE to_char({utc}, '.US') END || '+00:00'")
 
 
 def _starts_formula(column: str) -> str:
