@@ -5,7 +5,8 @@ Everything that differs between machines comes from environment variables:
 ``RAPPORT_DEFAULT_REGION``, and the security knobs (S4/S6/S7) ``RAPPORT_SECURE_COOKIES``,
 ``RAPPORT_SESSION_AGE``, ``RAPPORT_SESSION_IDLE``, ``RAPPORT_LOCKOUT_FAILURES``,
 ``RAPPORT_LOCKOUT_MINUTES``, ``RAPPORT_TRUSTED_PROXIES``, ``RAPPORT_ENCRYPTION_KEYS``,
-``RAPPORT_RATE_TOKEN``, ``RAPPORT_RATE_IP``. Nothing secret is committed: without
+``RAPPORT_RATE_TOKEN``, ``RAPPORT_RATE_IP``, and the database and server knobs (A1)
+``RAPPORT_CONN_MAX_AGE``, ``RAPPORT_PG_PREPARE``. Nothing secret is committed: without
 ``SECRET_KEY`` a key is generated once into ``var/secret_key`` and reused; encryption keys
 likewise go to ``var/keys.json`` (see docs/security.md).
 """
@@ -127,6 +128,11 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "timeout": 20,
     }
     DATABASES["default"]["TEST"] = {"NAME": os.environ.get("RAPPORT_TEST_SQLITE_NAME") or None}
+elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and _env_bool("RAPPORT_PG_PREPARE", True):
+    # A1: the API's fixed hot queries (rapport.core.api.prepared) run as server-side prepared
+    # statements; every other query keeps Django's client-side binding, which never prepares.
+    # Set RAPPORT_PG_PREPARE=off behind a transaction-pooling PgBouncer.
+    DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = 5
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_USER_MODEL = "access.User"

@@ -7,6 +7,7 @@ only what the selectors prefetched, so a page of any size costs the same queries
 from __future__ import annotations
 
 import datetime
+from collections.abc import Callable
 from typing import Any
 
 from django.utils import timezone
@@ -237,19 +238,30 @@ _date = serializers.DateField()
 
 
 def _when(value: Any) -> str | None:
-    """``DateTimeField().to_representation`` for the ISO 8601 default, at a fraction of the cost.
+    """``DateTimeField().to_representation`` for the ISO 8601 default, at a fraction of the cost."""
+    return timestamp_renderer()(value)
+
+
+def timestamp_renderer() -> Callable[[Any], str | None]:
+    """``_when`` with the current time zone and format looked up once, for a page of timestamps.
 
     A list page renders about 600 timestamps; DRF's field looks up the format, the current
     time zone and awareness for each. Anything but an aware datetime with the ISO format
     takes DRF's own path.
     """
-    if value is None:
-        return None
-    if (getattr(value, "tzinfo", None) is None or not isinstance(value, datetime.datetime)
-            or str(api_settings.DATETIME_FORMAT).lower() != ISO_8601):
-        return _datetime.to_representation(value)
-    text = value.astimezone(timezone.get_current_timezone()).isoformat()
-    return text[:-6] + "Z" if text.endswith("+00:00") else text
+    if str(api_settings.DATETIME_FORMAT).lower() != ISO_8601:
+        return lambda value: None if value is None else _datetime.to_representation(value)
+    zone = timezone.get_current_timezone()
+
+    def when(value: Any) -> str | None:
+        if value is None:
+            return None
+        if getattr(value, "tzinfo", None) is None or not isinstance(value, datetime.datetime):
+            return _datetime.to_representation(value)
+        text = value.astimezone(zone).isoformat()
+        return text[:-6] + "Z" if text.endswith("+00:00") else text
+
+    return when
 
 
 def _day(value: Any) -> str | None:
@@ -277,18 +289,24 @@ def employment_out(job: Employment | dict[str, Any]) -> dict[str, Any]:
 
 
 def person_out(person: Person, hidden: frozenset[str] = frozenset(), *,
-               details: Any = None) -> dict[str, Any]:
+               details: Any = None, when: Callable[[Any], str | None] | None = None) -> dict[str, Any]:
     """``PersonOut(person).data`` without DRF's per-instance field building; ``hidden`` keys left out.
 
-    ``details`` (``selectors.person_page_details``) supplies contact points, tags and jobs as
-    plain rows; without it they are read from the person's (prefetched) relations.
+    ``details`` supplies contact points, tags and jobs keyed by person id: plain rows
+    (``selectors.person_page_details``) or already rendered (``pages.person_details``).
+    Without it they are read from the person's (prefetched) relations. ``when`` renders
+    timestamps (``timestamp_renderer()``, made once per page).
     """
+    when = when or timestamp_renderer()
     if details is not None:
         points = details.contact_points[person.pk]
         tags = details.tags[person.pk]
         jobs = details.employments[person.pk]
     else:
         points, tags, jobs = person.contact_points.all(), [t.name for t in person.tags.all()], person.employments.all()
+    if not getattr(details, "rendered", False):
+        points = [contact_point_out(p) for p in points]
+        jobs = [employment_out(j) for j in jobs]
     data = {
         "id": str(person.pk), "display_name": person.display_name, "honorific": person.honorific,
         "given_name": person.given_name, "middle_names": person.middle_names, "family_name": person.family_name,
@@ -296,9 +314,8 @@ def person_out(person: Person, hidden: frozenset[str] = frozenset(), *,
         "country": person.country, "notes": person.notes, "tags": list(tags),
         "owner": str(person.owner_id) if person.owner_id else None, "birth_date": _day(person.birth_date),
         "gender": person.gender, "income_band": person.income_band, "version": person.version,
-        "contact_points": [contact_point_out(p) for p in points],
-        "employments": [employment_out(j) for j in jobs],
-        "created_at": _when(person.created_at), "updated_at": _when(person.updated_at),
+        "contact_points": points, "employments": jobs,
+        "created_at": when(person.created_at), "updated_at": when(person.updated_at),
     }
     if hidden:
         data = {key: value for key, value in data.items() if key not in hidden}

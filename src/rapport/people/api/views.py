@@ -27,6 +27,7 @@ from rapport.access.fieldsecurity import hidden_fields
 from rapport.core.api.conventions import IdempotentCreateMixin, check_if_match, etag_for
 from rapport.identity.realtime import candidates_header, check_before_create
 from rapport.people import selectors, services
+from rapport.people.api import pages
 from rapport.people.api import serializers as s
 from rapport.people.models import ContactPoint, Employment, Interaction, Organisation, Person
 
@@ -63,9 +64,8 @@ def _organisation(request: Request, pk: Any, action: str = "read") -> Organisati
 
 
 def _person_out(request: Request, person: Person) -> dict[str, Any]:
-    """The person as stored: contact points, tags and jobs read fresh as plain rows (3 queries)."""
-    details = selectors.person_page_details(person_ids=[person.pk])
-    return s.person_out(person, hidden_fields(request.user, "people.Person"), details=details)
+    """The person as stored: contact points, tags and jobs read fresh (3 prepared queries)."""
+    return s.person_out(person, hidden_fields(request.user, "people.Person"), details=pages.person_details([person.pk]))
 
 
 # ---------------------------------------------------------------------------------- people
@@ -115,12 +115,12 @@ class PersonList(IdempotentCreateMixin, _PersonCreate):
     def get(self, request: Request) -> Response:
         people = selectors.person_list(user=request.user, **_filters(request, s.PersonFilter))
         page = self.paginate_queryset(people)
-        details = selectors.person_page_details(person_ids=[p.pk for p in page])
+        details = pages.person_details([p.pk for p in page])
         if page:
             record_person_access(actor=request.user, action="view", people=page, channel="api",
                                  request=request, detail={"list": True})
-        hidden = hidden_fields(request.user, "people.Person")
-        return self.get_paginated_response([s.person_out(p, hidden, details=details) for p in page])
+        hidden, when = hidden_fields(request.user, "people.Person"), s.timestamp_renderer()
+        return self.get_paginated_response([s.person_out(p, hidden, details=details, when=when) for p in page])
 
     @extend_schema(request=s.PersonIn, responses={201: s.PersonOut})
     def post(self, request: Request) -> Response:
@@ -194,43 +194,83 @@ class ContactPointList(GenericAPIView):
                         headers={"ETag": etag_for(point)})
 
 
-class ContactPointDetail(GenericAPIView):
+class _PersonScopedDetail(GenericAPIView):
+    """GET / PATCH (/ DELETE) of one record that belongs to a person: a contact point, a job, a
+    timeline entry. Seen only through a person the caller may see (404 otherwise), every read
+    audited against that person, writes under a row lock with ``If-Match`` checked (412).
+
+    Subclasses name the model, the patch serializer, how to render, and the service to call.
+    """
+
     object_type = "people.person"
     object_actions = {"GET": "read", "PATCH": "update", "DELETE": "update"}
-    serializer_class = s.ContactPointOut
+    model: type[Any]
+    patch_serializer: type[s.Strict]
+    audit_key: str  # the read's audit detail: {audit_key: record id}
+    not_found: str
 
-    def _point(self, request: Request, pk: Any, action: str = "read") -> ContactPoint:
-        point = ContactPoint.objects.filter(
-            pk=pk, person__in=Person.objects.visible_to(request.user, action).values("pk")).first()
-        if point is None:
-            raise Http404("No such contact point.")
-        return point
+    def render(self, record: Any) -> dict[str, Any]:
+        return self.get_serializer_class()(record).data
+
+    def update(self, request: Request, locked: Any, changes: dict[str, Any]) -> Any:
+        raise NotImplementedError
+
+    def remove(self, request: Request, locked: Any) -> None:
+        raise NotImplementedError
+
+    def visible(self, request: Request, action: str) -> Any:
+        return self.model.objects.filter(person__in=Person.objects.visible_to(request.user, action).values("pk"))
+
+    def _record(self, request: Request, pk: Any, action: str = "read") -> Any:
+        record = self.visible(request, action).filter(pk=pk).first()
+        if record is None:
+            raise Http404(self.not_found)
+        return record
+
+    def _locked(self, request: Request, record: Any) -> Any:
+        # The person row is locked with the record: every change bumps or audits the person.
+        locked = self.model.objects.select_for_update().select_related("person").get(pk=record.pk)
+        check_if_match(request, locked)
+        return locked
 
     def get(self, request: Request, pk: Any) -> Response:
-        point = self._point(request, pk)
-        record_person_access(actor=request.user, action="view", people=[point.person_id], channel="api",
-                             request=request, detail={"contact_point": str(point.pk)})
-        return Response(s.ContactPointOut(point).data, headers={"ETag": etag_for(point)})
+        record = self._record(request, pk)
+        record_person_access(actor=request.user, action="view", people=[record.person_id], channel="api",
+                             request=request, detail={self.audit_key: str(record.pk)})
+        return Response(self.render(record), headers={"ETag": etag_for(record)})
+
+    def patch(self, request: Request, pk: Any) -> Response:
+        record = self._record(request, pk, "change")
+        data = self.patch_serializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        with transaction.atomic():
+            record = self.update(request, self._locked(request, record), dict(data.validated_data))
+        return Response(self.render(record), headers={"ETag": etag_for(record)})
+
+    def delete(self, request: Request, pk: Any) -> Response:
+        record = self._record(request, pk, "change")
+        with transaction.atomic():
+            self.remove(request, self._locked(request, record))
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class ContactPointDetail(_PersonScopedDetail):
+    serializer_class = s.ContactPointOut
+    model, patch_serializer = ContactPoint, s.ContactPointPatch
+    audit_key, not_found = "contact_point", "No such contact point."
+
+    def render(self, record: ContactPoint) -> dict[str, Any]:
+        return s.contact_point_out(record)
 
     @extend_schema(request=s.ContactPointPatch, responses=s.ContactPointOut)
     def patch(self, request: Request, pk: Any) -> Response:
-        point = self._point(request, pk, "change")
-        data = s.ContactPointPatch(data=request.data)
-        data.is_valid(raise_exception=True)
-        with transaction.atomic():
-            locked = ContactPoint.objects.select_for_update().get(pk=point.pk)
-            check_if_match(request, locked)
-            point = services.contact_point_update(actor=request.user, point=locked,
-                                                  changes=dict(data.validated_data), channel="api")
-        return Response(s.ContactPointOut(point).data, headers={"ETag": etag_for(point)})
+        return super().patch(request, pk)
 
-    def delete(self, request: Request, pk: Any) -> Response:
-        point = self._point(request, pk, "change")
-        with transaction.atomic():
-            locked = ContactPoint.objects.select_for_update().select_related("person").get(pk=point.pk)
-            check_if_match(request, locked)
-            services.contact_point_remove(actor=request.user, point=locked, channel="api")
-        return Response(status=status.HTTP_204_NO_CONTENT)
+    def update(self, request: Request, locked: ContactPoint, changes: dict[str, Any]) -> ContactPoint:
+        return services.contact_point_update(actor=request.user, point=locked, changes=changes, channel="api")
+
+    def remove(self, request: Request, locked: ContactPoint) -> None:
+        services.contact_point_remove(actor=request.user, point=locked, channel="api")
 
 
 # --------------------------------------------------------------------------- organisations
@@ -369,36 +409,23 @@ class EmploymentList(IdempotentCreateMixin, _EmploymentCreate):
         return self.create(request)
 
 
-class EmploymentDetail(GenericAPIView):
-    object_type = "people.person"
+class EmploymentDetail(_PersonScopedDetail):
     object_actions = {"GET": "read", "PATCH": "update"}
+    http_method_names = ["get", "patch", "head", "options"]  # a job is ended, never deleted
     serializer_class = s.EmploymentOut
+    model, patch_serializer = Employment, s.EmploymentPatch
+    audit_key, not_found = "employment", "No such employment."
 
-    def _job(self, request: Request, pk: Any, action: str = "read") -> Employment:
-        job = _visible_jobs(request, action).filter(pk=pk).select_related("person").first()
-        if job is None:
-            raise Http404("No such employment.")
-        return job
-
-    def get(self, request: Request, pk: Any) -> Response:
-        job = self._job(request, pk)
-        record_person_access(actor=request.user, action="view", people=[job.person_id], channel="api",
-                             request=request, detail={"employment": str(job.pk)})
-        return Response(s.EmploymentOut(job).data, headers={"ETag": etag_for(job)})
+    def visible(self, request: Request, action: str) -> Any:
+        return _visible_jobs(request, action)
 
     @extend_schema(request=s.EmploymentPatch, responses=s.EmploymentOut)
     def patch(self, request: Request, pk: Any) -> Response:
-        job = self._job(request, pk, "change")
-        data = s.EmploymentPatch(data=request.data)
-        data.is_valid(raise_exception=True)
-        with transaction.atomic():
-            locked = Employment.objects.select_for_update().get(pk=job.pk)
-            check_if_match(request, locked)
-            locked.person = job.person
-            services.employment_update(actor=request.user, employment=locked,
-                                       changes=dict(data.validated_data), channel="api")
-        job = Employment.objects.select_related("organisation").get(pk=job.pk)
-        return Response(s.EmploymentOut(job).data, headers={"ETag": etag_for(job)})
+        return super().patch(request, pk)
+
+    def update(self, request: Request, locked: Employment, changes: dict[str, Any]) -> Employment:
+        services.employment_update(actor=request.user, employment=locked, changes=changes, channel="api")
+        return Employment.objects.select_related("organisation").get(pk=locked.pk)
 
 
 # -------------------------------------------------------------------------------- timeline
@@ -448,40 +475,17 @@ class InteractionList(IdempotentCreateMixin, _InteractionCreate):
         return self.create(request)
 
 
-class InteractionDetail(GenericAPIView):
-    object_type = "people.person"
-    object_actions = {"GET": "read", "PATCH": "update", "DELETE": "update"}
+class InteractionDetail(_PersonScopedDetail):
     serializer_class = s.InteractionOut
-
-    def _interaction(self, request: Request, pk: Any, action: str = "read") -> Interaction:
-        interaction = Interaction.objects.filter(
-            pk=pk, person__in=Person.objects.visible_to(request.user, action).values("pk")).first()
-        if interaction is None:
-            raise Http404("No such interaction.")
-        return interaction
-
-    def get(self, request: Request, pk: Any) -> Response:
-        interaction = self._interaction(request, pk)
-        record_person_access(actor=request.user, action="view", people=[interaction.person_id],
-                             channel="api", request=request, detail={"interaction": str(interaction.pk)})
-        return Response(s.InteractionOut(interaction).data, headers={"ETag": etag_for(interaction)})
+    model, patch_serializer = Interaction, s.InteractionPatch
+    audit_key, not_found = "interaction", "No such interaction."
 
     @extend_schema(request=s.InteractionPatch, responses=s.InteractionOut)
     def patch(self, request: Request, pk: Any) -> Response:
-        interaction = self._interaction(request, pk, "change")
-        data = s.InteractionPatch(data=request.data)
-        data.is_valid(raise_exception=True)
-        with transaction.atomic():
-            locked = Interaction.objects.select_for_update().select_related("person").get(pk=interaction.pk)
-            check_if_match(request, locked)
-            interaction = services.interaction_update(actor=request.user, interaction=locked,
-                                                      changes=dict(data.validated_data), via="api")
-        return Response(s.InteractionOut(interaction).data, headers={"ETag": etag_for(interaction)})
+        return super().patch(request, pk)
 
-    def delete(self, request: Request, pk: Any) -> Response:
-        interaction = self._interaction(request, pk, "change")
-        with transaction.atomic():
-            locked = Interaction.objects.select_for_update().select_related("person").get(pk=interaction.pk)
-            check_if_match(request, locked)
-            services.interaction_delete(actor=request.user, interaction=locked, via="api")
-        return Response(status=status.HTTP_204_NO_CONTENT)
+    def update(self, request: Request, locked: Interaction, changes: dict[str, Any]) -> Interaction:
+        return services.interaction_update(actor=request.user, interaction=locked, changes=changes, via="api")
+
+    def remove(self, request: Request, locked: Interaction) -> None:
+        services.interaction_delete(actor=request.user, interaction=locked, via="api")

@@ -359,6 +359,51 @@ def test_people_another_user_may_not_see_are_404_and_absent_from_lists(api_clien
         _problem(other.patch(f"{PEOPLE}{ada['id']}/", {"notes": "x"}, format="json"), 404)
 
 
+def test_person_scoped_details_follow_their_person(api_client, admin_user):
+    """Contact points, jobs and timeline entries share one detail view: read through a visible
+    person only (404 otherwise), each read audited against the person, If-Match on writes."""
+    from rapport.access.models import Access
+    from rapport.access.services import sharing_default_set
+    from rapport.core.testing import make_user
+
+    # given a person with a contact point, a job and a timeline entry
+    ada = _create(api_client, contact_points=[{"kind": "email", "value": "ada@example.com"}]).json()
+    org = api_client.post("/api/v1/organisations/", {"name": "Org"}, format="json").json()
+    job = api_client.post("/api/v1/employments/", {"person": ada["id"], "organisation": org["id"]},
+                          format="json").json()
+    note = api_client.post("/api/v1/interactions/", {"person": ada["id"], "channel": "phone", "kind": "call",
+                                                     "summary": "Called"}, format="json").json()
+    details = {"contact_point": (f"/api/v1/contact-points/{ada['contact_points'][0]['id']}/", {"label": "work"}),
+               "employment": (f"/api/v1/employments/{job['id']}/", {"title": "Countess"}),
+               "interaction": (f"/api/v1/interactions/{note['id']}/", {"summary": "Called back"})}
+    for key, (path, change) in details.items():
+        audited = AuditEntry.objects.filter(person_id=ada["id"], action="view", channel="api")
+        before = audited.count()
+        # when read
+        read = api_client.get(path)
+        # then: the record, with an ETag, and one audit entry naming it
+        assert read.status_code == 200 and read["ETag"], (key, read.content)
+        assert audited.count() == before + 1
+        assert json.loads(audited.order_by("-seq").first().detail) == {key: read.json()["id"]}
+        # a write with a stale ETag changes nothing; with the current one it succeeds
+        _problem(api_client.patch(path, change, format="json", HTTP_IF_MATCH='"0000"'), 412)
+        changed = api_client.patch(path, change, format="json", HTTP_IF_MATCH=read["ETag"])
+        assert changed.status_code == 200, (key, changed.content)
+        field, value = next(iter(change.items()))
+        assert changed.json()[field] == value == api_client.get(path).json()[field]
+    assert api_client.delete(details["employment"][0]).status_code == 405  # a job is ended, not deleted
+
+    # when the people are private, someone else may not reach them through their details
+    sharing_default_set(actor=admin_user, object_type="people.person", access=Access.PRIVATE)
+    other = token_client(make_user("other"))
+    assert not Person.objects.visible_to(other.user).filter(pk=ada["id"]).exists()
+    for path, change in details.values():
+        _problem(other.get(path), 404)
+        _problem(other.patch(path, change, format="json"), 404)
+    _problem(other.delete(details["interaction"][0]), 404)
+    assert Interaction.objects.filter(pk=note["id"]).exists()
+
+
 def test_read_scope_token_cannot_write(staff_user):
     reader = token_client(staff_user, ["read"])
     assert reader.get(PEOPLE).status_code == 200
@@ -396,6 +441,37 @@ def test_fast_output_equals_the_schema_serializers(api_client, staff_user):
     details = selectors.person_page_details(person_ids=[person.pk])
     assert as_json(person_out(person, details=details)) == as_json(PersonOut(person).data)
     assert as_json(person_out(person))["birth_date"] == "1815-12-10"
+
+
+def test_prepared_details_equal_the_selector_rows(api_client, staff_user):
+    """Lists and reads render contact points, tags and jobs from prepared statements
+    (``pages.person_details``); the answer must equal the selector's rows, rendered."""
+    from rapport.people import selectors
+    from rapport.people.api import pages
+    from rapport.people.api.serializers import person_out
+
+    # given people with several points, tags and jobs (current and past), and one with none
+    org = api_client.post("/api/v1/organisations/", {"name": "Org"}, format="json").json()
+    other = api_client.post("/api/v1/organisations/", {"name": "Other"}, format="json").json()
+    ids = []
+    for i in range(3):
+        person = _create(api_client, given_name=f"P{i}", tags=["vip", f"t{i}"], country="GB", contact_points=[
+            {"kind": "email", "value": f"p{i}@example.com", "verified": True},
+            {"kind": "email", "value": f"q{i}@example.com", "primary": True, "label": "home"},
+            {"kind": "phone", "value": f"020 7946 00{i:02d}"}]).json()
+        for organisation, start in ((org, "2020-01-02"), (other, "2022-03-04")):
+            api_client.post("/api/v1/employments/", {"person": person["id"], "organisation": organisation["id"],
+                                                    "start_date": start}, format="json")
+        ids.append(uuid.UUID(person["id"]))
+    ids.append(uuid.UUID(_create(api_client, given_name="Nobody").json()["id"]))
+    people = {p.pk: p for p in Person.objects.filter(pk__in=ids)}
+    # when / then: the same for several page lengths, compiled or not
+    for chosen in (ids, ids[:1], ids, ids[2:]):
+        expected = selectors.person_page_details(person_ids=chosen)
+        got = pages.person_details(chosen)
+        assert [person_out(people[pk], details=got) for pk in chosen] == [
+            person_out(people[pk], details=expected) for pk in chosen]
+    assert [len(person_out(people[pk], details=got)["employments"]) for pk in ids[2:]] == [2, 0]
 
 
 @pytest.mark.parametrize("points", [
