@@ -232,7 +232,14 @@ def _arm_orm_sql(arm: _Arm, among: QuerySet) -> tuple[str, tuple[Any, ...]]:
         query = ContactPoint.objects.order_by().filter(visible, **lookups).values_list("person_id", flat=True)
     else:
         query = among.order_by().filter(**lookups).values_list("id", flat=True)
-    return query[:arm.limit].query.sql_with_params()
+    sql, params = query[:arm.limit].query.sql_with_params()
+    if arm.skip_when_full:
+        # Full or not is decided on everyone, as for an unrestricted reader: a reader who sees
+        # few of 16,000 Lyons would otherwise read the whole block to find 21 visible ones.
+        everyone, everyone_params = _arm_sql(arm)
+        sql = f"SELECT * FROM ({sql}) AS visible WHERE (SELECT COUNT(*) FROM ({everyone}) AS everyone) <= {PER_KEY}"  # noqa: S608 - as above
+        params = (*params, *everyone_params)
+    return sql, tuple(params)
 
 
 def _as_uuid(value: Any) -> uuid.UUID:

@@ -139,16 +139,39 @@ def test_exclude_person_id_accepts_a_uuid_or_its_text(make_person):
     assert find_candidates(emails=["ada@example.com"], exclude_person_id=uuid.uuid4())[0].person_id == ada.pk
 
 
-def test_hidden_people_are_not_scored_and_do_not_crowd_out_visible_ones(make_person, staff_user):
-    # given: a sales rep sees only their own people; PER_KEY hidden people share the email
+def _sales_rep():
     from rapport.access.models import Role, SharingDefault
     from rapport.access.policy import access_changed
     from rapport.core import testing
-    from rapport.identity.selectors import visible_candidates
 
     SharingDefault.objects.update_or_create(object_type="people.person", defaults={"access": "private"})
     access_changed()
-    rep = testing.make_user("rep", role=Role.objects.get(key="sales-rep"))
+    return testing.make_user("rep", role=Role.objects.get(key="sales-rep"))
+
+
+def test_a_full_surname_block_is_full_for_a_reader_who_sees_little_of_it(smiths, make_person):
+    # given: the rep sees one Smith and one Quarshie
+    from rapport.people.models import Person
+
+    rep = _sales_rep()
+    smith = make_person(given_name="Ada", family_name="Smith", owner=rep)
+    quarshie = make_person(given_name="Kofi", family_name="Quarshie", owner=rep)
+    among = Person.objects.visible_to(rep)
+    # when
+    smiths_found = find_candidates(family_name="Smith", threshold=0, among=among)
+    quarshies_found = find_candidates(family_name="Quarshie", threshold=0, among=among)
+    # then: the Smith block is full whoever looks (as for the administrator), the other is not
+    assert smiths_found == [] and find_candidates(family_name="Smith", threshold=0) == []
+    assert [c.person_id for c in quarshies_found] == [quarshie.pk]
+    assert [c.person_id for c in find_candidates(given_name="Ada", family_name="Smith", among=among,
+                                                 threshold=0)] == [smith.pk]
+
+
+def test_hidden_people_are_not_scored_and_do_not_crowd_out_visible_ones(make_person, staff_user):
+    # given: a sales rep sees only their own people; PER_KEY hidden people share the email
+    from rapport.identity.selectors import visible_candidates
+
+    rep = _sales_rep()
     for _ in range(PER_KEY + 2):
         make_person(given_name="Hidden", family_name="Person", emails=["shared@example.com"])
     mine = make_person(given_name="Sam", family_name="Okoro", emails=["shared@example.com"], owner=rep)
