@@ -18,8 +18,8 @@ child process, and the ratio.
 
 Needs the bench extra: ``.venv/bin/pip install -e '.[bench]'`` (recordlinkage, splink).
 
-    .venv/bin/python bench/identity.py quality --size 100000
-    .venv/bin/python bench/identity.py speed --size 1000000
+    .venv/bin/python bench/identity.py quality --size 100000 [--splink-febrl-only]
+    .venv/bin/python bench/identity.py speed --size 1000000 [--file people.csv]
 """
 
 from __future__ import annotations
@@ -215,7 +215,7 @@ def _row(label: str, engine: str, kind: str, figures: dict[str, float], seconds:
           f"{figures['f1']:>9.4f}{figures['found']:>10}{figures['true']:>10}{seconds:>9.1f}")
 
 
-def quality(size: int, seed: int, skip_splink: bool) -> None:
+def quality(size: int, seed: int, skip_splink: bool, splink_febrl_only: bool = False) -> None:
     _django()
     work = Path(tempfile.mkdtemp(prefix="rapport-identity-"))
     datasets: list[tuple[str, Path, str, dict[str, str], set[Pair]]] = []
@@ -241,6 +241,8 @@ def quality(size: int, seed: int, skip_splink: bool) -> None:
         for label, path, id_column, roles, truth in datasets:
             if engine == "rapport":
                 edges, clustered, seconds = run(path, id_column, roles, work)
+            elif splink_febrl_only and not label.startswith("FEBRL"):
+                continue
             else:
                 edges, clustered, seconds = run(path, id_column, roles)
             _row(label, engine, "pairs", prf(edges, truth), seconds)
@@ -301,12 +303,16 @@ def _tree_rss_mib(pid: int) -> float:
     return total / 1024
 
 
-def speed(size: int, seed: int, skip_splink: bool) -> None:
+def speed(size: int, seed: int, skip_splink: bool, file: Path | None = None) -> None:
     work = Path(tempfile.mkdtemp(prefix="rapport-identity-"))
-    path = work / f"synthetic-{size}.csv"
-    start = time.perf_counter()
-    write_csv(generate(size, seed=seed, national_id=True), path)
-    print(f"{size:,} records written to {path} in {time.perf_counter() - start:.1f} s")
+    if file is not None:  # made earlier by identity_data.py (same generator), not timed either
+        path = file
+        print(f"{path} (made by bench/identity_data.py)")
+    else:
+        path = work / f"synthetic-{size}.csv"
+        start = time.perf_counter()
+        write_csv(generate(size, seed=seed, national_id=True), path)
+        print(f"{size:,} records written to {path} in {time.perf_counter() - start:.1f} s")
     rapport = [str(ROOT / ".venv" / "bin" / "rapport"), "identity", "cluster", str(path),
                "--id-column", "id", "--out", str(work / "clusters.csv")]
     results = [("rapport identity cluster", *_child(rapport))]
@@ -339,13 +345,17 @@ def main(argv: Iterable[str] | None = None) -> None:
         command.add_argument("--size", type=int, default=default, help="synthetic records")
         command.add_argument("--seed", type=int, default=1)
         command.add_argument("--skip-splink", action="store_true")
+    sub.choices["quality"].add_argument("--splink-febrl-only", action="store_true",
+                                        help="run Splink on FEBRL only (its synthetic runs take minutes)")
+    sub.choices["speed"].add_argument("--file", type=Path, default=None,
+                                      help="a CSV already made by identity_data.py (skips generating)")
     run = sub.add_parser("splink-run")
     run.add_argument("path", type=Path)
     args = parser.parse_args(list(argv) if argv is not None else None)
     if args.command == "quality":
-        quality(args.size, args.seed, args.skip_splink)
+        quality(args.size, args.seed, args.skip_splink, args.splink_febrl_only)
     elif args.command == "speed":
-        speed(args.size, args.seed, args.skip_splink)
+        speed(args.size, args.seed, args.skip_splink, args.file)
     else:
         splink_run(args.path)
 
