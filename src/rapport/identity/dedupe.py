@@ -2,7 +2,8 @@
 
 ``run_dedupe`` turns every person (erased people left out) into engine records through the
 same match keys as file mode — names, emails, phones, postal addresses, birth date — then
-runs the engine's pieces: union blocking, Fellegi–Sunter weights learnt from the database
+runs the engine's batch path (``engine.resolve``, the same as file mode, ``workers`` threads
+comparing): union blocking, Fellegi–Sunter weights learnt from the database
 itself (the fixed real-time model below ``MIN_TRAINING`` people, where EM has too little to
 learn from), scoring with evidence and non-chaining clustering. Pairs at or above the
 threshold inside one cluster become ``DuplicateSuggestion`` rows (open ones are refreshed, and
