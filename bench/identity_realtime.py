@@ -123,6 +123,31 @@ def main() -> None:
         figures["truth"] = bool(probe["entity_id"])
         results.append((kind, figures))
     results.append(("all lookups", _figures(all_wall, all_cpu)))
+    # The API's path for a restricted reader: a sales rep who owns 1 % of the people and sees
+    # only those (private sharing default); visibility is inside every blocking arm.
+    from rapport.identity.selectors import visible_candidates
+
+    rep = _restricted_reader(list(entity_of))
+    for kind in ("held-out", "common"):
+        def visible(probe: dict[str, Any]) -> list:
+            return visible_candidates(user=rep, given_name=probe["given_name"], family_name=probe["family_name"],
+                                      emails=[probe["email"]] if probe["email"] else [],
+                                      phones=[probe["phone"]] if probe["phone"] else [])
+
+        for probe in probes[kind][:20]:
+            visible(probe)
+        samples, shown, queries = [], 0, 0
+        cpu = time.process_time()
+        for probe in probes[kind]:
+            with CaptureQueriesContext(connection) as captured:
+                start = time.perf_counter()
+                found = visible(probe)
+                samples.append(time.perf_counter() - start)
+            queries += len(captured)
+            shown += bool(found)
+        figures = _figures(samples, time.process_time() - cpu)
+        figures.update(queries=queries / len(samples), found=shown / len(samples), truth=False)
+        results.append((f"rep: {kind}", figures))
     reset_queries()
     pks = rng.sample(list(entity_of), 500)
     results.append(("pk lookup (baseline)", _timed(lambda pk: Person.objects.get(pk=pk), pks)))
@@ -157,6 +182,25 @@ def _args() -> argparse.Namespace:
     parser.add_argument("--probes", type=int, default=300, help="lookups per kind of probe (default 300)")
     parser.add_argument("--db", help="SQLite file to keep and reuse (loaded once for this size)")
     return parser.parse_args()
+
+
+def _restricted_reader(person_ids: list[uuid.UUID]) -> Any:
+    from django.contrib.auth import get_user_model
+
+    from rapport.access.models import Role, SharingDefault
+    from rapport.access.policy import access_changed
+    from rapport.people.models import Person
+
+    rep = get_user_model().objects.filter(username="bench-rep").first()
+    if rep is None:
+        rep = get_user_model().objects.create_user(username="bench-rep", password=None,
+                                                   role=Role.objects.get(key="sales-rep"))
+        owned = person_ids[::100]
+        for start in range(0, len(owned), 5000):
+            Person.objects.filter(pk__in=owned[start:start + 5000]).update(owner=rep)
+    SharingDefault.objects.update_or_create(object_type="people.person", defaults={"access": "private"})
+    access_changed()
+    return rep
 
 
 def _person_id(record_id: str) -> uuid.UUID:
@@ -257,10 +301,11 @@ def _print(vendor: str, stored: int, results: list[tuple[str, dict[str, float]]]
         queries = f"{f['queries']:>8.1f}" if "queries" in f else f"{'':>8}"
         print(f"{name:<22}{f['n']:>5}{f['p50']:>8.2f}{f['p95']:>8.2f}{f['p99']:>8.2f}{f['max']:>8.1f}"
               f"{f['cpu']:>7.2f}{f['p50'] / base['p50']:>8.1f}{f['p95'] / base['p95']:>8.1f}{queries}  {found}")
-    worst = max(f["p95"] for name, f in results if name == "all lookups")
+    worst = figures["all lookups"]["p95"]
     verdict = "meets" if worst < 20 else "MISSES"
     print(f"{vendor}: p95 over all lookups {worst:.1f} ms {verdict} the 20 ms goal "
           f"(worst kind: {max((f['p95'], n) for n, f in results if 'found' in f)[1]})")
+    print(f"{vendor}: 'rep:' rows are visible_candidates for a sales rep who sees 1 % of the people")
 
 
 # ----------------------------------------------------------------------------------- loading
