@@ -60,6 +60,8 @@ def main() -> None:
                           baseline="pk lookup (baseline)")
     verdict = "meets" if figures["global_search"]["p95"] < 50 else "MISSES"
     print(f"{vendor}: p95 {figures['global_search']['p95']:.1f} ms {verdict} the 50 ms goal")
+    print(f"this run: {time.perf_counter() - start:.1f} s wall, {time.process_time():.1f} s CPU of this process"
+          + (" (the PostgreSQL server's CPU is on top)" if vendor == "postgresql" else ""))
 
 
 def _generate(size: int, rng: random.Random) -> tuple[list[tuple[str, str]], list[str], list[str]]:
