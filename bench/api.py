@@ -85,8 +85,9 @@ def main() -> None:
     finally:
         _stop_server(server)
 
-    print(f"\nserver: rapport run --no-worker, {os.environ.get('RAPPORT_WEB_WORKERS', '2')} gunicorn workers, "
-          f"{args.threads} client threads on keep-alive connections; machine: {os.cpu_count()} cores")
+    print(f"\nserver: rapport run --no-worker, {os.environ.get('RAPPORT_WEB_WORKERS', '2')} gunicorn workers × "
+          f"{os.environ.get('RAPPORT_WEB_THREADS', '4')} threads, {args.threads} client threads on keep-alive "
+          f"connections; machine: {os.cpu_count()} cores")
     print("wall: requests per second as measured; CPU: milliseconds of CPU per request (server + database);"
           " 2 cores/s: 2000 / CPU ms")
     print(f"{'operation':<10}{'n':>6}{'HTTP/s':>8}{'p50 ms':>8}{'p95 ms':>8}{'CPU ms':>8}{'2 cores/s':>10}"

@@ -13,6 +13,9 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
+from hypothesis import given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 
 from rapport.access.models import AuditEntry
 from rapport.core.models import IdempotencyRecord
@@ -472,6 +475,55 @@ def test_prepared_details_equal_the_selector_rows(api_client, staff_user):
         assert [person_out(people[pk], details=got) for pk in chosen] == [
             person_out(people[pk], details=expected) for pk in chosen]
     assert [len(person_out(people[pk], details=got)["employments"]) for pk in ids[2:]] == [2, 0]
+
+
+# Mostly plain values, sometimes anything: both paths are exercised.
+_WORDS = st.one_of(st.text(max_size=8), st.sampled_from(["", "  ", " Ada "]))
+_ANY = st.one_of(_WORDS, st.sampled_from(["a\x00b", "x" * 33, "é" * 101]), st.none(), st.booleans(),
+                 st.integers(), st.lists(st.text(max_size=3), max_size=2))
+
+
+def _mostly(plain):
+    return st.integers(0, 15).flatmap(lambda i: _ANY if i == 7 else plain)
+
+
+_POINT = st.fixed_dictionaries({"kind": _mostly(st.sampled_from(["email", "phone", "url"])),
+                                "value": _mostly(st.text(min_size=1, max_size=8))}, optional={
+    "label": _mostly(_WORDS), "source": _mostly(_WORDS), "verified": _mostly(st.booleans()),
+    "primary": _mostly(st.booleans())})
+_PERSON = st.fixed_dictionaries({}, optional={
+    **{name: _mostly(_WORDS) for name in (
+        "honorific", "given_name", "middle_names", "family_name", "preferred_name", "language", "timezone",
+        "notes")},
+    "country": _mostly(st.sampled_from(["GB", "", " fr ", "GBR"])),
+    "tags": _mostly(st.lists(st.text(min_size=1, max_size=4), max_size=3)),
+    "contact_points": _mostly(st.lists(_POINT, max_size=3))})
+_INPUT = st.one_of(_PERSON, _PERSON, _PERSON.map(lambda d: {**d, "bogus": 1}),
+                   _PERSON.map(lambda d: {**d, "contact_points": [{"kind": "email", "value": "a@b.c", "x": 1}]}), _ANY)
+
+
+@hypothesis_settings(max_examples=300, deadline=None)
+@given(data=_INPUT)
+def test_plain_person_input_validates_as_the_schema_serializer(data):
+    """A create's input is checked without DRF when it is plain; then it must be exactly what
+    ``PersonIn`` gives (anything not plain goes to ``PersonIn``, so its errors are DRF's)."""
+    from rapport.people.api.serializers import PersonIn, plain_person_in
+
+    serializer = PersonIn(data=data)
+    valid = serializer.is_valid()
+    plain = plain_person_in(data)
+    if plain is not None:
+        assert valid and plain == serializer.validated_data
+
+
+def test_ordinary_create_input_takes_the_plain_path():
+    from rapport.people.api.serializers import plain_person_in
+
+    body = {"given_name": "Zoë", "family_name": " Lovelace ", "country": "GB", "tags": ["vip"],
+            "contact_points": [{"kind": "email", "value": "ada@example.com", "verified": True},
+                               {"kind": "phone", "value": "+44 20 7946 0018", "label": "work"}]}
+    assert plain_person_in(body)["family_name"] == "Lovelace"
+    assert plain_person_in({**body, "contact_points": [{"kind": "fax", "value": "1"}]}) is None
 
 
 @pytest.mark.parametrize("points", [

@@ -95,3 +95,24 @@ def test_organisation_cannot_be_its_own_ancestor(make_organisation, staff_user):
     child = make_organisation(name="Sub", parent=parent)
     with pytest.raises(ValidationError):
         services.organisation_update(actor=staff_user, organisation=parent, changes={"parent": child})
+
+
+def test_create_checks_an_explicit_owner_but_does_not_look_up_the_actor(staff_user):
+    """The actor was just loaded, so the owner check's query is skipped; a given owner is checked."""
+    import uuid
+
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from rapport.access.models import User
+
+    # when the actor becomes the owner
+    with CaptureQueriesContext(connection) as ctx:
+        ada = services.person_create(actor=staff_user, given_name="Ada")
+    # then
+    assert ada.owner_id == staff_user.pk
+    assert not [q["sql"] for q in ctx.captured_queries if '"access_user"' in q["sql"]]
+    # when an owner that does not exist is given
+    with pytest.raises(ValidationError) as refused:
+        services.person_create(actor=staff_user, given_name="Bob", owner=User(pk=uuid.uuid4(), username="ghost"))
+    assert "owner" in refused.value.message_dict
