@@ -5,6 +5,7 @@ Existing ``ContactDecision`` rows (one per person) are converted into one ``Deci
 per distinct answer of each batch and ``DecisionPack`` rows of person ids, and back again.
 """
 
+import sys
 import uuid
 from array import array
 from collections import defaultdict
@@ -36,9 +37,11 @@ def pack_rows(apps, schema_editor):
         packs = []
         for prefix, members in people.items():
             members.sort()
+            indexes = array("H", [i for _, i in members])
+            if sys.byteorder == "big":  # stored little-endian
+                indexes.byteswap()
             packs.append(Pack(batch=batch, prefix=prefix, size=len(members),
-                              member_ids=b"".join(m for m, _ in members),
-                              outcome_indexes=array("H", [i for _, i in members]).tobytes()))
+                              member_ids=b"".join(m for m, _ in members), outcome_indexes=indexes.tobytes()))
         Pack.objects.bulk_create(packs, batch_size=500)
 
 
@@ -49,6 +52,8 @@ def unpack_rows(apps, schema_editor):
     for pack in Pack.objects.iterator():
         outcomes = {o.index: o for o in Outcome.objects.filter(batch_id=pack.batch_id)}
         members, indexes = bytes(pack.member_ids), array("H", bytes(pack.outcome_indexes))
+        if sys.byteorder == "big":
+            indexes.byteswap()
         Decision.objects.bulk_create([
             Decision(batch_id=pack.batch_id, person_id=uuid.UUID(bytes=members[k * 16:k * 16 + 16]),
                      allowed=outcomes[i].allowed, reasons=outcomes[i].reasons)
