@@ -14,6 +14,7 @@ whose default varies per row (a UUID primary key, timestamps) must be passed.
 from __future__ import annotations
 
 import datetime as dt
+import os
 import uuid
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -42,26 +43,27 @@ class TableWriter:
             self.constants.append((field.column, field.get_db_prep_save(value, connection)))
         self.converters = [_converter(by_attname[name]) for name in self.columns]
         self.column_names = [by_attname[name].column for name in self.columns] + [c for c, _ in self.constants]
+        self._prepare = _row_function(self.converters, tuple(value for _, value in self.constants))
+        table = connection.ops.quote_name(model._meta.db_table)
+        names = ", ".join(connection.ops.quote_name(c) for c in self.column_names)
+        self.copy_sql = f"COPY {table} ({names}) FROM STDIN"
+        self.insert_sql = (f"INSERT INTO {table} ({names}) "  # noqa: S608 - names are model metadata, values are parameters
+                           f"VALUES ({', '.join(['%s'] * len(self.column_names))})")
 
     def insert(self, rows: Iterable[Sequence[Any]]) -> int:
-        constants = tuple(value for _, value in self.constants)
-        converters = self.converters
-        prepared = [tuple(conv(v) if conv else v for conv, v in zip(converters, row, strict=True)) + constants
-                    for row in rows]
+        prepare = self._prepare
+        prepared = [prepare(row) for row in rows]
         if not prepared:
             return 0
-        table = connection.ops.quote_name(self.model._meta.db_table)
-        names = ", ".join(connection.ops.quote_name(c) for c in self.column_names)
         with connection.cursor() as cursor:
             if connection.vendor == "postgresql":
                 raw = cursor.cursor  # the psycopg cursor under Django's wrapper
-                with raw.copy(f"COPY {table} ({names}) FROM STDIN") as copy:
+                with raw.copy(self.copy_sql) as copy:
+                    write = copy.write_row
                     for row in prepared:
-                        copy.write_row(row)
+                        write(row)
             else:
-                placeholders = ", ".join(["%s"] * len(self.column_names))
-                cursor.executemany(f"INSERT INTO {table} ({names}) VALUES ({placeholders})",  # noqa: S608 - names are model metadata, values are parameters
-                                   prepared)
+                cursor.executemany(self.insert_sql, prepared)
         return len(prepared)
 
 
@@ -79,13 +81,27 @@ def update_rows(model: type[models.Model], columns: Sequence[str], rows: Iterabl
         cursor.executemany(f"UPDATE {table} SET {sets} WHERE {pk} = %s", prepared)  # noqa: S608 - see above
 
 
+def _row_function(converters: Sequence[Any], constants: tuple) -> Any:
+    """``row -> database row``, written out for these columns: only the values that need a
+    converter call one, and a row of the wrong length fails to unpack. The generic loop over
+    (converter, value) pairs was a fifth of the writer's time."""
+    names = [f"v{i}" for i in range(len(converters))]
+    values = [f"c{i}({name})" if conv else name for i, (conv, name) in enumerate(zip(converters, names, strict=True))]
+    source = (f"def prepare(row):\n    {', '.join(names)}, = row\n"
+              f"    return ({', '.join(values)},) + constants\n")
+    scope: dict[str, Any] = {f"c{i}": conv for i, conv in enumerate(converters) if conv}
+    scope["constants"] = constants
+    exec(source, scope)  # noqa: S102 - source built from column positions only, no data
+    return scope["prepare"]
+
+
 def _converter(field: models.Field) -> Any:
     """A fast value → database converter for the types that need one, else None."""
     target = field.target_field if isinstance(field, models.ForeignKey) else field
     if isinstance(target, models.UUIDField):
         if connection.features.has_native_uuid_field:
             return None
-        return lambda v: v.hex if isinstance(v, uuid.UUID) else v
+        return _uuid_hex
     if isinstance(target, models.DateTimeField):
         return _LastValue(connection.ops.adapt_datetimefield_value, dt.datetime)
     if isinstance(target, models.DateField):
@@ -93,6 +109,22 @@ def _converter(field: models.Field) -> Any:
     if isinstance(target, models.JSONField):
         return lambda v: target.get_db_prep_save(v, connection)
     return None
+
+
+def new_id() -> str:
+    """A random (version 4) UUID as its canonical text: what ``str(uuid.uuid4())`` gives, without
+    building a ``UUID`` — a million-row import makes a few million ids."""
+    digits = os.urandom(16).hex()
+    return f"{digits[:8]}-{digits[8:12]}-4{digits[13:16]}-{_VARIANT[digits[16]]}{digits[17:20]}-{digits[20:]}"
+
+
+_VARIANT = {c: "89ab"[int(c, 16) & 3] for c in "0123456789abcdef"}  # RFC 4122 variant bits 10xx
+
+
+def _uuid_hex(value: Any) -> Any:
+    if isinstance(value, str):
+        return value.replace("-", "")
+    return value.hex if isinstance(value, uuid.UUID) else value
 
 
 class _LastValue:

@@ -5,6 +5,8 @@ validated outside any transaction, then matched and written in one transaction t
 the import's new ``next_row``; a process killed at any point resumes from the last committed
 chunk and ends exactly where an uninterrupted run would. Chunk boundaries are fixed
 (``k * chunk_size``), so a resumed run sees the same chunks in the same order.
+On large files the chunks are prepared by a read-ahead process (``imports.pipeline``) while
+this one writes; what is written, and when it commits, is the same.
 
 Writes are set-based (``imports.bulk``) with the people services' rules: the same
 normalisers, the same limits, suppression checked set-wise (``ensure_not_suppressed``),
@@ -24,6 +26,7 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import IO, Any
 
@@ -53,6 +56,7 @@ from rapport.imports.matching import (
     match_groups,
 )
 from rapport.imports.models import Import, ImportChunk, ImportedPerson, ImportIssue, ImportMapping
+from rapport.imports.pipeline import ReadAhead, read_ahead_wanted
 from rapport.imports.records import PERSON_FIELDS, ImportRecord, PointValue, build_record
 from rapport.imports.sources import (
     FileProblem,
@@ -264,27 +268,33 @@ def _run(imp: Import, runner: str, progress: ProgressCallback | None) -> None:
     start = imp.next_row
     if start == 0:
         ImportIssue.objects.filter(import_run=imp, phase=ImportIssue.Phase.RUN).delete()
-    for first_row, rows in _chunks(imp, start):
-        prepared = context.prepare(rows)
-        with transaction.atomic():
-            locked = Import.objects.select_for_update().get(pk=imp.pk)
-            if locked.lease_owner != runner or locked.next_row != first_row:
-                raise Conflict("Another process took over this import.")
-            chunk_index = first_row // imp.chunk_size
-            outcome = context.apply(prepared, chunk_index=chunk_index, first_row=first_row)
-            locked.next_row = first_row + len(rows)
-            locked.counts = _add_counts(locked.counts, outcome.counts)
-            if len(locked.report_rows) < REPORT_ROWS:
-                locked.report_rows = (locked.report_rows + outcome.report)[:REPORT_ROWS]
-            locked.heartbeat_at = timezone.now()
-            locked.lease_until = locked.heartbeat_at + LEASE
-            locked.save(update_fields=["next_row", "counts", "report_rows", "heartbeat_at", "lease_until",
-                                       "updated_at"])
-        imp = locked
-        if progress:
-            progress(imp)
+    parallel = read_ahead_wanted(imp.total_rows - start, imp.chunk_size)
+    with ReadAhead(_chunks(imp, start), context.prepare, parallel=parallel) as prepared_chunks:
+        for first_row, prepared in prepared_chunks:
+            imp = _apply_chunk(imp, context, runner, first_row, prepared)
+            if progress:
+                progress(imp)
     Import.objects.filter(pk=imp.pk, lease_owner=runner).update(
         status=Import.Status.COMPLETED, finished_at=timezone.now(), lease_owner="", lease_until=None)
+
+
+def _apply_chunk(imp: Import, context: _Context, runner: str, first_row: int, prepared: _Prepared) -> Import:
+    """Match and write one prepared chunk in one transaction with the import's progress."""
+    with transaction.atomic():
+        locked = Import.objects.select_for_update().get(pk=imp.pk)
+        if locked.lease_owner != runner or locked.next_row != first_row:
+            raise Conflict("Another process took over this import.")
+        chunk_index = first_row // imp.chunk_size
+        outcome = context.apply(prepared, chunk_index=chunk_index, first_row=first_row)
+        locked.next_row = first_row + prepared.rows_seen
+        locked.counts = _add_counts(locked.counts, outcome.counts)
+        if len(locked.report_rows) < REPORT_ROWS:
+            locked.report_rows = (locked.report_rows + outcome.report)[:REPORT_ROWS]
+        locked.heartbeat_at = timezone.now()
+        locked.lease_until = locked.heartbeat_at + LEASE
+        locked.save(update_fields=["next_row", "counts", "report_rows", "heartbeat_at", "lease_until",
+                                   "updated_at"])
+    return locked
 
 
 def _dry_run(imp: Import, runner: str, progress: ProgressCallback | None) -> None:
@@ -292,22 +302,24 @@ def _dry_run(imp: Import, runner: str, progress: ProgressCallback | None) -> Non
     counts: dict[str, int] = {}
     rows_report: list[dict] = []
     ImportIssue.objects.filter(import_run=imp, phase=ImportIssue.Phase.PREVIEW).delete()
+    parallel = read_ahead_wanted(imp.total_rows, imp.chunk_size)
     try:
-        for first_row, rows in _chunks(imp, 0):
-            prepared = context.prepare(rows)
-            outcome = context.apply(prepared, chunk_index=first_row // imp.chunk_size, first_row=first_row)
-            counts = _add_counts(counts, outcome.counts)
-            if len(rows_report) < REPORT_ROWS:
-                rows_report = (rows_report + outcome.report)[:REPORT_ROWS]
-            now = timezone.now()
-            preview = {"next_row": first_row + len(rows), "total_rows": imp.total_rows, "counts": counts}
-            claimed = Import.objects.filter(pk=imp.pk, lease_owner=runner).update(
-                preview=preview, heartbeat_at=now, lease_until=now + LEASE)
-            if not claimed:
-                raise Conflict("Another process took over this preview.")
-            imp.preview = preview
-            if progress:
-                progress(imp)
+        with ReadAhead(_chunks(imp, 0), context.prepare, parallel=parallel) as prepared_chunks:
+            for first_row, prepared in prepared_chunks:
+                outcome = context.apply(prepared, chunk_index=first_row // imp.chunk_size, first_row=first_row)
+                counts = _add_counts(counts, outcome.counts)
+                if len(rows_report) < REPORT_ROWS:
+                    rows_report = (rows_report + outcome.report)[:REPORT_ROWS]
+                now = timezone.now()
+                preview = {"next_row": first_row + prepared.rows_seen, "total_rows": imp.total_rows,
+                           "counts": counts}
+                claimed = Import.objects.filter(pk=imp.pk, lease_owner=runner).update(
+                    preview=preview, heartbeat_at=now, lease_until=now + LEASE)
+                if not claimed:
+                    raise Conflict("Another process took over this preview.")
+                imp.preview = preview
+                if progress:
+                    progress(imp)
     finally:
         context.close()
     _add_candidates(rows_report)
@@ -343,6 +355,7 @@ class _Prepared:
     issues: list[tuple[int, str, str, str]]          # row, column, kind, message
     rows_seen: int
     report: dict[int, dict]                          # row number -> report entry (first rows)
+    groups: list[Group]                              # the records, by person (within the chunk)
 
 
 @dataclass
@@ -441,7 +454,7 @@ class _Context:
                                              "name": record.display_name(), "messages": []}
             else:
                 kept.append(record)
-        return _Prepared(kept, issues, len(rows), report)
+        return _Prepared(kept, issues, len(rows), report, group_records(kept))
 
     def _reporting(self) -> bool:
         done = self.imp.preview.get("next_row", 0) if self.dry_run else self.imp.next_row
@@ -468,7 +481,7 @@ class _Context:
         counts["suppressed"] = len({row for row, _, kind, _ in issues if kind == ImportIssue.Kind.SUPPRESSED})
         counts["warnings"] = sum(1 for _, _, kind, _ in issues if kind == ImportIssue.Kind.WARNING)
         report = dict(prepared.report)
-        groups = group_records(prepared.records)
+        groups = prepared.groups
         match_groups(groups, self._lookup)
         plans = self._plan(groups, counts, issues, report)
         if not self.dry_run:
@@ -506,6 +519,7 @@ class _Context:
         blocked = self._blocked(existing_ids)
         policy = self.imp.policy
         today = timezone.localdate()
+        reporting = self._reporting()
         plans = []
         for group in groups:
             target = group.target
@@ -529,13 +543,15 @@ class _Context:
             seen_in_file: dict[tuple[str, str], int] = {}  # key -> first row of this group holding it
             for record in group.records:
                 row_changes: list[str] = []
-                record_keys = record.identifiers() | record.address_keys()
-                in_file = [{**key_evidence(key), "row": seen_in_file[key]} for key in sorted(record_keys)
-                           if key in seen_in_file]
-                for key in record_keys:
-                    seen_in_file.setdefault(key, record.number)
+                in_file: list[dict] = []
+                if reporting:  # the evidence is only shown for the first rows
+                    record_keys = record.identifiers() | record.address_keys()
+                    in_file = [{**key_evidence(key), "row": seen_in_file[key]} for key in sorted(record_keys)
+                               if key in seen_in_file]
+                    for key in record_keys:
+                        seen_in_file.setdefault(key, record.number)
                 if plan is None:
-                    plan = _Plan(person_id=uuid.uuid4(), is_new=True)
+                    plan = _Plan(person_id=bulk.new_id(), is_new=True)
                     _start_new(plan, record)
                     outcome = "created"
                 else:
@@ -549,10 +565,11 @@ class _Context:
                 counts[outcome] += 1
                 if record.consents and self.brings_consent:
                     counts["consents"] += len(record.consents)
-                _report(report, record, outcome, self._reporting(), person_id=plan.person_id,
-                        evidence=group.evidence, others=group.others, in_file=in_file,
-                        changes=sorted(set(row_changes)), existing=not plan.is_new and not plan.created_here,
-                        name=_name(plan.values) if not plan.is_new and plan.values else None)
+                if reporting:
+                    _report(report, record, outcome, True, person_id=plan.person_id,
+                            evidence=group.evidence, others=group.others, in_file=in_file,
+                            changes=sorted(set(row_changes)), existing=not plan.is_new and not plan.created_here,
+                            name=_name(plan.values) if not plan.is_new and plan.values else None)
             plans.append((plan, group, results))  # type: ignore[arg-type]
         return plans
 
@@ -638,18 +655,18 @@ class _Context:
         for plan, _, _ in plans:
             entry = {"person": str(plan.person_id), "points": [], "jobs": [], "tags": [], "ended_jobs": []}
             for point in plan.new_points:
-                point_id = uuid.uuid4()
+                point_id = bulk.new_id()
                 primary = point.kind not in plan.primary_kinds
                 plan.primary_kinds.add(point.kind)
                 point_rows.append((point_id, now, now, plan.person_id, point.kind, point.label, point.value,
                                    point.normalised, point.search_key[:200], self.source, False, primary))
-                entry["points"].append(str(point_id))
+                entry["points"].append(point_id)
             if plan.new_job is not None:
                 org_name, title, start = plan.new_job
-                job_id = uuid.uuid4()
+                job_id = bulk.new_id()
                 job_rows.append((job_id, now, now, plan.person_id, organisations[fold(org_name)], title,
                                  start or timezone.localdate(), None))
-                entry["jobs"].append(str(job_id))
+                entry["jobs"].append(job_id)
             for job_id, old_end, new_end in plan.ended_jobs:
                 ended.append((new_end, now, job_id))
                 entry["ended_jobs"].append([str(job_id), old_end.isoformat() if old_end else None])
@@ -718,7 +735,7 @@ class _Context:
         pending = [(p, c) for p in plans for c in p.consents]
         if not pending or not self.brings_consent:
             return
-        people = Person.objects.in_bulk([p.person_id for p, _ in pending])
+        people = {str(pk): person for pk, person in Person.objects.in_bulk([p.person_id for p, _ in pending]).items()}
         imp = self.imp
         for plan, (channel, granted, row, date, column) in pending:
             collected = date or imp.consent_collected_on
@@ -728,7 +745,7 @@ class _Context:
                      "collected_on": collected.isoformat() if collected else None,
                      "notice_version": imp.consent_notice_version}
             try:
-                _record_consent(person=people[plan.person_id], purpose=imp.consent_purpose, channel=channel,
+                _record_consent(person=people[str(plan.person_id)], purpose=imp.consent_purpose, channel=channel,
                                 granted=granted, lawful_basis=imp.consent_lawful_basis, source="import",
                                 captured_by=self.actor, notice_version=self.notice_version, proof=proof,
                                 occurred_at=occurred, double_opt_in=not imp.consent_confirmed)
@@ -844,8 +861,14 @@ def _add_consents(plan: _Plan, record: ImportRecord) -> None:
 
 def _person_row(values: dict[str, str]) -> tuple:
     """Person columns in writer order, with the folded name keys the search uses."""
-    return (*(values.get(name, "") for name in PERSON_FIELDS), fold(values.get("given_name", ""))[:100],
-            fold(values.get("family_name", ""))[:100], fold(values.get("preferred_name", ""))[:100])
+    return (*[values.get(name, "") for name in PERSON_FIELDS], _name_key(values.get("given_name", "")),
+            _name_key(values.get("family_name", "")), _name_key(values.get("preferred_name", "")))
+
+
+@lru_cache(maxsize=65536)
+def _name_key(name: str) -> str:
+    """The search's folded name key; names repeat across a file's rows, folding them did not."""
+    return fold(name)[:100]
 
 
 def _name(values: dict[str, str]) -> str:
