@@ -55,6 +55,11 @@ declare("access.AuditEntry", "changes", category=C.IDENTITY, sensitivity=S.MEDIU
         description="Field history (old and new values), sealed; the chain covers only its digest")
 declare_not_personal("access.AuditEntry", ["actor_name", "ip"],
                      reason="the staff user who acted and their address, not the customer's")
+declare_model("access.AuditEntryPerson", person_path="person_id",
+              description="Access audit: the people a bulk entry (an export, an import) covers (S5)")
+declare("access.AuditEntryPerson", "person_id", category=C.TECHNICAL, sensitivity=S.LOW, purposes=("security",),
+        lawful_basis=B.LEGAL_OBLIGATION, retention="6 years (accountability, GDPR Art. 5(2))", erasure=E.KEEP,
+        description="Kept after erasure: the chained entry's digest proves nothing was altered")
 
 for _label in ("access.Role", "access.Team", "access.SharingRule", "access.ApiToken"):
     declare_not_personal(_label, ["name"], reason="the name of a staff-side setting")

@@ -380,25 +380,3 @@ class AuditEntryPerson(models.Model):
 
     def __str__(self) -> str:
         return f"#{self.entry_seq} {self.person_id}"
-
-
-def _declare_audit_entry_person() -> None:
-    # Belongs in access/datamap.py (another owner's file); declared here until it moves.
-    from rapport.privacy.datamap import (
-        Category,
-        ErasureAction,
-        LawfulBasis,
-        Sensitivity,
-        declare,
-        declare_model,
-    )
-
-    declare_model("access.AuditEntryPerson", person_path="person_id",
-                  description="Access audit: the people a bulk entry (an export, an import) covers (S5)")
-    declare("access.AuditEntryPerson", "person_id", category=Category.TECHNICAL, sensitivity=Sensitivity.LOW,
-            purposes=("security",), lawful_basis=LawfulBasis.LEGAL_OBLIGATION,
-            retention="6 years (accountability, GDPR Art. 5(2))", erasure=ErasureAction.KEEP,
-            description="Kept after erasure: the chained entry's digest proves nothing was altered")
-
-
-_declare_audit_entry_person()

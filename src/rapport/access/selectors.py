@@ -11,8 +11,15 @@ from typing import Any
 
 from django.db.models import Q, QuerySet
 
+from rapport.access.audit import person_entries
 from rapport.access.fieldsecurity import hidden_fields
-from rapport.access.models import Attachment, AuditEntry, RecordShare, RestrictedRecord
+from rapport.access.models import (
+    Attachment,
+    AuditEntry,
+    AuditEntryPerson,
+    RecordShare,
+    RestrictedRecord,
+)
 from rapport.access.permissions import has_permission
 from rapport.access.policy import access_context
 from rapport.access.sharing import RECORD_TYPES, restrict
@@ -31,7 +38,9 @@ def audit_search(*, user: Any, actor: str = "", person_id: Any = None, action: s
     if actor:
         entries = entries.filter(actor_name__iexact=actor.strip())
     if person_id:
-        entries = entries.filter(person_id=person_id)
+        # The person's own entries and the bulk entries covering them (decision 0008).
+        covering = AuditEntryPerson.objects.filter(person_id=person_id).values("entry_seq")
+        entries = entries.filter(Q(person_id=person_id) | Q(seq__in=covering))
     if action:
         entries = entries.filter(action=action)
     if channel:
@@ -59,7 +68,7 @@ def person_access_log(person_id: Any, *, limit: int | None = None) -> list[Acces
 
     For the privacy access export; the caller decides what to show the data subject.
     """
-    entries = (AuditEntry.objects.filter(person_id=person_id).order_by("-seq")
+    entries = (person_entries(person_id)
                .values_list("occurred_at", "actor_name", "action", "channel", "reason"))
     if limit:
         entries = entries[:limit]

@@ -322,7 +322,7 @@ def _dry_run(imp: Import, runner: str, progress: ProgressCallback | None) -> Non
                     progress(imp)
     finally:
         context.close()
-    _add_candidates(rows_report)
+    _add_candidates(rows_report, actor=context.actor)
     preview = {"next_row": imp.total_rows, "total_rows": imp.total_rows, "counts": counts,
                "rows": rows_report, "finished": True}
     Import.objects.filter(pk=imp.pk, lease_owner=runner).update(
@@ -902,9 +902,12 @@ def _report(report: dict[int, dict], record: ImportRecord, outcome: str, reporti
     report[record.number] = entry
 
 
-def _add_candidates(rows: list[dict]) -> None:
-    """Identity resolution's own view (I2) of the first rows: candidates with score and evidence."""
+def _add_candidates(rows: list[dict], *, actor: Any) -> None:
+    """Identity resolution's own view (I2) of the first rows: candidates with score and evidence,
+    only among the people the importing user may see (S2)."""
     from rapport.identity.services import find_candidates
+
+    visible = Person.objects.visible_to(actor, "read")
 
     for entry in rows:
         if entry["outcome"] not in ("created", "updated", "unchanged", "merged"):
@@ -912,7 +915,8 @@ def _add_candidates(rows: list[dict]) -> None:
         try:
             candidates = find_candidates(given_name=entry.get("given_name", ""),
                                          family_name=entry.get("family_name", ""),
-                                         emails=entry.get("emails", []), phones=entry.get("phones", []), limit=3)
+                                         emails=entry.get("emails", []), phones=entry.get("phones", []), limit=3,
+                                         among=visible)
         except Exception:  # the preview must not fail because the scorer did
             logger.warning("find_candidates failed in an import preview", exc_info=True)
             continue

@@ -226,14 +226,15 @@ def manual_entries() -> QuerySet[SuppressionEntry]:
 def access_log(*, person: Any, limit: int = 1000) -> list[dict[str, Any]] | None:
     """Who viewed, searched, exported or changed the person (S5), or None when not recorded here.
 
-    The access-control app owns ``AuditEntry``; it is imported lazily so this keeps working
+    The access-control app owns the audit; it is imported lazily so this keeps working
     on a build without it.
     """
     try:
-        from rapport.access.models import AuditEntry  # type: ignore[attr-defined]
+        from rapport.access.audit import person_entries
     except ImportError:
         return None
-    rows = AuditEntry.objects.filter(person_id=person.pk).order_by("-occurred_at")[:limit]
+    # Their own entries and the bulk ones (exports, imports) that cover them (decision 0008).
+    rows = person_entries(person.pk).order_by("-occurred_at")[:limit]
     out = []
     for row in rows:
         out.append({

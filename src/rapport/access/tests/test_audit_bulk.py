@@ -143,3 +143,16 @@ def test_bulk_by_a_system_actor_verifies(staff_user):
     assert (entry.actor_id, entry.actor_name, entry.object_type) == (None, "system", "people.person")
     assert [e.pk for e in person_entries(ada.pk) if e.action == "create" and e.channel == "job"] == [entry.pk]
     assert verify_chain().ok
+
+
+def test_every_reader_of_a_persons_trail_sees_the_bulk_entries(exported, admin_user):
+    """The record's access panel / privacy export (person_access_log), the auditors' search by
+    person and the privacy access export all name the export that covered the person."""
+    from rapport.access.selectors import audit_search, person_access_log
+    from rapport.privacy.selectors import access_log
+
+    people, entry = exported
+    person = people[3]
+    assert [line.action for line in person_access_log(person.pk)] == ["export", "create"]
+    assert entry.seq in {e.seq for e in audit_search(user=admin_user, person_id=person.pk)}
+    assert [row["action"] for row in access_log(person=person)] == ["export", "create"]

@@ -420,3 +420,24 @@ def test_employment_start_date_and_existing_organisation_are_reused(upload, run_
     job = Employment.objects.get()
     assert job.organisation_id == org.pk and job.start_date == dt.date(2021, 2, 1)
     assert Organisation.objects.count() == 1 and imp.counts["created"] == 1
+
+
+def test_preview_candidates_are_only_people_the_importer_may_see(upload, run_import, make_person):
+    # given: people are private by default; a sales rep imports a file naming one person they
+    # own and one owned by someone else (S2)
+    from rapport.access.models import Role, SharingDefault
+    from rapport.access.policy import access_changed
+    from rapport.core import testing
+
+    SharingDefault.objects.update_or_create(object_type="people.person", defaults={"access": "private"})
+    access_changed()
+    rep = testing.make_user("rep", role=Role.objects.get(key="sales-rep"))
+    mine = make_person(given_name="Grace", family_name="Hopper", emails=["grace@navy.example"], owner=rep)
+    make_person(given_name="Hedy", family_name="Lamarr", emails=["hedy@example.com"])
+    data = csv_bytes([["Name", "Email"], ["Grace Hopper", "grace@navy.example"], ["Hedy Lamarr", "hedy+news@example.com"]])
+    # when the rep previews it
+    preview = run_import(upload(data, actor=rep), actor=rep, dry_run=True)
+    # then the rep's own person is offered with evidence, the hidden one never is
+    rows = {r["row"]: r for r in preview.preview["rows"]}
+    assert [c["person_id"] for c in rows[2]["candidates"]] == [str(mine.pk)]
+    assert rows[3].get("candidates", []) == []
