@@ -49,6 +49,7 @@ bench: install
 	$(BIN)/python bench/visibility.py
 	$(BIN)/python bench/gate.py
 	$(BIN)/python bench/import.py
+	$(BIN)/python bench/export.py
 	$(BIN)/python bench/identity.py quality
 	$(BIN)/python bench/identity.py speed
 	$(BIN)/python bench/identity_realtime.py
