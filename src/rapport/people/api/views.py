@@ -22,7 +22,7 @@ from rest_framework.generics import GenericAPIView
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from rapport.access.audit import record_person_access
+from rapport.access.audit import record_people_access_bulk, record_person_access
 from rapport.access.fieldsecurity import hidden_fields
 from rapport.core.api.conventions import IdempotentCreateMixin, check_if_match, etag_for
 from rapport.identity.realtime import candidates_header, check_before_create
@@ -123,8 +123,9 @@ class PersonList(IdempotentCreateMixin, _PersonCreate):
         ids = [row["id"] for row in page]
         details = pages.person_details(ids)
         if ids:
-            record_person_access(actor=request.user, action="view", people=ids, channel="api",
-                                 request=request, detail={"list": True})
+            # A page is a bulk read: one chained entry plus a row per person (decision 0008).
+            record_people_access_bulk(actor=request.user, action="view", people=ids, channel="api",
+                                      request=request, detail={"list": True})
         hidden, when = hidden_fields(request.user, "people.Person"), s.timestamp_renderer()
         return self.get_paginated_response([s.person_out(p, hidden, details=details, when=when) for p in page])
 

@@ -342,10 +342,16 @@ def test_contact_point_add_update_remove(api_client):
 
 def test_api_reads_of_a_person_are_audited(api_client, staff_user):
     ada = _create(api_client).json()
-    before = AuditEntry.objects.filter(person_id=ada["id"], action="view").count()
+    from rapport.access.audit import person_entries, verify_chain
+
+    before = person_entries(ada["id"]).filter(action="view").count()
     api_client.get(f"{PEOPLE}{ada['id']}/")
     api_client.get(PEOPLE)
-    assert AuditEntry.objects.filter(person_id=ada["id"], action="view", channel="api").count() == before + 2
+    # the read is the person's own entry; the list page one bulk entry covering them (decision 0008)
+    assert person_entries(ada["id"]).filter(action="view", channel="api").count() == before + 2
+    page_entry = person_entries(ada["id"]).filter(action="view", channel="api").first()
+    assert page_entry.person_id is None and json.loads(page_entry.detail)["list"] is True
+    assert verify_chain().ok
 
 
 def test_people_another_user_may_not_see_are_404_and_absent_from_lists(api_client, db):
