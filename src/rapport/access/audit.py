@@ -389,8 +389,13 @@ def person_entries(person_id: Any) -> QuerySet[AuditEntry]:
     What "who viewed, exported or changed person X" reads (the record's access panel, the
     privacy access export, the audit search by person).
     """
+    return AuditEntry.objects.filter(about_person(person_id)).order_by("-seq")
+
+
+def about_person(person_id: Any) -> Q:
+    """The entries condition behind ``person_entries``: the person's own and the covering bulk ones."""
     covering = AuditEntryPerson.objects.filter(person_id=person_id).values("entry_seq")
-    return AuditEntry.objects.filter(Q(person_id=person_id) | Q(seq__in=covering)).order_by("-seq")
+    return Q(person_id=person_id) | Q(seq__in=covering)
 
 
 def _unique_hex_ids(people: Iterable[Any]) -> list[str]:

@@ -11,12 +11,11 @@ from typing import Any
 
 from django.db.models import Q, QuerySet
 
-from rapport.access.audit import person_entries
+from rapport.access.audit import about_person, person_entries
 from rapport.access.fieldsecurity import hidden_fields
 from rapport.access.models import (
     Attachment,
     AuditEntry,
-    AuditEntryPerson,
     RecordShare,
     RestrictedRecord,
 )
@@ -39,8 +38,7 @@ def audit_search(*, user: Any, actor: str = "", person_id: Any = None, action: s
         entries = entries.filter(actor_name__iexact=actor.strip())
     if person_id:
         # The person's own entries and the bulk entries covering them (decision 0008).
-        covering = AuditEntryPerson.objects.filter(person_id=person_id).values("entry_seq")
-        entries = entries.filter(Q(person_id=person_id) | Q(seq__in=covering))
+        entries = entries.filter(about_person(person_id))
     if action:
         entries = entries.filter(action=action)
     if channel:
