@@ -44,7 +44,9 @@ def test_raw_sql_reads_only_ciphertext(private_keyring, staff_user):
     raw = _raw_person(ada.pk)
     # then
     assert raw["birth_date"].startswith(f"{private_keyring.active}$")
-    assert "1815" not in raw["birth_date"] and "female" not in raw["gender"]
+    # The key id holds its creation time, so the year is looked for in the sealed part only.
+    sealed_birth_date = raw["birth_date"].removeprefix(f"{private_keyring.active}$")
+    assert "1815" not in sealed_birth_date and "female" not in raw["gender"]
     assert "100k" not in raw["income_band"] and "100k" not in raw["income_band_index"]
     fresh = Person.objects.get(pk=ada.pk)
     assert (fresh.birth_date, fresh.gender, fresh.income_band) == (dt.date(1815, 12, 10), "female", "over_100k")

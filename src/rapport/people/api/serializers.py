@@ -167,7 +167,10 @@ def plain_person_in(data: Any) -> dict[str, Any] | None:
         return None
     out["contact_points"] = []
     for point in points:
-        if type(point) is not dict or not point.keys() <= _POINT_KEYS or point.get("kind") not in _KINDS:
+        if type(point) is not dict or not point.keys() <= _POINT_KEYS:
+            return None
+        kind = point.get("kind")
+        if type(kind) is not str or kind not in _KINDS:  # a list or dict kind is unhashable
             return None
         value = _plain_text(point.get("value"), 1000, allow_blank=False)
         if value is None:

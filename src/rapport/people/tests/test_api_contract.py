@@ -13,7 +13,7 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
@@ -254,6 +254,12 @@ def test_unknown_fields_are_400_top_level_and_nested(api_client):
     nested = _problem(_create(api_client, contact_points=[{"kind": "email", "value": "a@example.com",
                                                            "colour": "red"}]), 400)
     assert "contact_points.0.colour" in nested["errors"]
+    assert Person.objects.count() == 0
+
+
+def test_a_kind_that_is_not_a_string_is_400_not_a_server_error(api_client):
+    body = _problem(_create(api_client, contact_points=[{"kind": [], "value": "0"}]), 400)
+    assert "contact_points.0.kind" in body["errors"]
     assert Person.objects.count() == 0
 
 
@@ -510,6 +516,8 @@ _INPUT = st.one_of(_PERSON, _PERSON, _PERSON.map(lambda d: {**d, "bogus": 1}),
 
 @hypothesis_settings(max_examples=300, deadline=None)
 @given(data=_INPUT)
+@example(data={"contact_points": [{"kind": [], "value": "0"}]})  # once a TypeError, not a refusal
+@example(data={"contact_points": [{"kind": {"a": 1}, "value": "0"}]})
 def test_plain_person_input_validates_as_the_schema_serializer(data):
     """A create's input is checked without DRF when it is plain; then it must be exactly what
     ``PersonIn`` gives (anything not plain goes to ``PersonIn``, so its errors are DRF's)."""
