@@ -229,7 +229,8 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = DATA_UPLOAD_MAX_MEMORY_SIZE
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rapport.access.authentication.TokenAuthentication",
+        # S7: access's token sign-in with its lookup as one prepared statement (core.api.tokens).
+        "rapport.core.api.tokens.PreparedTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     # S1/S7: signed in, token scope covers the method, role allows the view's object type.
