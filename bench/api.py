@@ -4,10 +4,12 @@
 
 The benchmark bulk-inserts ``--size`` people (email + phone each, some with a current job or a
 tag), creates an API token with the real token service, starts ``rapport run --no-worker`` on a
-free loopback port against its own database (gunicorn, ``RAPPORT_WEB_WORKERS`` = 2), and drives
-it with ``--threads`` client threads, each on one HTTP/1.1 keep-alive connection (stdlib
-``http.client``). Request loops are bounded: ``--requests`` creates and gets, a fifth as many
-list-100 pages, split across the threads. Rate limits are switched off for the server (they
+free loopback port against its own database (``RAPPORT_WEB_SERVER``, default gunicorn;
+``RAPPORT_WEB_WORKERS`` = 2), and drives it with ``--threads`` client processes, each on one
+HTTP/1.1 keep-alive connection (a raw socket sending requests built before the clock starts:
+the load generator shares the cores with the server, so it is kept light, and its own CPU is
+printed). Request loops are bounded: ``--requests`` creates and gets, a fifth as many
+list-100 pages, split across the clients. Rate limits are switched off for the server (they
 would answer 429 long before the goal; their cost is one INSERT … ON CONFLICT statement
 per limit per request).
 
@@ -39,7 +41,6 @@ import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import uuid
 from pathlib import Path
@@ -85,9 +86,9 @@ def main() -> None:
     finally:
         _stop_server(server)
 
-    print(f"\nserver: rapport run --no-worker, {os.environ.get('RAPPORT_WEB_WORKERS', '2')} gunicorn workers × "
-          f"{os.environ.get('RAPPORT_WEB_THREADS', '4')} threads, {args.threads} client threads on keep-alive "
-          f"connections; machine: {os.cpu_count()} cores")
+    print(f"\nserver: rapport run --no-worker, {os.environ.get('RAPPORT_WEB_SERVER', 'gunicorn')}, "
+          f"{os.environ.get('RAPPORT_WEB_WORKERS', '2')} workers × {os.environ.get('RAPPORT_WEB_THREADS', '4')} "
+          f"threads, {args.threads} client processes on keep-alive connections; machine: {os.cpu_count()} cores")
     print("wall: requests per second as measured; CPU: milliseconds of CPU per request (server + database);"
           " 2 cores/s: 2000 / CPU ms")
     print(f"{'operation':<10}{'n':>6}{'HTTP/s':>8}{'p50 ms':>8}{'p95 ms':>8}{'CPU ms':>8}{'2 cores/s':>10}"
@@ -274,88 +275,146 @@ def _stop_server(server: subprocess.Popen) -> None:
             os.killpg(server.pid, signal.SIGKILL)
 
 
-class _Client:
-    """One keep-alive connection; reconnects only when the server closed it."""
+class _Connection:
+    """One keep-alive HTTP/1.1 connection on a raw socket, sending requests built in advance.
 
-    def __init__(self, port: int, key: str) -> None:
-        self.port, self.headers = port, {"Authorization": f"Token {key}", "Content-Type": "application/json",
-                                         "Accept": "application/json"}
-        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-        self.reconnects = 0
+    The load generator shares the two cores with the server, so it does as little as it can:
+    no header dicts or JSON per request, only send, read the head, read Content-Length bytes.
+    """
 
-    def call(self, method: str, path: str, body: dict | None = None) -> tuple[int, bytes]:
-        payload = json.dumps(body).encode() if body is not None else None
+    def __init__(self, port: int) -> None:
+        self.port, self.reconnects = port, 0
+        self.sock = self._connect()
+        self.buffer = b""
+
+    def _connect(self) -> socket.socket:
+        sock = socket.create_connection(("127.0.0.1", self.port), timeout=30)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return sock
+
+    def call(self, request: bytes) -> tuple[int, bytes]:
         for attempt in (1, 2):
             try:
-                self.conn.request(method, path, body=payload, headers=self.headers)
-                response = self.conn.getresponse()
-                data = response.read()
-                if response.getheader("Connection", "").lower() == "close":
-                    self._reconnect()
-                return response.status, data
-            except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
+                self.sock.sendall(request)
+                return self._response()
+            except (ConnectionError, BrokenPipeError):
                 if attempt == 2:
                     raise
-                self._reconnect()
+                self.sock.close()
+                self.sock, self.buffer = self._connect(), b""
+                self.reconnects += 1
         raise AssertionError("unreachable")
 
-    def _reconnect(self) -> None:
-        self.conn.close()
-        self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
-        self.reconnects += 1
+    def _response(self) -> tuple[int, bytes]:
+        while b"\r\n\r\n" not in self.buffer:
+            self._read()
+        head, _, rest = self.buffer.partition(b"\r\n\r\n")
+        lower = head.lower()
+        length, at = 0, lower.find(b"\r\ncontent-length:")
+        if at >= 0:
+            stop = lower.find(b"\r\n", at + 2)
+            length = int(lower[at + 17:stop if stop >= 0 else len(lower)])
+        while len(rest) < length:
+            rest += self._more()
+        body, self.buffer = rest[:length], rest[length:]
+        if b"\r\nconnection: close" in lower:
+            self.sock.close()
+            self.sock, self.buffer = self._connect(), b""
+            self.reconnects += 1
+        return int(head[9:12]), body
+
+    def _read(self) -> None:
+        self.buffer += self._more()
+
+    def _more(self) -> bytes:
+        data = self.sock.recv(65536)
+        if not data:
+            raise ConnectionResetError("the server closed the connection")
+        return data
+
+
+def _request(method: str, path: str, key: str, body: dict | None = None) -> bytes:
+    payload = json.dumps(body).encode() if body is not None else b""
+    head = (f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Token {key}\r\n"
+            f"Accept: application/json\r\n")
+    if body is not None:
+        head += f"Content-Type: application/json\r\nContent-Length: {len(payload)}\r\n"
+    return (head + "\r\n").encode() + payload
+
+
+def _client(port: int, requests: list[bytes], expect: int, out) -> None:  # type: ignore[no-untyped-def]
+    """One client process: its requests in order on one connection; sends back the latencies,
+    the answers' ids (creates), its CPU seconds and reconnects."""
+    conn = _Connection(port)
+    samples, bodies, failed = [], [], 0
+    began_cpu = time.process_time()
+    for request in requests:
+        began = time.perf_counter()
+        status, body = conn.call(request)
+        samples.append(time.perf_counter() - began)
+        if status != expect:
+            failed += 1
+            bodies.append(body[:300])
+        else:
+            bodies.append(body[:60])
+    cpu = time.process_time() - began_cpu
+    out.send((samples, bodies, failed, cpu, conn.reconnects))
+    out.close()
 
 
 def _over_http(port: int, key: str, args, server) -> dict[str, tuple[int, float, list[float], float]]:  # type: ignore[no-untyped-def]
-    clients = [_Client(port, key) for _ in range(args.threads)]
-    for client in clients:  # warm up every worker's caches and connections
-        for _ in range(5):
-            client.call("GET", "/api/v1/people/?page_size=100")
+    import multiprocessing
+
+    fork = multiprocessing.get_context("fork")
+    warm = _Connection(port)
+    for _ in range(5 * args.threads):  # warm up every worker's caches and connections
+        status, _ = warm.call(_request("GET", "/api/v1/people/?page_size=100", key))
+        assert status == 200
+    per_client = max(1, args.requests // args.threads)
+    lists_per_client = max(5, per_client // 5)
     created: list[str] = []
     results = {}
-    per_thread = max(1, args.requests // args.threads)
-    lists_per_thread = max(5, per_thread // 5)
-
-    def create(client: _Client, i: int, out: list) -> None:
-        status, data = client.call("POST", "/api/v1/people/", _create_body(i))
-        assert status == 201, data[:300]
-        out.append(json.loads(data)["id"])
-
-    def get(client: _Client, i: int, out: list) -> None:
-        status, data = client.call("GET", f"/api/v1/people/{created[i % len(created)]}/")
-        assert status == 200, data[:300]
-
-    def list_page(client: _Client, i: int, out: list) -> None:
-        status, data = client.call("GET", "/api/v1/people/?page_size=100")
-        assert status == 200 and len(json.loads(data)["results"]) == 100, data[:300]
-
-    for name, fn, count in (("create", create, per_thread), ("get", get, per_thread),
-                            ("list-100", list_page, lists_per_thread)):
-        samples: list[float] = []
-        lock = threading.Lock()
-
-        def run(t: int, fn=fn, count=count, samples=samples, lock=lock) -> None:
-            mine, out = [], []
-            for j in range(count):
-                began = time.perf_counter()
-                fn(clients[t], t * count + j, out)
-                mine.append(time.perf_counter() - began)
-            with lock:
-                samples.extend(mine)
-                created.extend(out)
-
-        threads = [threading.Thread(target=run, args=(t,)) for t in range(args.threads)]
+    client_cpu = client_requests = reconnects = 0.0
+    for name in ("create", "get", "list-100"):
+        count = lists_per_client if name == "list-100" else per_client
+        batches = []
+        for t in range(args.threads):  # every request built before the clock starts
+            if name == "create":
+                batch = [_request("POST", "/api/v1/people/", key, _create_body(t * count + j)) for j in range(count)]
+            elif name == "get":
+                batch = [_request("GET", f"/api/v1/people/{created[(t * count + j) % len(created)]}/", key)
+                         for j in range(count)]
+            else:
+                batch = [_request("GET", "/api/v1/people/?page_size=100", key)] * count
+            batches.append(batch)
+        pipes, processes = [], []
         meter = _Meter(server_pid=server.pid)
         start = time.perf_counter()
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
+        for batch in batches:
+            parent, child = fork.Pipe(duplex=False)
+            process = fork.Process(target=_client, args=(port, batch, 201 if name == "create" else 200, child))
+            process.start()
+            pipes.append(parent)
+            processes.append(process)
+        answers = [pipe.recv() for pipe in pipes]
         elapsed = time.perf_counter() - start
-        if len(samples) != count * args.threads:
-            raise SystemExit(f"{name}: {count * args.threads - len(samples)} requests failed; see server.log")
-        results[name] = (len(samples), elapsed, samples, meter.lap())
-    reconnects = sum(c.reconnects for c in clients)
-    print(f"client reconnects (server closed keep-alive): {reconnects}")
+        spent = meter.lap()
+        for process in processes:
+            process.join()
+        samples: list[float] = []
+        for got, bodies, failed, cpu, again in answers:
+            if failed:
+                raise SystemExit(f"{name}: {failed} requests failed, e.g. {next(b for b in bodies if b)!r}")
+            samples += got
+            client_cpu, client_requests, reconnects = client_cpu + cpu, client_requests + len(got), reconnects + again
+            if name == "create":
+                created += [body[body.index(b'"id":"') + 6:][:36].decode() for body in bodies]
+        if name == "list-100":
+            status, page = warm.call(batches[0][0])
+            assert status == 200 and len(json.loads(page)["results"]) == 100, page[:300]
+        results[name] = (len(samples), elapsed, samples, spent)
+    print(f"client reconnects (server closed keep-alive): {reconnects:.0f}; load generator CPU: "
+          f"{client_cpu * 1000 / client_requests:.2f} ms per request (not counted below)")
     return results
 
 

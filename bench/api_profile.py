@@ -1,0 +1,152 @@
+"""Where one API create (or get) spends its CPU: the real WSGI application, every middleware.
+
+    .venv/bin/python bench/api_profile.py [--size 2000] [--postgres] [--requests 300] [--op create]
+        [--profile 40]
+
+Calls ``rapport.wsgi.application`` directly with pre-built WSGI environs (what gunicorn or
+granian hand it, minus the socket), so the figures are the application's own: Django's
+handler, the middleware, DRF, authentication, the view, the services and the database.
+Prints, per request: the statements sent (counted and grouped by their first words), this
+process's CPU and, on PostgreSQL, the backend's CPU (read from ``/proc``), then the cProfile
+functions with the most cumulative time over ``--profile`` requests.
+
+A development tool for docs/performance/api.md, not a benchmark of its own: bench/api.py
+measures the server.
+"""
+
+from __future__ import annotations
+
+import cProfile
+import io
+import json
+import os
+import pstats
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import api as bench_api  # the same data and bodies as bench/api.py
+from _common import boot
+
+
+def main() -> None:
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", type=int, default=2000)
+    parser.add_argument("--postgres", action="store_true")
+    parser.add_argument("--requests", type=int, default=300)
+    parser.add_argument("--profile", type=int, default=40)
+    parser.add_argument("--op", choices=("create", "get"), default="create")
+    parser.add_argument("--top", type=int, default=45)
+    args = parser.parse_args()
+    if "DATABASE_URL" in os.environ or not args.postgres:
+        import tempfile
+
+        os.environ.setdefault("RAPPORT_VAR_DIR", tempfile.mkdtemp(prefix="rapport-prof-var-"))
+    os.environ.update({"RAPPORT_RATE_TOKEN": "off", "RAPPORT_RATE_IP": "off"})
+    vendor = boot(args)
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from rapport.access.models import User
+    from rapport.access.services import token_create
+    from rapport.wsgi import application
+
+    user = User.objects.create_superuser("bench", "bench@example.com", "x")
+    _, key = token_create(user=user, name="bench", scopes=["read", "write"])
+    bench_api._generate(args.size, offset=0)
+    connection.close()
+
+    created: list[str] = []
+
+    def call(i: int) -> bytes:
+        if args.op == "create":
+            body = json.dumps(bench_api._create_body(i)).encode()
+            environ = _environ("POST", "/api/v1/people/", key, body)
+        else:
+            environ = _environ("GET", f"/api/v1/people/{created[i % len(created)]}/", key, b"")
+        status: list[str] = []
+        out = b"".join(application(environ, lambda s, h, exc=None: status.append(s)))
+        assert status[0][:3] in ("200", "201"), (status, out[:300])
+        return out
+
+    if args.op == "get":
+        for i in range(50):
+            args.op = "create"
+            created.append(json.loads(call(900_000 + i))["id"])
+        args.op = "get"
+    for i in range(20):  # warm: connections, caches, prepared statements
+        call(1_000_000 + i)
+
+    with CaptureQueriesContext(connection) as ctx:
+        call(2_000_000)
+    kinds = Counter(_kind(q["sql"]) for q in ctx.captured_queries)
+    print(f"{vendor}: {args.op}: {len(ctx.captured_queries)} statements per request")
+    for q in ctx.captured_queries:
+        print(f"   {q['time']:>6} s  {q['sql'][:150]}")
+    print("   by kind:", dict(kinds))
+
+    backend = _backend_pid(connection)
+    cpu0, be0, wall0 = time.process_time(), _cpu(backend), time.perf_counter()
+    for i in range(args.requests):
+        call(3_000_000 + i)
+    n = args.requests
+    cpu, be, wall = time.process_time() - cpu0, _cpu(backend) - be0, time.perf_counter() - wall0
+    print(f"{vendor}: {args.op}: {n} requests: {wall * 1000 / n:.2f} ms wall, {cpu * 1000 / n:.2f} ms CPU "
+          f"(this process) + {be * 1000 / n:.2f} ms CPU (database backend) = {(cpu + be) * 1000 / n:.2f} ms "
+          f"per request")
+
+    profiler = cProfile.Profile(time.process_time)  # CPU, not waiting for a core
+    profiler.enable()
+    for i in range(args.profile):
+        call(4_000_000 + i)
+    profiler.disable()
+    text = io.StringIO()
+    stats = pstats.Stats(profiler, stream=text)
+    print(f"function calls per request: {stats.total_calls / args.profile:.0f}")  # type: ignore[attr-defined]
+    stats.sort_stats("cumulative").print_stats(args.top)
+    print(text.getvalue())
+    text = io.StringIO()
+    pstats.Stats(profiler, stream=text).sort_stats("tottime").print_stats(30)
+    print(text.getvalue())
+
+
+def _environ(method: str, path: str, key: str, body: bytes) -> dict:
+    path, _, query = path.partition("?")
+    return {
+        "REQUEST_METHOD": method, "PATH_INFO": path, "QUERY_STRING": query, "SCRIPT_NAME": "",
+        "SERVER_NAME": "127.0.0.1", "SERVER_PORT": "8000", "SERVER_PROTOCOL": "HTTP/1.1",
+        "REMOTE_ADDR": "127.0.0.1", "HTTP_HOST": "127.0.0.1:8000", "HTTP_AUTHORIZATION": f"Token {key}",
+        "HTTP_ACCEPT": "application/json", "CONTENT_TYPE": "application/json",
+        "CONTENT_LENGTH": str(len(body)), "wsgi.input": io.BytesIO(body), "wsgi.url_scheme": "http",
+        "wsgi.errors": sys.stderr, "wsgi.multithread": True, "wsgi.multiprocess": True,
+        "wsgi.run_once": False, "wsgi.version": (1, 0),
+    }
+
+
+def _kind(sql: str) -> str:
+    words = sql.split()
+    head = " ".join(words[:3]).replace('"', "")
+    return head[:40]
+
+
+def _backend_pid(connection) -> int | None:  # type: ignore[no-untyped-def]
+    if connection.vendor != "postgresql":
+        return None
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        return cursor.fetchone()[0]
+
+
+def _cpu(pid: int | None) -> float:
+    if pid is None:
+        return 0.0
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+if __name__ == "__main__":
+    main()
