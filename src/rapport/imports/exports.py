@@ -22,7 +22,6 @@ import tempfile
 from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass
-from operator import itemgetter
 from typing import Any
 
 from django.core.exceptions import EmptyResultSet
@@ -75,11 +74,18 @@ def export_people(*, user: Any, fmt: str, filters: dict[str, Any] | None = None,
     content_type, extension = _format(fmt)
     people = _people_queryset(user, filters or {})
     columns = _PersonColumns(user, people)
-    pages = _people_pages(people, columns, user=user, channel=channel, request=request,
-                          detail={"format": fmt, "filters": _describe(filters)}, points_in_full=extension != "csv")
+    detail = {"format": fmt, "filters": _describe(filters)}
     if extension == "csv":
-        chunks = _people_csv(pages, columns)
+        from rapport.imports.export_csv import people_csv
+
+        def audit(ids: list[str]) -> None:
+            record_people_access_bulk(actor=user, action="export", people=ids, channel=channel, request=request,
+                                      detail=detail)
+
+        chunks = people_csv(people, columns, header=_csv_header(columns), page_size=PAGE, audit=audit)
     else:
+        pages = _people_pages(people, columns, user=user, channel=channel, request=request, detail=detail,
+                              points_in_full=True)
         chunks = {"xlsx": _xlsx, "json": _people_json, "vcf": _vcards}[extension](_person_rows(pages), columns)
     stamp = timezone.localtime().strftime("%Y%m%d-%H%M")
     return Export(content_type, f"people-{stamp}.{extension}", chunks)
@@ -404,8 +410,7 @@ class _Echo:
 
 
 def _csv(pages: Iterator[list[Any]], columns: Any) -> Iterator[bytes]:
-    writer = csv.writer(_Echo(), lineterminator="\r\n")
-    yield ("\ufeff" + writer.writerow(columns.headers())).encode("utf-8")  # BOM: Excel reads UTF-8
+    yield _csv_header(columns)
     for page in pages:
         out = io.StringIO()
         page_writer = csv.writer(out, lineterminator="\r\n")
@@ -417,70 +422,9 @@ def _csv(pages: Iterator[list[Any]], columns: Any) -> Iterator[bytes]:
 _FORMULA = frozenset("=+-@")
 
 
-def _people_csv(pages: Iterator[_Page], columns: _PersonColumns) -> Iterator[bytes]:
-    """``columns.row`` for raw pages, on tuples and strings (the export's hot loop).
-
-    The database flags the rows and contact points with a cell that may start a formula, so
-    only those go through ``_safe_cell``.
-    """
+def _csv_header(columns: Any) -> bytes:
     writer = csv.writer(_Echo(), lineterminator="\r\n")
-    yield ("\ufeff" + writer.writerow(columns.headers())).encode("utf-8")
-    shown = {f for f, _ in columns.fields}
-    fields = itemgetter(*[2 + n for n, (f, _) in enumerate(PERSON_COLUMNS) if f in shown] or [0])
-    no_fields = not shown
-    widths = [(kind, 2 * columns.kind_counts[kind]) for kind in KIND_HEADERS if columns.kind_counts.get(kind)]
-    blanks = {width: [""] * width for _, width in widths}
-    jobs, titles, tags, safe = columns.jobs, columns.titles, columns.tags, _safe_cell
-    for page in pages:
-        rows = []
-        for r in page.people:
-            pid = r[0]
-            if no_fields:
-                row = [r[1]]
-            elif r[-3]:
-                row = [r[1], *[safe(v) for v in _as_tuple(fields(r))]]
-            else:
-                row = [r[1], *_as_tuple(fields(r))]
-            if jobs:
-                held = page.jobs.get(pid)
-                job = next((j for j in held if j[5] is None), None) if held else None
-                if job is None:
-                    row += ["", "", ""] if titles else ["", ""]
-                else:
-                    row.append(safe(job[2]))
-                    if titles:
-                        row.append(safe(job[3]))
-                    row.append("" if job[4] is None else job[4] if job[4].__class__ is str else job[4].isoformat())
-            if tags:
-                names = page.tags.get(pid)
-                row.append(safe("; ".join(names)) if names else "")
-            if widths:
-                by_kind: dict[str, list[str]] = {}
-                for point in page.points.get(pid, ()):
-                    cells = by_kind.setdefault(point[1], [])
-                    if point[4]:
-                        cells += (safe(point[2]), safe(point[3]))
-                    else:
-                        cells += (point[2], point[3])
-                for kind, width in widths:
-                    cells = by_kind.get(kind)
-                    if cells is None:
-                        row += blanks[width]
-                    elif len(cells) >= width:
-                        row += cells[:width]
-                    else:
-                        row += cells
-                        row += blanks[width][len(cells):]
-            row.append(r[-2])
-            row.append(r[-1])
-            rows.append(row)
-        out = io.StringIO()
-        csv.writer(out, lineterminator="\r\n").writerows(rows)
-        yield out.getvalue().encode("utf-8")
-
-
-def _as_tuple(value: Any) -> tuple:
-    return value if value.__class__ is tuple else (value,)  # itemgetter of one index gives the value
+    return ("\ufeff" + writer.writerow(columns.headers())).encode("utf-8")  # BOM: Excel reads UTF-8
 
 
 def _safe_cell(value: Any) -> Any:

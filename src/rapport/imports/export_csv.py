@@ -1,0 +1,322 @@
+"""A3 — the people CSV export, page by page, built in worker processes when it pays.
+
+A million people at 50,000 rows/s leaves 20 µs per person for reading, building the cells,
+writing CSV and the audit, and one process cannot do it: a plain SELECT written with
+``csv.writer`` alone takes about 11 µs a person on SQLite. So, for an export of more than one
+page, ``WORKERS`` forked processes build the pages (the people of a key range, their contact
+points, current job and tags, the cells and the CSV text), each on its own connection, while
+this process finds the page boundaries, records each page in the access audit and hands the
+pages on in key order (decision 0016). A page comes back with the ids it holds, so the audit
+covers exactly the people written out, whichever snapshot the page was read in.
+
+The rules are the serial path's: the people are the list view's queryset (visibility and
+filters), cells only for the fields the role may see, formulas neutralised, every page audited
+before it leaves. Workers are used only where a fork is safe: outside any transaction (a
+test's transaction is not visible to another connection), not on an in-memory SQLite database;
+``RAPPORT_EXPORT_WORKERS`` = ``0`` turns them off, ``N`` sets how many (default 2: the cores
+the goal is set for).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import multiprocessing
+import os
+import queue
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from django.db import connection, connections
+from django.db.models import IntegerField, QuerySet, TextField
+from django.db.models.functions import Cast
+
+from rapport.people.models import ContactPoint, Employment, Organisation, Person, Tag
+
+WORKERS = 2
+AHEAD = 2  # pages dispatched beyond one per worker: memory stays a few pages whatever the size
+POLL_SECONDS = 1.0
+FORMULA = frozenset("=+-@")
+
+Page = tuple[list[str], bytes]  # (the ids written, as the database gives them; the CSV text)
+
+
+def people_csv(people: QuerySet[Person], columns: Any, *, header: bytes, page_size: int,
+               audit: Callable[[list[str]], None]) -> Iterator[bytes]:
+    """The header, then each page's CSV once ``audit`` has recorded its people."""
+    yield header
+    plan = PagePlan(people, columns)
+    ids, data = plan.page(None, None, limit=page_size)
+    if not ids:
+        return
+    audit(ids)
+    yield data
+    if len(ids) < page_size:
+        return
+    workers = _workers_wanted()
+    rest = _pages_in_workers(plan, ids[-1], page_size, workers) if workers else _pages_here(plan, ids[-1], page_size)
+    for ids, data in rest:
+        audit(ids)
+        yield data
+
+
+def _workers_wanted() -> int:
+    setting = os.environ.get("RAPPORT_EXPORT_WORKERS", "").strip()
+    count = int(setting) if setting.isdigit() else WORKERS
+    if count < 1 or "fork" not in multiprocessing.get_all_start_methods():
+        return 0
+    if connection.in_atomic_block or (connection.vendor == "sqlite" and connection.is_in_memory_db()):
+        return 0
+    return count
+
+
+def _pages_here(plan: PagePlan, last: str, page_size: int) -> Iterator[Page]:
+    while True:
+        ids, data = plan.page(last, None, limit=page_size)
+        if not ids:
+            return
+        yield ids, data
+        if len(ids) < page_size:
+            return
+        last = ids[-1]
+
+
+def _pages_in_workers(plan: PagePlan, last: str, page_size: int, workers: int) -> Iterator[Page]:
+    """Pages after ``last`` built by ``workers`` forked processes, yielded in key order."""
+    context = multiprocessing.get_context("fork")
+    tasks, results = context.Queue(), context.Queue()
+    connections.close_all()  # the workers must not share this process's connections
+    processes = [context.Process(target=_work, args=(plan, tasks, results, os.getpid()), daemon=True,
+                                 name="rapport-export-worker") for _ in range(workers)]
+    for process in processes:
+        process.start()
+    try:
+        sent = handed = 0
+        lo: str | None = last
+        waiting: dict[int, Page] = {}
+        while True:
+            while lo is not None and sent - handed < workers + AHEAD:
+                hi = plan.boundary(lo, page_size)  # None: the last page, open-ended
+                tasks.put((sent, lo, hi))
+                sent, lo = sent + 1, hi
+            while handed not in waiting:
+                number, kind, payload = _result(results, processes)
+                if kind == "error":
+                    raise payload
+                waiting[number] = payload
+            page = waiting.pop(handed)
+            handed += 1
+            if page[0]:
+                yield page
+            if lo is None and handed == sent:
+                return
+    finally:
+        for process in processes:
+            if process.is_alive():
+                process.terminate()
+        for process in processes:
+            process.join(timeout=10)
+        for pipe in (tasks, results):
+            pipe.close()
+            pipe.cancel_join_thread()
+
+
+def _result(results: Any, processes: list[Any]) -> tuple[int, str, Any]:
+    while True:
+        try:
+            return results.get(timeout=POLL_SECONDS)
+        except queue.Empty:
+            if not all(p.is_alive() for p in processes):
+                raise RuntimeError("An export worker stopped unexpectedly.") from None
+
+
+def _work(plan: PagePlan, tasks: Any, results: Any, parent: int) -> None:
+    """A worker: build each page it is given; stop when told, or when the exporter is gone."""
+    try:
+        while True:
+            try:
+                task = tasks.get(timeout=POLL_SECONDS)
+            except queue.Empty:
+                if os.getppid() != parent:
+                    return
+                continue
+            if task is None:
+                return
+            number, lo, hi = task
+            try:
+                results.put((number, "page", plan.page(lo, hi, limit=None)))
+            except Exception as err:  # the exporter re-raises it
+                results.put((number, "error", RuntimeError(f"{type(err).__name__}: {err}")))
+                return
+    finally:
+        connections.close_all()
+
+
+class PagePlan:
+    """The SQL of one page (per vendor) and how its rows become CSV cells.
+
+    Every value comes from the database as text: ids in their stored form (32 hex digits on
+    SQLite, the dashed form on PostgreSQL) and dashed, timestamps in ``isoformat()`` form, and
+    a flag for a shown cell that may start a formula, so only those go through ``_safe_cell``.
+    """
+
+    def __init__(self, people: QuerySet[Person], columns: Any) -> None:
+        from rapport.imports import exports  # the serial path's helpers (it imports this module)
+
+        self.safe = exports._safe_cell
+        self.postgres = connection.vendor == "postgresql"
+        self.everyone = not people.query.where  # a key range then holds only exported people
+        quote = connection.ops.quote_name
+        table = quote(Person._meta.db_table)
+        shown = [f for f, _ in columns.fields]
+        formula = " OR ".join(exports._starts_formula(f"{table}.{quote(f)}") for f in shown) or "0 = 1"
+        text = TextField()
+        if self.postgres:
+            key = dashed = Cast("pk", output_field=text)
+            stamps = [exports._raw(exports._pg_iso(f"{table}.{quote(c)}"), text) for c in ("created_at", "updated_at")]
+        else:
+            key = "pk"
+            dashed = exports._raw(" || '-' || ".join(f"substr({table}.id, {a}, {n})" for a, n in
+                                                     ((1, 8), (9, 4), (13, 4), (17, 4), (21, 12))), text)
+            stamps = [exports._raw(f"replace({table}.{quote(c)}, ' ', 'T') || '+00:00'", text)
+                      for c in ("created_at", "updated_at")]  # stored as naive UTC text
+        # Row: (key, dashed id, the shown fields, created, updated, formula flag)
+        self.people = people.order_by("pk")
+        self.columns = (key, dashed, *shown, *stamps,
+                        exports._raw(f"CASE WHEN {formula} THEN 1 ELSE 0 END", IntegerField()))
+        self.width = 2 + len(shown)
+        self.no_job = (("", "", "") if columns.titles else ("", "")) if columns.jobs else ()
+        self.no_tag = ("",) if columns.tags else ()
+        self.slots: dict[str, tuple[int, int]] = {}  # kind → (first cell, end) in the point cells
+        at = 0
+        for kind in exports.KIND_HEADERS:
+            width = 2 * columns.kind_counts.get(kind, 0)
+            if width:
+                self.slots[kind] = (at, at + width)
+                at += width
+        self.no_points = ("",) * at
+        self.titles = columns.titles
+        ids = "person_id::text" if self.postgres else "person_id"
+        self.queries: dict[str, str] = {}
+        if at:
+            # 1: the value may start a formula (a phone number in international form cannot: most
+            # phones would go through _safe_cell for nothing), 2: the label may
+            phone = ("value ~ '^[+][0-9 -]*[0-9][0-9 -]*$'" if self.postgres else
+                     "value GLOB '+*[0-9]*' AND substr(value, 2) NOT GLOB '*[^0-9 -]*'")
+            flags = (f"CASE WHEN {exports._starts_formula('value')} AND NOT ({phone}) THEN 1 ELSE 0 END + "
+                     f"CASE WHEN {exports._starts_formula('label')} THEN 2 ELSE 0 END")
+            self.queries["points"] = (
+                f"SELECT {ids}, kind, value, label, {flags} "  # noqa: S608 - model metadata
+                f"FROM {quote(ContactPoint._meta.db_table)} WHERE {{person}} "
+                f"ORDER BY person_id, kind, {quote('primary')} DESC, created_at, id")
+        if columns.jobs:
+            start = "to_char(e.start_date, 'YYYY-MM-DD')" if self.postgres else "e.start_date"
+            self.queries["jobs"] = (  # current jobs only; the first in the serial path's order wins
+                f"SELECT e.{ids}, o.name, e.title, {start} "  # noqa: S608 - model metadata
+                f"FROM {quote(Employment._meta.db_table)} e JOIN {quote(Organisation._meta.db_table)} o "
+                "ON o.id = e.organisation_id WHERE e.end_date IS NULL AND {person} "
+                "ORDER BY e.person_id, e.start_date DESC, e.created_at DESC")
+        if columns.tags:
+            self.queries["tags"] = (
+                f"SELECT pt.{ids}, t.name FROM {quote(Person.tags.through._meta.db_table)} pt "  # noqa: S608 - model metadata
+                f"JOIN {quote(Tag._meta.db_table)} t ON t.id = pt.tag_id WHERE {{person}} "
+                "ORDER BY pt.person_id, t.name")
+
+    def boundary(self, after: str, count: int) -> str | None:
+        """The ``count``-th exported id after ``after`` (the end of a page), or None past the last."""
+        sql, params = (self.people.filter(pk__gt=after).values_list(self.columns[0], flat=True)
+                       [count - 1:count].query.sql_with_params())
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            row = cursor.fetchone()
+        return row[0] if row else None
+
+    def page(self, after: str | None, upto: str | None, *, limit: int | None) -> Page:
+        """The exported people with ``after`` < id ≤ ``upto`` (at most ``limit``), as CSV."""
+        from django.core.exceptions import EmptyResultSet
+
+        people = self.people
+        if after is not None:
+            people = people.filter(pk__gt=after)
+        if upto is not None:
+            people = people.filter(pk__lte=upto)
+        people = people.values_list(*self.columns)
+        if limit is not None:
+            people = people[:limit]
+        try:
+            sql, params = people.query.sql_with_params()
+        except EmptyResultSet:  # nothing visible
+            return [], b""
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            rows = cursor.fetchall()
+        if not rows:
+            return [], b""
+        ids = [r[0] for r in rows]
+        children = self._children(ids, after)
+        out = io.StringIO()
+        csv.writer(out, lineterminator="\r\n").writerows(self._cells(rows, *children))
+        return ids, out.getvalue().encode("utf-8")
+
+    def _children(self, ids: list[str], after: str | None) -> tuple[dict, dict, dict]:
+        """Point cells, job cells and tag cells by person id, one query each for the page."""
+        if self.everyone:  # a key range: cheaper than looking each id up
+            where = "{c} > %s AND {c} <= %s" if after is not None else "{c} <= %s"
+            params: list[Any] = [after, ids[-1]] if after is not None else [ids[-1]]
+        elif self.postgres:
+            where, params = "{c} = ANY(%s::uuid[])", ["{" + ",".join(ids) + "}"]  # uuid text needs no quoting
+        else:
+            where, params = "{c} IN (SELECT value FROM json_each(%s))", [json.dumps(ids)]
+        fetched = {}
+        for name, sql in self.queries.items():
+            column = "pt.person_id" if name == "tags" else "e.person_id" if name == "jobs" else "person_id"
+            with connection.cursor() as cursor:
+                cursor.execute(sql.replace("{person}", where.format(c=column)), params)
+                fetched[name] = cursor.fetchall()
+        return (self._points(fetched.get("points", ())), self._jobs(fetched.get("jobs", ())),
+                self._tags(fetched.get("tags", ())))
+
+    def _cells(self, rows: list[tuple], points: dict, jobs: dict, tags: dict) -> Iterator[tuple]:
+        width, safe, formula = self.width, self.safe, FORMULA
+        no_job, no_tag, no_points = self.no_job, self.no_tag, self.no_points
+        for r in rows:
+            pid = r[0]
+            head = (r[1], *[safe(v) if v[:1] in formula else v for v in r[2:width]]) if r[-1] else r[1:width]
+            yield (*head, *jobs.get(pid, no_job), *tags.get(pid, no_tag), *points.get(pid, no_points),
+                   r[width], r[width + 1])
+
+    def _points(self, fetched: Any) -> dict[str, list[str]]:
+        """Each person's point cells: per kind in order, value and label, as many as the columns."""
+        cells: dict[str, list[str]] = {}
+        slots, blank, safe = self.slots, self.no_points, self.safe
+        person = kind = None
+        current: list[str] = []
+        at = end = 0
+        for pid, point_kind, value, label, flag in fetched:
+            if pid != person:
+                person, kind, current = pid, None, list(blank)
+                cells[pid] = current
+            if point_kind != kind:
+                kind = point_kind
+                at, end = slots.get(kind, (0, 0))
+            if at < end:
+                current[at] = safe(value) if flag & 1 else value
+                current[at + 1] = safe(label) if flag & 2 else label
+                at += 2
+        return cells
+
+    def _jobs(self, fetched: Any) -> dict[str, tuple]:
+        jobs: dict[str, tuple] = {}
+        safe, titles = self.safe, self.titles
+        for pid, organisation, title, start in fetched:
+            if pid not in jobs:
+                start = start or ""
+                jobs[pid] = (safe(organisation), safe(title), start) if titles else (safe(organisation), start)
+        return jobs
+
+    def _tags(self, fetched: Any) -> dict[str, tuple]:
+        names: dict[str, list[str]] = {}
+        for pid, name in fetched:
+            names.setdefault(pid, []).append(name)
+        return {pid: (self.safe("; ".join(tags)),) for pid, tags in names.items()}
