@@ -58,8 +58,7 @@ def main() -> None:
     if args.db and not args.postgres:
         os.environ.setdefault("DATABASE_URL", f"sqlite:///{Path(args.db).resolve()}")
     vendor = boot(args)
-    from django.db import connection, reset_queries
-    from django.test.utils import CaptureQueriesContext
+    from django.db import reset_queries
 
     from rapport.identity.services import find_candidates
     from rapport.people.models import ContactPoint, Person
@@ -104,23 +103,16 @@ def main() -> None:
     all_wall: list[float] = []
     all_cpu = 0.0
     for kind, kind_probes in probes.items():
-        samples, hits, shown, queries = [], 0, 0, 0
-        cpu = time.process_time()
-        for probe in kind_probes:
-            with CaptureQueriesContext(connection) as captured:
-                start = time.perf_counter()
-                found = lookup(probe)
-                samples.append(time.perf_counter() - start)
-            queries += len(captured)
-            shown += bool(found)
-            hits += any(entity_of.get(c.person_id) == probe["entity_id"] for c in found)
-        spent = time.process_time() - cpu
+        samples, spent, queries, answers = _measured(lookup, kind_probes)
+        shown = sum(bool(found) for found in answers)
+        hits = sum(any(entity_of.get(c.person_id) == probe["entity_id"] for c in found)
+                   for probe, found in zip(kind_probes, answers, strict=True))
         all_wall += samples
         all_cpu += spent
         figures = _figures(samples, spent)
         figures["queries"] = queries / len(kind_probes)
-        figures["found"] = (hits if probe["entity_id"] else shown) / len(kind_probes)
-        figures["truth"] = bool(probe["entity_id"])
+        figures["found"] = (hits if kind_probes[-1]["entity_id"] else shown) / len(kind_probes)
+        figures["truth"] = bool(kind_probes[-1]["entity_id"])
         results.append((kind, figures))
     results.append(("all lookups", _figures(all_wall, all_cpu)))
     # The API's path for a restricted reader: a sales rep who owns 1 % of the people and sees
@@ -136,17 +128,9 @@ def main() -> None:
 
         for probe in probes[kind][:20]:
             visible(probe)
-        samples, shown, queries = [], 0, 0
-        cpu = time.process_time()
-        for probe in probes[kind]:
-            with CaptureQueriesContext(connection) as captured:
-                start = time.perf_counter()
-                found = visible(probe)
-                samples.append(time.perf_counter() - start)
-            queries += len(captured)
-            shown += bool(found)
-        figures = _figures(samples, time.process_time() - cpu)
-        figures.update(queries=queries / len(samples), found=shown / len(samples), truth=False)
+        samples, spent, queries, answers = _measured(visible, probes[kind])
+        figures = _figures(samples, spent)
+        figures.update(queries=queries / len(samples), found=sum(map(bool, answers)) / len(samples), truth=False)
         results.append((f"rep: {kind}", figures))
     reset_queries()
     pks = rng.sample(list(entity_of), 500)
@@ -276,16 +260,30 @@ def _figures(samples: Sequence[float], cpu_seconds: float) -> dict[str, float]:
             "max": ordered[-1] * 1000, "cpu": cpu_seconds * 1000 / len(ordered)}
 
 
+def _measured(fn: Callable[[Any], Any], inputs: Sequence[Any], *, count_queries: bool = True,
+              ) -> tuple[list[float], float, int, list[Any]]:
+    """Each call's wall seconds, the loop's CPU seconds, the queries run and the answers."""
+    from contextlib import nullcontext
+
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    samples, answers, queries = [], [], 0
+    cpu = time.process_time()
+    for value in inputs:
+        with CaptureQueriesContext(connection) if count_queries else nullcontext([]) as captured:
+            start = time.perf_counter()
+            answers.append(fn(value))
+            samples.append(time.perf_counter() - start)
+        queries += len(captured)
+    return samples, time.process_time() - cpu, queries, answers
+
+
 def _timed(fn: Callable[[Any], Any], inputs: Sequence[Any]) -> dict[str, float]:
     for value in inputs[:20]:
         fn(value)
-    samples = []
-    cpu = time.process_time()
-    for value in inputs:
-        start = time.perf_counter()
-        fn(value)
-        samples.append(time.perf_counter() - start)
-    return _figures(samples, time.process_time() - cpu)
+    samples, spent, _, _ = _measured(fn, inputs, count_queries=False)
+    return _figures(samples, spent)
 
 
 def _print(vendor: str, stored: int, results: list[tuple[str, dict[str, float]]]) -> None:
