@@ -28,6 +28,7 @@ import queue
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from django.core.exceptions import EmptyResultSet
 from django.db import connection, connections
 from django.db.models import IntegerField, QuerySet, TextField
 from django.db.models.functions import Cast
@@ -42,23 +43,16 @@ FORMULA = frozenset("=+-@")
 Page = tuple[list[str], bytes]  # (the ids written, as the database gives them; the CSV text)
 
 
-def people_csv(people: QuerySet[Person], columns: Any, *, header: bytes, page_size: int,
+def people_csv(people: QuerySet[Person], columns: Any, *, header: Callable[[Any], bytes], page_size: int,
                audit: Callable[[list[str]], None]) -> Iterator[bytes]:
     """The header, then each page's CSV once ``audit`` has recorded its people."""
-    yield header
     plan = PagePlan(people, columns)
-    ids, data = plan.page(None, None, limit=page_size)
-    if not ids:
-        return
-    audit(ids)
-    yield data
-    if len(ids) < page_size:
-        return
     workers = _workers_wanted()
-    rest = _pages_in_workers(plan, ids[-1], page_size, workers) if workers else _pages_here(plan, ids[-1], page_size)
-    for ids, data in rest:
-        audit(ids)
-        yield data
+    if workers and plan.boundary(None, page_size) is None:  # a page or less: not worth a fork
+        workers = 0
+    pages = _pages_in_workers(plan, columns, header, page_size, audit, workers) if workers else \
+        _pages_here(plan, columns, header, page_size, audit)
+    yield from pages
 
 
 def _workers_wanted() -> int:
@@ -71,45 +65,72 @@ def _workers_wanted() -> int:
     return count
 
 
-def _pages_here(plan: PagePlan, last: str, page_size: int) -> Iterator[Page]:
+def _pages_here(plan: PagePlan, columns: Any, header: Callable[[Any], bytes], page_size: int,
+                audit: Callable[[list[str]], None]) -> Iterator[bytes]:
+    if columns.points:
+        columns.kind_counts = plan.kind_counts(None, None)
+    plan.set_slots(columns.kind_counts)
+    yield header(columns)
+    last = None
     while True:
         ids, data = plan.page(last, None, limit=page_size)
         if not ids:
             return
-        yield ids, data
+        audit(ids)
+        yield data
         if len(ids) < page_size:
             return
         last = ids[-1]
 
 
-def _pages_in_workers(plan: PagePlan, last: str, page_size: int, workers: int) -> Iterator[Page]:
-    """Pages after ``last`` built by ``workers`` forked processes, yielded in key order."""
+def _pages_in_workers(plan: PagePlan, columns: Any, header: Callable[[Any], bytes], page_size: int,
+                      audit: Callable[[list[str]], None], workers: int) -> Iterator[bytes]:
+    """The header and the pages, built and audited by ``workers`` forked processes, in key order.
+
+    Each worker records its page in the access audit (on its own connection, committed) before
+    it hands the page back, so nothing reaches the caller unaudited; chained entries may come in
+    another order than the pages (decision 0016).
+    """
     context = multiprocessing.get_context("fork")
     tasks, results = context.Queue(), context.Queue()
     connections.close_all()  # the workers must not share this process's connections
-    processes = [context.Process(target=_work, args=(plan, tasks, results, os.getpid()), daemon=True,
+    processes = [context.Process(target=_work, args=(plan, audit, tasks, results, os.getpid()), daemon=True,
                                  name="rapport-export-worker") for _ in range(workers)]
     for process in processes:
         process.start()
     try:
+        if columns.points:  # the column count per kind: a grouped scan of every point, split by key
+            for number, (lo, hi) in enumerate(_key_ranges(workers, postgres=plan.postgres)):
+                tasks.put((number, "count", (lo, hi)))
+            counts: dict[str, int] = {}
+            for _ in range(workers):
+                _, kind, payload = _result(results, processes)
+                if kind == "error":
+                    raise payload
+                for point_kind, n in payload.items():
+                    counts[point_kind] = max(n, counts.get(point_kind, 0))
+            columns.kind_counts = counts
+        plan.set_slots(columns.kind_counts)
+        yield header(columns)
         sent = handed = 0
-        lo: str | None = last
+        lo: str | None = None
+        more = True
         waiting: dict[int, Page] = {}
         while True:
-            while lo is not None and sent - handed < workers + AHEAD:
+            while more and sent - handed < workers + AHEAD:
                 hi = plan.boundary(lo, page_size)  # None: the last page, open-ended
-                tasks.put((sent, lo, hi))
-                sent, lo = sent + 1, hi
+                tasks.put((sent, "page", (lo, hi, columns.kind_counts)))
+                sent, lo, more = sent + 1, hi, hi is not None
             while handed not in waiting:
                 number, kind, payload = _result(results, processes)
                 if kind == "error":
                     raise payload
                 waiting[number] = payload
-            page = waiting.pop(handed)
+            ids, data = waiting.pop(handed)
             handed += 1
-            if page[0]:
-                yield page
-            if lo is None and handed == sent:
+            if ids:
+                yield data
+            if not more and handed == sent:
                 return
     finally:
         for process in processes:
@@ -122,6 +143,13 @@ def _pages_in_workers(plan: PagePlan, last: str, page_size: int, workers: int) -
             pipe.cancel_join_thread()
 
 
+def _key_ranges(count: int, *, postgres: bool) -> list[tuple[str | None, str | None]]:
+    """``count`` ranges of ids by their first hex digit (UUIDs are spread evenly over them)."""
+    cuts = [f"{16 * n // count:x}" for n in range(1, count)]
+    cuts = [c + ("0000000-0000-0000-0000-000000000000" if postgres else "0" * 31) for c in cuts]
+    return list(zip([None, *cuts], [*cuts, None], strict=True))
+
+
 def _result(results: Any, processes: list[Any]) -> tuple[int, str, Any]:
     while True:
         try:
@@ -131,8 +159,8 @@ def _result(results: Any, processes: list[Any]) -> tuple[int, str, Any]:
                 raise RuntimeError("An export worker stopped unexpectedly.") from None
 
 
-def _work(plan: PagePlan, tasks: Any, results: Any, parent: int) -> None:
-    """A worker: build each page it is given; stop when told, or when the exporter is gone."""
+def _work(plan: PagePlan, audit: Callable[[list[str]], None], tasks: Any, results: Any, parent: int) -> None:
+    """A worker: count or build and audit what it is given; stop when told or when the exporter is gone."""
     try:
         while True:
             try:
@@ -143,9 +171,17 @@ def _work(plan: PagePlan, tasks: Any, results: Any, parent: int) -> None:
                 continue
             if task is None:
                 return
-            number, lo, hi = task
+            number, kind, arguments = task
             try:
-                results.put((number, "page", plan.page(lo, hi, limit=None)))
+                if kind == "count":
+                    results.put((number, kind, plan.kind_counts(*arguments)))
+                    continue
+                lo, hi, counts = arguments
+                plan.set_slots(counts)
+                ids, data = plan.page(lo, hi, limit=None)
+                if ids:
+                    audit(ids)  # committed before the page goes back: nothing leaves unaudited
+                results.put((number, kind, (ids, data)))
             except Exception as err:  # the exporter re-raises it
                 results.put((number, "error", RuntimeError(f"{type(err).__name__}: {err}")))
                 return
@@ -188,18 +224,13 @@ class PagePlan:
         self.width = 2 + len(shown)
         self.no_job = (("", "", "") if columns.titles else ("", "")) if columns.jobs else ()
         self.no_tag = ("",) if columns.tags else ()
+        self.kinds = tuple(exports.KIND_HEADERS)
         self.slots: dict[str, tuple[int, int]] = {}  # kind → (first cell, end) in the point cells
-        at = 0
-        for kind in exports.KIND_HEADERS:
-            width = 2 * columns.kind_counts.get(kind, 0)
-            if width:
-                self.slots[kind] = (at, at + width)
-                at += width
-        self.no_points = ("",) * at
+        self.no_points: tuple[str, ...] = ()
         self.titles = columns.titles
         ids = "person_id::text" if self.postgres else "person_id"
         self.queries: dict[str, str] = {}
-        if at:
+        if columns.points:
             # 1: the value may start a formula (a phone number in international form cannot: most
             # phones would go through _safe_cell for nothing), 2: the label may
             phone = ("value ~ '^[+][0-9 -]*[0-9][0-9 -]*$'" if self.postgres else
@@ -223,10 +254,49 @@ class PagePlan:
                 f"JOIN {quote(Tag._meta.db_table)} t ON t.id = pt.tag_id WHERE {{person}} "
                 "ORDER BY pt.person_id, t.name")
 
-    def boundary(self, after: str, count: int) -> str | None:
+    def set_slots(self, kind_counts: dict[str, int]) -> None:
+        """Where each kind's value and label cells go, from the most points of a kind anyone has."""
+        self.slots, at = {}, 0
+        for kind in self.kinds:
+            width = 2 * kind_counts.get(kind, 0)
+            if width:
+                self.slots[kind] = (at, at + width)
+                at += width
+        self.no_points = ("",) * at
+        if not at:
+            self.queries.pop("points", None)
+
+    def kind_counts(self, lo: str | None, hi: str | None) -> dict[str, int]:
+        """The most contact points of each kind an exported person with lo ≤ id < hi has."""
+        table = connection.ops.quote_name(ContactPoint._meta.db_table)
+        where, params = [], []
+        if lo is not None:
+            where.append("person_id >= %s")
+            params.append(lo)
+        if hi is not None:
+            where.append("person_id < %s")
+            params.append(hi)
+        if not self.everyone:
+            try:
+                inner, inner_params = self.people.order_by().values("pk").query.sql_with_params()
+            except EmptyResultSet:  # nothing visible
+                return {}
+            where.append(f"person_id IN ({inner})")
+            params.extend(inner_params)
+        condition = f"WHERE {' AND '.join(where)} " if where else ""
+        sql = (f"SELECT kind, MAX(n) FROM (SELECT person_id, kind, COUNT(*) AS n FROM {table} "  # noqa: S608 - model metadata and Django-built SQL with parameters
+               f"{condition}GROUP BY person_id, kind) AS per_person GROUP BY kind")
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            return {kind: int(count) for kind, count in cursor.fetchall()}
+
+    def boundary(self, after: str | None, count: int) -> str | None:
         """The ``count``-th exported id after ``after`` (the end of a page), or None past the last."""
-        sql, params = (self.people.filter(pk__gt=after).values_list(self.columns[0], flat=True)
-                       [count - 1:count].query.sql_with_params())
+        people = self.people if after is None else self.people.filter(pk__gt=after)
+        try:
+            sql, params = people.values_list(self.columns[0], flat=True)[count - 1:count].query.sql_with_params()
+        except EmptyResultSet:  # nothing visible
+            return None
         with connection.cursor() as cursor:
             cursor.execute(sql, params)
             row = cursor.fetchone()
@@ -234,8 +304,6 @@ class PagePlan:
 
     def page(self, after: str | None, upto: str | None, *, limit: int | None) -> Page:
         """The exported people with ``after`` < id ≤ ``upto`` (at most ``limit``), as CSV."""
-        from django.core.exceptions import EmptyResultSet
-
         people = self.people
         if after is not None:
             people = people.filter(pk__gt=after)

@@ -73,7 +73,7 @@ def export_people(*, user: Any, fmt: str, filters: dict[str, Any] | None = None,
     """People visible to ``user`` and matching ``filters`` (as the list view), in ``fmt``."""
     content_type, extension = _format(fmt)
     people = _people_queryset(user, filters or {})
-    columns = _PersonColumns(user, people)
+    columns = _PersonColumns(user, people, count_points=extension != "csv")
     detail = {"format": fmt, "filters": _describe(filters)}
     if extension == "csv":
         from rapport.imports.export_csv import people_csv
@@ -82,7 +82,7 @@ def export_people(*, user: Any, fmt: str, filters: dict[str, Any] | None = None,
             record_people_access_bulk(actor=user, action="export", people=ids, channel=channel, request=request,
                                       detail=detail)
 
-        chunks = people_csv(people, columns, header=_csv_header(columns), page_size=PAGE, audit=audit)
+        chunks = people_csv(people, columns, header=_csv_header, page_size=PAGE, audit=audit)
     else:
         pages = _people_pages(people, columns, user=user, channel=channel, request=request, detail=detail,
                               points_in_full=True)
@@ -128,7 +128,7 @@ def _people_queryset(user: Any, filters: dict[str, Any]) -> QuerySet[Person]:
 class _PersonColumns:
     """The columns this user may see, with as many contact point columns per kind as needed."""
 
-    def __init__(self, user: Any, people: QuerySet[Person]) -> None:
+    def __init__(self, user: Any, people: QuerySet[Person], *, count_points: bool = True) -> None:
         hidden = hidden_fields(user, "people.Person")
         point_hidden = hidden_fields(user, "people.ContactPoint")
         job_hidden = hidden_fields(user, "people.Employment")
@@ -137,7 +137,8 @@ class _PersonColumns:
         self.jobs = "employments" not in hidden and "organisation" not in job_hidden
         self.titles = self.jobs and "title" not in job_hidden
         self.tags = "tags" not in hidden
-        self.kind_counts = _max_points_per_kind(people) if self.points else {}
+        # (the CSV path counts them itself, in its worker processes for a large export)
+        self.kind_counts = _max_points_per_kind(people) if self.points and count_points else {}
 
     def headers(self) -> list[str]:
         headers = ["Rapport ID"] + [h for _, h in self.fields]
