@@ -22,6 +22,7 @@ import hmac
 import json
 import logging
 import re
+import uuid
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -32,7 +33,7 @@ from django.db.models import Q, QuerySet
 from django.db.models.functions import Cast
 from django.utils import timezone
 
-from rapport.access.encryption import DecryptionError, decrypt_text, keyring
+from rapport.access.encryption import DecryptionError, EncryptedTextField, decrypt_text, keyring
 from rapport.access.models import AuditChainHead, AuditEntry, AuditEntryPerson
 from rapport.access.network import client_ip
 from rapport.core.middleware import current_request_id
@@ -112,59 +113,133 @@ def diff(before: Mapping[str, Any], after: Mapping[str, Any]) -> dict[str, list[
 
 
 def _append(rows: list[dict[str, Any]]) -> int:
-    """Chain and insert ``rows``; the seq of the last one."""
+    """Chain and insert ``rows``; the seq of the last one.
+
+    Three statements in one transaction: reserve the seqs on the chain head (which locks it,
+    and gives the previous hash), insert the entries, move the head's hash. On PostgreSQL a
+    single entry's insert and the head's move are one statement (a data-modifying ``WITH``).
+    """
     if not rows:
         return 0
     key = keyring().audit_key
+    plan = _plan()
     # No savepoint of its own inside a caller's transaction: a failed append fails the caller.
-    with transaction.atomic(savepoint=False):
-        head = _locked_head()
-        seq, prev = head.seq, head.hash
+    with transaction.atomic(savepoint=False), connection.cursor() as cursor:
+        end, prev = _reserve(cursor, plan, len(rows))
+        seq = end - len(rows)
         for row in rows:
             seq += 1
             row["seq"], row["prev_hash"] = seq, prev
             row["hash"] = prev = _row_hash(row, key)
-        _insert(rows)
-        AuditChainHead.objects.filter(pk=head.pk).update(seq=seq, hash=prev)
-    return seq
+        params = plan.values(rows)
+        if len(params) == 1 and plan.insert_and_move:
+            cursor.execute(plan.insert_and_move, [*params[0], prev])
+        else:
+            if len(params) == 1:
+                cursor.execute(plan.insert, params[0])
+            else:
+                cursor.executemany(plan.insert, params)
+            cursor.execute(plan.move, [prev])
+    return end
 
 
-def _insert(rows: list[dict[str, Any]]) -> None:
-    """INSERT the entries with one ``executemany``, each value prepared by its model field.
+def _reserve(cursor: Any, plan: _Plan, count: int) -> tuple[int, str]:
+    """Take ``count`` seqs from the chain head: (the last one taken, the hash before them).
 
-    A list page appends 100 entries that differ only in seq, person and hashes; building
-    100 model instances for ``bulk_create`` and preparing all 17 fields of each was most of
-    what a page's audit cost. Values equal across rows are prepared once (not ``changes``:
-    sealed per row, each with its own nonce).
+    The ``UPDATE`` locks the head row until the transaction ends (on PostgreSQL a waiting
+    appender then reads the committed head, seq and hash both; SQLite's IMMEDIATE transaction
+    already holds the write lock), so appends never fork the chain.
     """
-    fields = [f for f in AuditEntry._meta.concrete_fields if not f.primary_key]
-    quote = connection.ops.quote_name
-    sql = (f"INSERT INTO {quote(AuditEntry._meta.db_table)} "  # noqa: S608 - model metadata only
-           f"({', '.join(quote(f.column) for f in fields)}) VALUES ({', '.join(['%s'] * len(fields))})")
-    memo: dict[tuple[str, Any], Any] = {}
-    params = []
-    for row in rows:
-        values = []
-        for f in fields:
-            value = row[f.attname] if f.attname in row else f.get_default()
-            if f.attname == "changes":
-                values.append(f.get_db_prep_save(value, connection))
-                continue
-            memo_key = (f.attname, value)
-            if memo_key not in memo:
-                memo[memo_key] = f.get_db_prep_save(value, connection)
-            values.append(memo[memo_key])
-        params.append(values)
-    with connection.cursor() as cursor:
-        cursor.executemany(sql, params)
-
-
-def _locked_head() -> AuditChainHead:
-    head = AuditChainHead.objects.select_for_update().filter(pk=1).first()
-    if head is None:
+    cursor.execute(plan.reserve, [count])
+    found = cursor.fetchall()
+    if not found:  # a fresh database: the head row is created by the first append
         AuditChainHead.objects.get_or_create(pk=1)
-        head = AuditChainHead.objects.select_for_update().get(pk=1)
-    return head
+        cursor.execute(plan.reserve, [count])
+        found = cursor.fetchall()
+    end, prev = found[0]
+    return int(end), prev
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """The append's statements and its column preparation, built once per database vendor.
+
+    Preparing all 17 fields of an entry through ``get_db_prep_save`` and compiling the head's
+    ``SELECT … FOR UPDATE`` and ``UPDATE`` through the ORM were most of what one audited read
+    paid for its entry; the statements are fixed, only their parameters change.
+    """
+
+    insert: str
+    insert_and_move: str  # "" where a single statement cannot do both
+    reserve: str
+    move: str
+    columns: tuple[tuple[str, Any, Any], ...]  # (attname, converter or None, default)
+    sealed: str  # the attname whose value is sealed per row (never shared between rows)
+
+    def values(self, rows: list[dict[str, Any]]) -> list[list[Any]]:
+        memo: dict[tuple[str, Any], Any] = {}  # a page's rows share actor, time, request…
+        params = []
+        for row in rows:
+            values = []
+            for attname, convert, default in self.columns:
+                value = row.get(attname, default)
+                if convert is None or value is None:
+                    values.append(value)
+                elif attname == self.sealed:
+                    values.append(convert(value))
+                else:
+                    memo_key = (attname, value)
+                    if memo_key not in memo:
+                        memo[memo_key] = convert(value)
+                    values.append(memo[memo_key])
+            params.append(values)
+        return params
+
+
+_plans: dict[str, _Plan] = {}
+
+
+def _plan() -> _Plan:
+    plan = _plans.get(connection.vendor)
+    if plan is None:
+        plan = _plans[connection.vendor] = _build_plan()
+    return plan
+
+
+def _build_plan() -> _Plan:
+    quote = connection.ops.quote_name
+    fields = [f for f in AuditEntry._meta.concrete_fields if not f.primary_key]
+    entries, head = quote(AuditEntry._meta.db_table), quote(AuditChainHead._meta.db_table)
+    insert = (f"INSERT INTO {entries} ({', '.join(quote(f.column) for f in fields)}) "  # noqa: S608 - model metadata
+              f"VALUES ({', '.join(['%s'] * len(fields))})")
+    move = f"UPDATE {head} SET {quote('hash')} = %s WHERE {quote('id')} = 1"  # noqa: S608 - model metadata
+    reserve = (f"UPDATE {head} SET {quote('seq')} = {quote('seq')} + %s WHERE {quote('id')} = 1 "  # noqa: S608
+               f"RETURNING {quote('seq')}, {quote('hash')}")
+    insert_and_move = f"WITH entry AS ({insert}) {move}" if connection.vendor == "postgresql" else ""
+    sealed = next(f.attname for f in fields if isinstance(f, EncryptedTextField))
+    return _Plan(insert=insert, insert_and_move=insert_and_move, reserve=reserve, move=move,
+                 columns=tuple((f.attname, _converter(f), f.get_default()) for f in fields), sealed=sealed)
+
+
+_PLAIN_FIELDS = (models.CharField, models.TextField, models.BigIntegerField)
+
+
+def _converter(field: models.Field) -> Any:
+    """What turns an entry's value into the column's parameter; None where it is the value itself.
+
+    The rows are built here (``_base_row``) with values of the column's own Python type, so
+    text and integer fields need no preparation; everything else goes through the field's
+    own ``get_db_prep_save`` except the two types every entry has.
+    """
+    if type(field) in _PLAIN_FIELDS:
+        return None
+    if type(field) is models.DateTimeField:
+        return connection.ops.adapt_datetimefield_value  # what get_db_prep_save ends in
+    if type(field) is models.UUIDField and connection.features.has_native_uuid_field:
+        return lambda value: value if value.__class__ is uuid.UUID else field.get_db_prep_save(value, connection)
+    if type(field) is models.UUIDField:
+        return lambda value: value.hex if value.__class__ is uuid.UUID else field.get_db_prep_save(value, connection)
+    return lambda value: field.get_db_prep_save(value, connection)
 
 
 def entry_hash(entry: AuditEntry, key: bytes) -> str:
@@ -341,8 +416,6 @@ def _unique_ids(people: Iterable[Any]) -> list[Any]:
 
 
 def _as_uuid(value: Any) -> Any:
-    import uuid
-
     if value is None or isinstance(value, uuid.UUID):
         return value
     try:
