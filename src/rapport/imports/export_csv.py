@@ -348,11 +348,11 @@ class PagePlan:
     def _cells(self, rows: list[tuple], points: dict, jobs: dict, tags: dict) -> Iterator[tuple]:
         width, safe, formula = self.width, self.safe, FORMULA
         no_job, no_tag, no_points = self.no_job, self.no_tag, self.no_points
+        job, tag, point = jobs.get, tags.get, points.get
         for r in rows:
             pid = r[0]
             head = (r[1], *[safe(v) if v[:1] in formula else v for v in r[2:width]]) if r[-1] else r[1:width]
-            yield (*head, *jobs.get(pid, no_job), *tags.get(pid, no_tag), *points.get(pid, no_points),
-                   r[width], r[width + 1])
+            yield (*head, *job(pid, no_job), *tag(pid, no_tag), *point(pid, no_points), r[width], r[width + 1])
 
     def _points(self, fetched: Any) -> dict[str, list[str]]:
         """Each person's point cells: per kind in order, value and label, as many as the columns."""
