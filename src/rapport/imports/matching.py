@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import contextlib
 import os
+import pickle
 import sqlite3
 import tempfile
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 from itertools import islice
 from typing import Any
 
@@ -33,15 +33,42 @@ IN_BATCH = 500
 SQLITE_IN_BATCH = 5000  # well under SQLite's 32,766 variables
 
 
-@dataclass
 class Group:
-    """Rows of one chunk that describe the same person, in file order."""
+    """Rows of one chunk that describe the same person, in file order.
 
-    records: list[ImportRecord]
-    keys: set[Key]
-    target: Any = None                    # an existing person's id (or a dry-run placeholder)
-    evidence: list[dict] = field(default_factory=list)
-    others: list[Any] = field(default_factory=list)  # further people the rows also match
+    Groups travel from the read-ahead process (``imports.pipeline``) with their records
+    pickled apart: the run reads a group's records only when it matched someone (or in the
+    first, reported rows); new people come with their rows built (``fresh``), so most groups'
+    records are never unpickled.
+    """
+
+    __slots__ = ("_blob", "_records", "evidence", "fresh", "keys", "others", "target")
+
+    def __init__(self, records: list[ImportRecord] | None, keys: set[Key], *, blob: bytes | None = None,
+                 fresh: Any = None) -> None:
+        self._records, self._blob = records, blob
+        self.keys = keys
+        self.target: Any = None            # an existing person's id (or a dry-run placeholder)
+        self.evidence: list[dict] = []
+        self.others: list[Any] = []        # further people the rows also match
+        self.fresh = fresh                 # the rows of the new person it would be (services._Context._fresh)
+
+    @property
+    def records(self) -> list[ImportRecord]:
+        if self._records is None:
+            self._records = pickle.loads(self._blob)  # noqa: S301 - pickled by our own read-ahead process
+            self._blob = None
+        return self._records
+
+    def __reduce__(self) -> tuple:
+        blob = self._blob if self._records is None else pickle.dumps(self._records, pickle.HIGHEST_PROTOCOL)
+        return _group_from, (blob, self.keys, self.fresh, self.target, self.evidence, self.others)
+
+
+def _group_from(blob: bytes, keys: set[Key], fresh: Any, target: Any, evidence: list, others: list) -> Group:
+    group = Group(None, keys, blob=blob, fresh=fresh)
+    group.target, group.evidence, group.others = target, evidence, others
+    return group
 
 
 def group_records(records: list[ImportRecord]) -> list[Group]:
