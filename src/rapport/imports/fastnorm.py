@@ -121,11 +121,13 @@ def _region(code: str) -> _Region | None:
     if meta is None:
         return None
     # libphonenumber's _number_type_helper: the special types, fixed line, and mobile unless
-    # mobile shares the fixed-line pattern (then a number that is not fixed line is unknown)
-    types = [meta.premium_rate, meta.toll_free, meta.shared_cost, meta.voip, meta.personal_number, meta.pager,
-             meta.uan, meta.voicemail, meta.fixed_line]
+    # mobile shares the fixed-line pattern (then a number that is not fixed line is unknown).
+    # Any type makes the number valid, so the order is free: the common ones first
+    types = [meta.fixed_line]
     if not meta.same_mobile_and_fixed_line_pattern:
         types.append(meta.mobile)
+    types += [meta.premium_rate, meta.toll_free, meta.shared_cost, meta.voip, meta.personal_number, meta.pager,
+              meta.uan, meta.voicemail]
     general = meta.general_desc
     return _Region(
         country_code=meta.country_code,
