@@ -17,6 +17,7 @@ personal data), and the chain covers their digest, so erasure can drop the value
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import json
@@ -124,7 +125,7 @@ def _append(rows: list[dict[str, Any]]) -> int:
     key = keyring().audit_key
     plan = _plan()
     # No savepoint of its own inside a caller's transaction: a failed append fails the caller.
-    with transaction.atomic(savepoint=False), connection.cursor() as cursor:
+    with transaction.atomic(savepoint=False), _cursor() as cursor:
         end, prev = _reserve(cursor, plan, len(rows))
         seq = end - len(rows)
         for row in rows:
@@ -158,6 +159,39 @@ def _reserve(cursor: Any, plan: _Plan, count: int) -> tuple[int, str]:
         found = cursor.fetchall()
     end, prev = found[0]
     return int(end), prev
+
+
+def _cursor() -> Any:
+    """Django's cursor; on PostgreSQL with prepared statements on, one that prepares.
+
+    The append's statements repeat with every audited request: parsed and planned once per
+    connection, as the API's hot reads are (``RAPPORT_PG_PREPARE``, ``core.api.prepared``).
+    Through Django's wrapper still, so they are logged, counted and error-wrapped as usual.
+    """
+    if connection.vendor == "postgresql":
+        connection.ensure_connection()
+        if connection.connection.prepare_threshold is not None:
+            with connection.wrap_database_errors:
+                return connection._prepare_cursor(_preparing_cursor_class()(connection.connection))
+    return connection.cursor()
+
+
+@functools.cache
+def _preparing_cursor_class() -> type:
+    from django.db.backends.postgresql.base import ServerBindingCursor
+
+    class PreparingCursor(ServerBindingCursor):  # type: ignore[misc, valid-type]
+        def _convert_query(self, query: Any, params: Any = None) -> Any:
+            # Kept, as executemany keeps it, so Django's query log shows the statement (with $n
+            # placeholders) instead of None.
+            self._query = converted = super()._convert_query(query, params)
+            return converted
+
+        def execute(self, query: Any, params: Any = None, *, prepare: bool | None = True,
+                    binary: bool | None = None) -> Any:
+            return super().execute(query, params, prepare=prepare, binary=binary)
+
+    return PreparingCursor
 
 
 @dataclass(frozen=True)
