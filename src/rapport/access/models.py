@@ -233,7 +233,7 @@ class AuditEntry(models.Model):
     id = models.BigAutoField(primary_key=True)
     seq = models.BigIntegerField(unique=True)
     occurred_at = models.DateTimeField(db_index=True)
-    actor_id = models.UUIDField(null=True, blank=True, db_index=True)
+    actor_id = models.UUIDField(null=True, blank=True)  # indexed by access_audit_actor (actor, seq)
     actor_name = models.CharField(max_length=150, blank=True)
     action = models.CharField(max_length=32, db_index=True)
     object_type = models.CharField(max_length=100, blank=True)
