@@ -116,11 +116,19 @@ def _pages_in_workers(plan: PagePlan, columns: Any, header: Callable[[Any], byte
         lo: str | None = None
         more = True
         waiting: dict[int, Page] = {}
+        chosen = plan.chosen_ids(page_size)
         while True:
             while more and sent - handed < workers + AHEAD:
-                hi = plan.boundary(lo, page_size)  # None: the last page, open-ended
-                tasks.put((sent, "page", (lo, hi, columns.kind_counts)))
-                sent, lo, more = sent + 1, hi, hi is not None
+                if chosen is None:
+                    hi = plan.boundary(lo, page_size)  # None: the last page, open-ended
+                    tasks.put((sent, "page", (lo, hi, columns.kind_counts, None)))
+                    sent, lo, more = sent + 1, hi, hi is not None
+                else:
+                    ids = next(chosen, None)
+                    if ids is not None:
+                        tasks.put((sent, "page", (None, None, columns.kind_counts, ids)))
+                        sent += 1
+                    more = ids is not None and len(ids) == page_size
             while handed not in waiting:
                 number, kind, payload = _result(results, processes)
                 if kind == "error":
@@ -176,9 +184,9 @@ def _work(plan: PagePlan, audit: Callable[[list[str]], None], tasks: Any, result
                 if kind == "count":
                     results.put((number, kind, plan.kind_counts(*arguments)))
                     continue
-                lo, hi, counts = arguments
+                lo, hi, counts, chosen = arguments
                 plan.set_slots(counts)
-                ids, data = plan.page(lo, hi, limit=None)
+                ids, data = plan.page(lo, hi, limit=None, chosen=chosen)
                 if ids:
                     audit(ids)  # committed before the page goes back: nothing leaves unaudited
                 results.put((number, kind, (ids, data)))
@@ -302,8 +310,32 @@ class PagePlan:
             row = cursor.fetchone()
         return row[0] if row else None
 
-    def page(self, after: str | None, upto: str | None, *, limit: int | None) -> Page:
-        """The exported people with ``after`` < id ≤ ``upto`` (at most ``limit``), as CSV."""
+    def chosen_ids(self, page_size: int) -> Iterator[list[str]] | None:
+        """SQLite, a filtered export: the exported ids in key order, a page at a time, from one query.
+
+        SQLite answers ``country = 'GB' AND id > ? ORDER BY id LIMIT n`` from the country index
+        and a sort of every match left, per page (quadratic in the matches); one ordered read
+        of the ids, then each page looked up by its ids, is linear. None elsewhere: a key range
+        (everyone) or PostgreSQL's planner does not need it.
+        """
+        if self.everyone or self.postgres:
+            return None
+        try:
+            sql, params = self.people.values_list(self.columns[0], flat=True).query.sql_with_params()
+        except EmptyResultSet:  # nothing visible
+            return iter(())
+        return self._chosen(sql, params, page_size)
+
+    def _chosen(self, sql: str, params: Any, page_size: int) -> Iterator[list[str]]:
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            while rows := cursor.fetchmany(page_size):
+                yield [r[0] for r in rows]
+
+    def page(self, after: str | None, upto: str | None, *, limit: int | None,
+             chosen: list[str] | None = None) -> Page:
+        """The exported people with ``after`` < id ≤ ``upto`` (at most ``limit``), or among
+        ``chosen`` (still through the export's queryset, so visibility is checked again), as CSV."""
         people = self.people
         if after is not None:
             people = people.filter(pk__gt=after)
@@ -316,6 +348,8 @@ class PagePlan:
             sql, params = people.query.sql_with_params()
         except EmptyResultSet:  # nothing visible
             return [], b""
+        if chosen is not None:
+            sql, params = _among(sql, list(params), chosen)
         with connection.cursor() as cursor:
             cursor.execute(sql, params)
             rows = cursor.fetchall()
@@ -388,6 +422,21 @@ class PagePlan:
         for pid, name in fetched:
             names.setdefault(pid, []).append(name)
         return {pid: (self.safe("; ".join(tags)),) for pid, tags in names.items()}
+
+
+def _among(sql: str, params: list[Any], chosen: list[str]) -> tuple[str, list[Any]]:
+    """SQLite: the export's query (its filters and visibility still apply) driven by ``chosen``.
+
+    ``FROM json_each(?) CROSS JOIN people`` makes SQLite look each chosen id up by its key
+    (a CROSS JOIN's left table is always its outer loop); ``id IN (…)`` beside ``country = ?``
+    would walk the country index instead.
+    """
+    table = connection.ops.quote_name(Person._meta.db_table)
+    at = sql.index(f" FROM {table}")  # the outer FROM: the select list holds no subquery
+    before = sql[:at].count("%s")
+    joined = f" FROM json_each(%s) AS chosen CROSS JOIN {table} ON {table}.{connection.ops.quote_name('id')} = chosen.value"
+    return (sql[:at] + joined + sql[at + len(f" FROM {table}"):],
+            [*params[:before], json.dumps(chosen), *params[before:]])
 
 
 def _pg_iso(column: str) -> str:
