@@ -41,6 +41,8 @@ def main() -> None:
     parser.add_argument("--profile", type=int, default=40)
     parser.add_argument("--op", choices=("create", "get"), default="create")
     parser.add_argument("--top", type=int, default=45)
+    parser.add_argument("--explain", action="store_true",
+                        help="PostgreSQL: planning and execution time of each statement (EXPLAIN ANALYZE, rolled back)")
     args = parser.parse_args()
     if "DATABASE_URL" in os.environ or not args.postgres:
         import tempfile
@@ -86,8 +88,10 @@ def main() -> None:
     kinds = Counter(_kind(q["sql"]) for q in ctx.captured_queries)
     print(f"{vendor}: {args.op}: {len(ctx.captured_queries)} statements per request")
     for q in ctx.captured_queries:
-        print(f"   {q['time']:>6} s  {q['sql'][:150]}")
+        print(f"   {q['time']:>6} s  {(q['sql'] or '(prepared statement: text not logged)')[:150]}")
     print("   by kind:", dict(kinds))
+    if args.explain and vendor == "postgresql":
+        _explain(connection, call)
 
     backend = _backend_pid(connection)
     cpu0, be0, wall0 = time.process_time(), _cpu(backend), time.perf_counter()
@@ -114,6 +118,39 @@ def main() -> None:
     print(text.getvalue())
 
 
+def _explain(connection, call) -> None:  # type: ignore[no-untyped-def]
+    """Each statement of one more request, replayed under EXPLAIN ANALYZE after rolling it back."""
+    from django.core import signals
+    from django.db import close_old_connections, transaction
+    from django.test.utils import CaptureQueriesContext
+
+    # As Django's test client does: a request inside a transaction must not close the connection.
+    for signal in (signals.request_started, signals.request_finished):
+        signal.disconnect(close_old_connections)
+    with transaction.atomic(), CaptureQueriesContext(connection) as ctx:
+        call(2_012_345)
+        transaction.set_rollback(True)
+    for signal in (signals.request_started, signals.request_finished):
+        signal.connect(close_old_connections)
+    print("   EXPLAIN ANALYZE (planning + execution ms, server side):")
+    statements = [q["sql"] for q in ctx.captured_queries
+                  if q["sql"] and not q["sql"].startswith(("SAVEPOINT", "RELEASE", "ROLLBACK", "BEGIN", "COMMIT"))]
+    total = 0.0
+    with transaction.atomic(), connection.cursor() as cursor:
+        for sql in statements:
+            sql = sql.removeprefix("1 times: ")
+            if "$1" in sql:  # logged without its values: cannot be replayed
+                print(f"   (not replayed)      {sql[:110]}")
+                continue
+            cursor.execute(f"EXPLAIN (ANALYZE, SUMMARY, FORMAT JSON) {sql}")
+            plan = cursor.fetchone()[0][0]
+            spent = plan["Planning Time"] + plan["Execution Time"]
+            total += spent
+            print(f"   {plan['Planning Time']:>7.3f} + {plan['Execution Time']:>7.3f}  {sql[:110]}")
+        transaction.set_rollback(True)
+    print(f"   total {total:.3f} ms")
+
+
 def _environ(method: str, path: str, key: str, body: bytes) -> dict:
     path, _, query = path.partition("?")
     return {
@@ -127,7 +164,9 @@ def _environ(method: str, path: str, key: str, body: bytes) -> dict:
     }
 
 
-def _kind(sql: str) -> str:
+def _kind(sql: str | None) -> str:
+    if sql is None:
+        return "(prepared statement)"
     words = sql.split()
     head = " ".join(words[:3]).replace('"', "")
     return head[:40]

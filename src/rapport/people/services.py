@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from rapport.access.audit import diff, record_change, record_person_access
 from rapport.access.fieldsecurity import refused_writes
+from rapport.core.api.prepared import insert_together
 from rapport.core.search import fold
 from rapport.identity.normalise import InvalidIdentifier, normalise_contact_value
 from rapport.people.models import ContactPoint, Employment, Interaction, Organisation, Person, Tag
@@ -89,8 +90,9 @@ def person_create_with_points(*, actor: Any, given_name: str = "", family_name: 
         phones=[n.normalised for n in normalised if n.data.kind == ContactPoint.Kind.PHONE],
     )
     with transaction.atomic():
-        person.save()
-        written = _write_new_contact_points(person, normalised)
+        written = _new_contact_points(person, normalised)
+        # One round trip for the person and their points, SQL built once (core.api.prepared).
+        insert_together((Person, [person]), (ContactPoint, list(dict.fromkeys(written))))
         if tags:
             _set_tags(person, tags)
         record_person_access(actor=actor, action="create", people=[person], channel=channel)
@@ -468,9 +470,10 @@ def _write_contact_points(person: Person, points: list[_NormalisedContactPoint])
     return written
 
 
-def _write_new_contact_points(person: Person, points: list[_NormalisedContactPoint]) -> list[ContactPoint]:
-    """``_write_contact_points`` for a person saved a moment ago: same folding and primary rules,
-    worked out in memory and written with one INSERT (a new person has no rows to look up)."""
+def _new_contact_points(person: Person, points: list[_NormalisedContactPoint]) -> list[ContactPoint]:
+    """``_write_contact_points`` for a new person: same folding and primary rules, worked out in
+    memory (a new person has no rows to look up). Returns one instance per input point (a
+    repeated value twice); the caller inserts them."""
     written: list[ContactPoint] = []
     by_value: dict[tuple[str, str], ContactPoint] = {}
     primary: dict[str, ContactPoint] = {}
@@ -494,7 +497,6 @@ def _write_new_contact_points(person: Person, points: list[_NormalisedContactPoi
                 previous.primary = False
             primary[data.kind] = point
         written.append(point)
-    ContactPoint.objects.bulk_create(list(by_value.values()))
     return written
 
 

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.db import connections
-from django.db.models import QuerySet
+from django.db.models import NOT_PROVIDED, QuerySet, signals
 from django.db.models.query import get_related_populators
 
 
@@ -151,6 +151,109 @@ def _preparing_cursor_class() -> type:
 
         def execute(self, query: Any, params: Any = None, *, prepare: bool | None = True,
                     binary: bool | None = None) -> Any:
-            return super().execute(query, params, prepare=prepare, binary=binary)
+            result = super().execute(query, params, prepare=prepare, binary=binary)
+            # Django's query log reads the text from ``_query.query``, which only psycopg's
+            # client-binding cursor fills (psycopg itself never reads it back).
+            self._query = _LoggedText(self.connection, query, params)
+            return result
 
     return PreparingCursor
+
+
+class _LoggedText:
+    """A prepared statement's text with its values, made only if the query log reads it."""
+
+    __slots__ = ("connection", "params", "sql")
+
+    def __init__(self, connection: Any, sql: Any, params: Any) -> None:
+        self.connection, self.sql, self.params = connection, sql, params
+
+    @property
+    def query(self) -> bytes:
+        from psycopg import ClientCursor
+
+        return ClientCursor(self.connection).mogrify(self.sql, self.params).encode()
+
+
+# --------------------------------------------------------------------------------- inserts
+
+
+def insert_together(*groups: tuple[type[Any], Sequence[Any]], using: str = "default") -> None:
+    """Insert new model instances, as ``save()`` / ``bulk_create`` would, in one round trip on
+    PostgreSQL (one statement: ``WITH a AS (INSERT …) INSERT …``) and one statement per model
+    elsewhere. The SQL is built once per connection and row counts; on PostgreSQL it runs as a
+    prepared statement. For the API's create (a person and their contact points): Django
+    compiling the two INSERTs was about a tenth of the request's CPU.
+
+    Each value is what Django would write (``pre_save(add=True)`` — timestamps, sealed fields,
+    blind indexes — then ``get_db_prep_save``); ``pre_save`` / ``post_save`` signals are sent
+    when anyone listens. The instances are marked saved. Models whose primary key or any field
+    the database fills (``db_returning``, ``db_default``) are refused: nothing is read back.
+    Foreign keys between the groups are fine where the constraints are checked at commit
+    (Django's are ``DEFERRABLE INITIALLY DEFERRED`` on PostgreSQL; SQLite checks each statement,
+    so list parents first).
+    """
+    groups = tuple((model, list(objs)) for model, objs in groups if objs)
+    if not groups:
+        return
+    connection = connections[using]
+    for model, objs in groups:
+        if signals.pre_save.has_listeners(model):
+            for obj in objs:
+                signals.pre_save.send(sender=model, instance=obj, raw=False, using=using, update_fields=None)
+    values = [[_db_values(model, obj, connection) for obj in objs] for model, objs in groups]
+    if connection.vendor == "postgresql" and sum(map(len, (r for g in values for r in g))) <= PG_MAX_PARAMS:
+        sql = _insert_sql(connection, tuple((model, len(objs)) for model, objs in groups))
+        with _cursor(connection) as cursor:
+            cursor.execute(sql, [v for group in values for row in group for v in row])
+    else:  # one statement per model, in batches within the database's limit on parameters
+        limit = connection.features.max_query_params or PG_MAX_PARAMS
+        with connection.cursor() as cursor:
+            for (model, _), group in zip(groups, values, strict=True):
+                size = max(1, limit // len(_insert_fields(model)))
+                for first in range(0, len(group), size):
+                    batch = group[first:first + size]
+                    cursor.execute(_insert_sql(connection, ((model, len(batch)),)), [v for row in batch for v in row])
+    for model, objs in groups:
+        for obj in objs:
+            obj._state.adding, obj._state.db = False, using
+        if signals.post_save.has_listeners(model):
+            for obj in objs:
+                signals.post_save.send(sender=model, instance=obj, created=True, update_fields=None, raw=False,
+                                       using=using)
+
+
+PG_MAX_PARAMS = 65535  # PostgreSQL's limit on one statement's parameters
+_inserts: weakref.WeakKeyDictionary[Any, dict[tuple[Any, ...], str]] = weakref.WeakKeyDictionary()
+
+
+@functools.cache
+def _insert_fields(model: type[Any]) -> list[Any]:
+    if model._meta.parents:
+        raise ValueError(f"{model.__name__} inherits from a concrete model: use save().")
+    fields = list(model._meta.local_concrete_fields)
+    for field in fields:
+        if getattr(field, "db_returning", False) or getattr(field, "db_default", NOT_PROVIDED) is not NOT_PROVIDED:
+            raise ValueError(f"{model.__name__}.{field.name} is filled in by the database: use save().")
+    return fields
+
+
+def _insert_sql(connection: Any, key: tuple[tuple[type[Any], int], ...]) -> str:
+    """One INSERT per (model, row count); several are chained as one statement (PostgreSQL)."""
+    cached = _inserts.setdefault(connection, {}).get(key)
+    if cached is not None:
+        return cached
+    quote = connection.ops.quote_name
+    inserts = []
+    for model, count in key:
+        fields = _insert_fields(model)
+        row = "(" + ", ".join(["%s"] * len(fields)) + ")"
+        inserts.append(f"INSERT INTO {quote(model._meta.db_table)} ({', '.join(quote(f.column) for f in fields)}) "  # noqa: S608 - model metadata only
+                       f"VALUES {', '.join([row] * count)}")
+    heads = ", ".join(f"inserted_{i} AS ({sql})" for i, sql in enumerate(inserts[:-1]))
+    sql = _inserts[connection][key] = f"WITH {heads} {inserts[-1]}" if heads else inserts[0]
+    return sql
+
+
+def _db_values(model: type[Any], obj: Any, connection: Any) -> list[Any]:
+    return [field.get_db_prep_save(field.pre_save(obj, True), connection) for field in _insert_fields(model)]

@@ -32,6 +32,9 @@ def test_rows_equal_the_orm_and_each_run_is_one_logged_query(staff_user):
         # then: converted values (uuid, bool, aware datetime) exactly as the ORM gives them
         assert rows == expected and len(rows) == 2 * len(chosen)
         assert len(ctx.captured_queries) == 1
+        # logged with its text, as every query is (prepared statements included)
+        assert '"people_contactpoint"' in ctx.captured_queries[0]["sql"]
+        assert ids[0].hex in ctx.captured_queries[0]["sql"].replace("-", "")
     assert POINTS.rows([]) == []
 
 
@@ -68,3 +71,69 @@ def test_objects_are_the_orm_s_instances_with_related_rows_and_annotations(staff
     assert names == [p.person.family_name for p in expected] and {p.marked for p in found} == {7}
     assert not found[0]._state.adding and found[0]._state.db == "default"
     assert points.objects([]) == []
+
+
+def test_insert_together_writes_what_save_writes_in_one_round_trip_on_postgresql(staff_user):
+    import datetime as dt
+
+    from django.db.models import signals
+
+    from rapport.core.api.prepared import insert_together
+    from rapport.people.models import Person
+
+    # given: a person with sealed fields and blind indexes, saved the usual way
+    def new_person(name: str) -> Person:
+        return Person(given_name=name, family_name="Lovelace", given_key=name.lower(), owner=staff_user,
+                      birth_date=dt.date(1815, 12, 10), gender="female", country="GB")
+
+    saved = new_person("Ada")
+    saved.save()
+    person = new_person("Ada")
+    points = [ContactPoint(person=person, kind="email", value=f"a{i}@example.com", normalised=f"a{i}@example.com",
+                           search_key=f"a{i}@example.com", primary=i == 0) for i in range(3)]
+    heard = []
+
+    def listen(sender, instance, **kwargs):
+        heard.append((sender, kwargs.get("created")))
+
+    signals.post_save.connect(listen, sender=Person)
+    try:
+        # when
+        with CaptureQueriesContext(connection) as ctx:
+            insert_together((Person, [person]), (ContactPoint, points))
+    finally:
+        signals.post_save.disconnect(listen, sender=Person)
+    # then: one statement on PostgreSQL, one per model elsewhere; the rows as save() writes them
+    assert len(ctx.captured_queries) == (1 if connection.vendor == "postgresql" else 2)
+    assert heard == [(Person, True)]
+    assert not person._state.adding and all(not p._state.adding for p in points)
+    stored, reference = Person.objects.get(pk=person.pk), Person.objects.get(pk=saved.pk)
+    skip = {"id", "created_at", "updated_at"}
+    for field in Person._meta.concrete_fields:
+        if field.attname not in skip:
+            assert getattr(stored, field.attname) == getattr(reference, field.attname), field.name
+    assert stored.created_at is not None and stored.birth_date == dt.date(1815, 12, 10)
+    assert stored.created_at == person.created_at
+    assert Person.objects.filter(gender_index=reference.gender_index).count() == 2
+    assert sorted(ContactPoint.objects.filter(person=person).values_list("normalised", "primary")) == [
+        ("a0@example.com", True), ("a1@example.com", False), ("a2@example.com", False)]
+
+
+def test_insert_together_splits_rows_within_the_parameter_limit(staff_user, monkeypatch):
+    from rapport.core.api import prepared
+    from rapport.people.models import Person
+
+    person = make_person(actor=staff_user)
+    points = [ContactPoint(person=person, kind="url", value=f"https://e.example/{i}",
+                           normalised=f"https://e.example/{i}", search_key=str(i)) for i in range(7)]
+    monkeypatch.setattr(prepared, "PG_MAX_PARAMS", 30)  # ContactPoint has 12 columns: 2 rows a statement
+    monkeypatch.setattr(connection.features, "max_query_params", 30)
+    with CaptureQueriesContext(connection) as ctx:
+        prepared.insert_together((ContactPoint, points))
+    assert len(ctx.captured_queries) == 4
+    assert ContactPoint.objects.filter(person=person, kind="url").count() == 7
+    with pytest.raises(ValueError, match="filled in by the database"):
+        from rapport.core.models import IdempotencyRecord
+
+        prepared.insert_together((IdempotencyRecord, [IdempotencyRecord(user=staff_user, key="k")]))
+    assert Person.objects.filter(pk=person.pk).exists()
