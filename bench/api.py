@@ -4,8 +4,7 @@
 
 The benchmark bulk-inserts ``--size`` people (email + phone each, some with a current job or a
 tag), creates an API token with the real token service, starts ``rapport run --no-worker`` on a
-free loopback port against its own database (``RAPPORT_WEB_SERVER``, default gunicorn;
-``RAPPORT_WEB_WORKERS`` = 2), and drives it with ``--threads`` client processes, each on one
+free loopback port against its own database (gunicorn, ``RAPPORT_WEB_WORKERS`` = 2), and drives it with ``--threads`` client processes, each on one
 HTTP/1.1 keep-alive connection (a raw socket sending requests built before the clock starts:
 the load generator shares the cores with the server, so it is kept light, and its own CPU is
 printed). Request loops are bounded: ``--requests`` creates and gets, a fifth as many
@@ -53,6 +52,7 @@ GOAL_LISTS = 50
 
 
 def main() -> None:
+    began = time.perf_counter()
     args = _args()
     if "DATABASE_URL" in os.environ or not args.postgres:
         os.environ.setdefault("RAPPORT_VAR_DIR", tempfile.mkdtemp(prefix="rapport-bench-var-"))
@@ -79,14 +79,22 @@ def main() -> None:
     baseline = _in_process(user, args.requests)
     connection.close()
 
-    port = _free_port()
-    server = _start_server(port, args)
-    try:
-        served = _over_http(port, key, args, server)
-    finally:
-        _stop_server(server)
+    for web_server in args.servers:
+        port = _free_port()
+        server = _start_server(port, args, web_server)
+        try:
+            served = _over_http(port, key, args, server)
+        finally:
+            _stop_server(server)
+        _report(vendor, web_server, args, served, baseline)
+    children = os.times()
+    print(f"this run: {time.perf_counter() - began:.1f} s wall, {time.process_time():.1f} s CPU in this process "
+          f"(generation, in-process baseline), {children.children_user + children.children_system:.1f} s in its "
+          "load-generator processes")
 
-    print(f"\nserver: rapport run --no-worker, {os.environ.get('RAPPORT_WEB_SERVER', 'gunicorn')}, "
+
+def _report(vendor: str, web_server: str, args, served: dict, baseline: dict) -> None:  # type: ignore[no-untyped-def]
+    print(f"\nserver: rapport run --no-worker, {web_server}, "
           f"{os.environ.get('RAPPORT_WEB_WORKERS', '2')} workers × {os.environ.get('RAPPORT_WEB_THREADS', '4')} "
           f"threads, {args.threads} client processes on keep-alive connections; machine: {os.cpu_count()} cores")
     print("wall: requests per second as measured; CPU: milliseconds of CPU per request (server + database);"
@@ -107,8 +115,8 @@ def main() -> None:
     lists = served["list-100"][0] / served["list-100"][1]
     for label, figure, goal in (("creates", creates, GOAL_CREATES), ("list-100 pages", lists, GOAL_LISTS)):
         key = "create" if label == "creates" else "list-100"
-        print(f"{vendor}: {figure:.0f} {label}/s measured, {projected[key]:.0f}/s on 2 dedicated cores by CPU "
-              f"cost: {'meets' if projected[key] >= goal else 'MISSES'} the {goal}/s goal")
+        print(f"{vendor} ({web_server}): {figure:.0f} {label}/s measured, {projected[key]:.0f}/s on 2 dedicated "
+              f"cores by CPU cost: {'meets' if projected[key] >= goal else 'MISSES'} the {goal}/s goal")
 
 
 def _args():  # type: ignore[no-untyped-def]
@@ -121,6 +129,7 @@ def _args():  # type: ignore[no-untyped-def]
     sys.argv = [sys.argv[0], *rest]
     args = bench_args("API throughput against a running server", default_size=20_000)
     args.threads, args.requests = known.threads, known.requests
+    args.servers = ["gunicorn"]  # what `rapport run` starts; granian was compared once (docs/performance/api.md)
     sys.argv = [sys.argv[0], *rest, "--threads", str(known.threads), "--requests", str(known.requests)]
     return args
 
@@ -242,7 +251,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _start_server(port: int, args) -> subprocess.Popen:  # type: ignore[no-untyped-def]
+def _start_server(port: int, args, web_server: str) -> subprocess.Popen:  # type: ignore[no-untyped-def]
     env = dict(os.environ)
     # Persistent database connections, so the backends measured live through the whole run.
     env.update({"RAPPORT_RATE_TOKEN": "off", "RAPPORT_RATE_IP": "off", "RAPPORT_CONN_MAX_AGE": "3600"})
