@@ -89,8 +89,8 @@ def main() -> None:
         _report(vendor, web_server, args, served, baseline)
     children = os.times()
     print(f"this run: {time.perf_counter() - began:.1f} s wall, {time.process_time():.1f} s CPU in this process "
-          f"(generation, in-process baseline), {children.children_user + children.children_system:.1f} s in its "
-          "load-generator processes")
+          f"(generation, in-process baseline), {children.children_user + children.children_system:.1f} s in its child "
+          "processes (the server and the load generator)")
 
 
 def _report(vendor: str, web_server: str, args, served: dict, baseline: dict) -> None:  # type: ignore[no-untyped-def]
