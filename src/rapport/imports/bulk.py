@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import re
 import uuid
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -54,16 +55,23 @@ class TableWriter:
         prepare = self._prepare
         return self._send([prepare(row) for row in rows])
 
-    def insert_ready(self, rows: Sequence[tuple], tail: Sequence[Any]) -> int:
-        """Insert rows whose leading values are already in database form (ids from ``new_hex_ids``,
-        text, booleans), each followed by the same ``tail`` values (the last columns: converted
-        once here). For rows built ahead in the read-ahead process: nothing per row is left
-        but joining the tuples."""
+    def insert_ready(self, rows: Sequence[Any], tail: Sequence[Any]) -> int:
+        """Insert rows made by ``ready_row`` (values already in database form: ids from
+        ``new_hex_ids``, text, booleans), each followed by the same ``tail`` values (the last
+        columns, converted once here). For rows built ahead in the read-ahead process: nothing
+        per row is left but joining them with the tail."""
+        if not rows:
+            return 0
         lead = len(self.columns) - len(tail)
         converted = tuple(conv(value) if conv else value
                           for conv, value in zip(self.converters[lead:], tail, strict=True))
         end = converted + tuple(value for _, value in self.constants)
-        return self._send([row + end for row in rows])
+        if connection.vendor != "postgresql":
+            return self._send([row + end for row in rows])
+        ending = (f"\t{copy_text(end)}" if end else "") + "\n"
+        with connection.cursor() as cursor, cursor.cursor.copy(self.copy_sql) as copy:
+            copy.write(ending.join(rows) + ending)
+        return len(rows)
 
     def _send(self, prepared: list[tuple]) -> int:
         if not prepared:
@@ -78,6 +86,40 @@ class TableWriter:
             else:
                 cursor.executemany(self.insert_sql, prepared)
         return len(prepared)
+
+
+def ready_row(values: tuple) -> Any:
+    """``values`` (already in database form) as ``insert_ready`` takes them: the tuple, or on
+    PostgreSQL its line of ``COPY`` text — made in the read-ahead process, so the run only
+    joins lines (psycopg's ``write_row`` per row was a fifth of the run's CPU there)."""
+    return copy_text(values) if connection.vendor == "postgresql" else values
+
+
+def copy_text(values: Iterable[Any]) -> str:
+    """Values as one line of PostgreSQL ``COPY … FROM STDIN`` text format (without its newline)."""
+    return "\t".join([_copy_value(value) for value in values])
+
+
+def _copy_value(value: Any) -> str:
+    if value.__class__ is str:
+        return _COPY_SPECIAL.sub(_copy_escape, value) if _COPY_SPECIAL.search(value) else value
+    if value is None:
+        return "\\N"
+    if value is True or value is False:
+        return "t" if value else "f"
+    if isinstance(value, int | float | uuid.UUID):
+        return str(value)
+    if isinstance(value, dt.datetime | dt.date):
+        return value.isoformat()
+    raise TypeError(f"No COPY text form for {type(value).__name__}")
+
+
+_COPY_SPECIAL = re.compile(r"[\\\t\n\r]")
+_COPY_ESCAPES = {"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"}
+
+
+def _copy_escape(found: re.Match[str]) -> str:
+    return _COPY_ESCAPES[found.group()]
 
 
 def update_rows(model: type[models.Model], columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:

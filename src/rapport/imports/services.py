@@ -363,9 +363,9 @@ class Fresh(NamedTuple):
 
     person_id: str                   # the canonical text (undo ledger)
     db_id: str                       # 32 hex digits, as both databases take it
-    person: tuple                    # id, PERSON_FIELDS, given/family/preferred keys
-    points: list[tuple]              # id, person_id, kind, label, value, normalised, search_key, source,
-                                     # verified, primary
+    person: Any                      # id, PERSON_FIELDS, given/family/preferred keys (bulk.ready_row)
+    points: list[Any]                # id, person_id, kind, label, value, normalised, search_key, source,
+                                     # verified, primary (bulk.ready_row each)
     rows: int                        # the file rows it stands for
 
 
@@ -521,10 +521,11 @@ class _Context:
         kinds: set[str] = set()
         points = []
         for point in plan.new_points:
-            points.append((next(ids), db_id, point.kind, point.label, point.value, point.normalised,
-                           point.search_key[:200], self.source, False, point.kind not in kinds))
+            points.append(bulk.ready_row((next(ids), db_id, point.kind, point.label, point.value, point.normalised,
+                                          point.search_key[:200], self.source, False, point.kind not in kinds)))
             kinds.add(point.kind)
-        return Fresh(bulk.dashed(db_id), db_id, (db_id, *_person_row(plan.values)), points, len(records))
+        return Fresh(bulk.dashed(db_id), db_id, bulk.ready_row((db_id, *_person_row(plan.values))), points,
+                     len(records))
 
     def _check_consent_row(self, record: ImportRecord) -> None:
         if not record.consents or not record.valid:
@@ -780,7 +781,7 @@ class _Context:
             + [(self.imp.pk, p.person_id, False) for p in updated if not p.recorded])
         if fresh:
             self._writer(ImportedPerson, ["person_id", "import_run_id", "created"]).insert_ready(
-                [(f.db_id,) for f in fresh], (self.imp.pk, True))
+                [bulk.ready_row((f.db_id,)) for f in fresh], (self.imp.pk, True))
         self._record_consents([p for p, _, _ in plans], issues, counts)
         self._audit([p.person_id for p in new_people] + [f.db_id for f in fresh], updated)
         self._write_issues(issues)

@@ -23,7 +23,7 @@ CHUNK = 100  # chunks from row 200 on are built ahead
 
 
 def _file() -> bytes:
-    rows = [["First Name", "Last Name", "E-mail", "Mobile phone", "Company", "Categories"]]
+    rows = [["First Name", "Last Name", "E-mail", "Mobile phone", "Company", "Categories", "Notes"]]
     for i in range(ROWS):
         email = f"p{i}@example.com"
         phone = f"07911 1{i:05d}"
@@ -34,7 +34,9 @@ def _file() -> bytes:
             company, tags = "Analytical Engines Ltd", "vip"
         if i == 450:      # someone already in Rapport, bringing a phone
             email = "known@example.com"
-        rows.append([f"Given{i}", f"Family{i % 9}", email, phone, company, tags])
+        # what COPY's text format must escape (built-ahead rows are COPY text on PostgreSQL)
+        notes = "met at\tthe fair\nback\\slash \\N\r\nend" if i % 5 == 0 else ""
+        rows.append([f"Given\\{i}", f"Family{i % 9}", email, phone, company, tags, notes])
     return csv_bytes(rows)
 
 
@@ -57,6 +59,7 @@ def test_rows_built_ahead_write_what_the_planned_rows_write(upload, run_import, 
     after_built, ledger_built = snapshot(), _people_of(built)
     points_built = sorted(ContactPoint.objects.values_list("kind", "normalised", "source", "primary"))
     assert Person.objects.get(pk=known.pk).version == 2  # updated once (a phone)
+    assert Person.objects.filter(given_name="Given\\400", notes="met at\tthe fair\nback\\slash \\N\nend").exists()
     # and undone, then imported again with every chunk planned by the run (nothing built ahead)
     services.import_undo(actor=staff_user, import_run=built)
     assert snapshot() == before
