@@ -246,7 +246,7 @@ class PagePlan:
             flags = (f"CASE WHEN {exports._starts_formula('value')} AND NOT ({phone}) THEN 1 ELSE 0 END + "
                      f"CASE WHEN {exports._starts_formula('label')} THEN 2 ELSE 0 END")
             self.queries["points"] = (
-                f"SELECT {ids}, kind, value, label, {flags} "  # noqa: S608 - model metadata
+                f"SELECT {ids} AS pid, kind, value, label, {flags} "  # noqa: S608 - model metadata; the alias keeps ORDER BY person_id on the uuid (PostgreSQL took the text column of that name)
                 f"FROM {quote(ContactPoint._meta.db_table)} WHERE {{person}} "
                 f"ORDER BY person_id, kind, {quote('primary')} DESC, created_at, id")
         if columns.jobs:
