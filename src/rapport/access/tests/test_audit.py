@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import hashlib
+import hmac
 import itertools
 import json
 
@@ -315,3 +318,20 @@ def test_the_first_append_creates_the_chain_head(db):
     # then
     assert list(AuditEntry.objects.order_by("seq").values_list("seq", "action")) == [(1, "first"), (2, "second")]
     assert AuditChainHead.objects.get().seq == 2 and verify_chain().ok
+
+
+@pytest.mark.parametrize("value", [
+    dt.datetime(2026, 12, 1, 12, 0, 0, tzinfo=dt.UTC),
+    dt.datetime(2026, 12, 1, 12, 0, 0, 7, tzinfo=dt.UTC),
+    dt.datetime(1999, 1, 2, 23, 59, 59, 999999, tzinfo=dt.timezone(dt.timedelta(hours=-5))),
+    dt.datetime(2030, 6, 30, 1, 2, 3, 450000, tzinfo=dt.timezone(dt.timedelta(hours=5, minutes=30))),
+])
+def test_the_hashed_timestamp_is_the_format_the_chain_was_built_with(value):
+    """Entries already written were hashed with strftime's format: verify must recompute the same text."""
+    from rapport.access.audit import _hash_of, _timestamp
+
+    assert _timestamp(value) == value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    fields = [1, _timestamp(value), "ä", None, {"k": [1, 2]}]
+    expected = hmac.new(b"k" * 32, json.dumps(fields, separators=(",", ":"), ensure_ascii=True).encode(),
+                               hashlib.sha256).hexdigest()
+    assert _hash_of(fields, b"k" * 32) == expected
