@@ -1,6 +1,7 @@
 """API throughput (A1): create, get and list-100 against a running server, vs the same in-process.
 
     .venv/bin/python bench/api.py [--size 20000] [--postgres] [--threads 4] [--requests 1200]
+        [--compare OTHER_CHECKOUT/src]
 
 The benchmark bulk-inserts ``--size`` people (email + phone each, some with a current job or a
 tag), creates an API token with the real token service, starts ``rapport run --no-worker`` on a
@@ -79,9 +80,9 @@ def main() -> None:
     baseline = _in_process(user, args.requests)
     connection.close()
 
-    for web_server in args.servers:
+    for web_server, source in zip(args.servers, args.sources, strict=True):
         port = _free_port()
-        server = _start_server(port, args, web_server)
+        server = _start_server(port, args, source)
         try:
             served = _over_http(port, key, args, server)
         finally:
@@ -125,12 +126,19 @@ def _args():  # type: ignore[no-untyped-def]
     extra = argparse.ArgumentParser(add_help=False)
     extra.add_argument("--threads", type=int, default=4)
     extra.add_argument("--requests", type=int, default=1200)
+    extra.add_argument("--compare", default="")
     known, rest = extra.parse_known_args()
     sys.argv = [sys.argv[0], *rest]
     args = bench_args("API throughput against a running server", default_size=20_000)
     args.threads, args.requests = known.threads, known.requests
-    args.servers = ["gunicorn"]  # what `rapport run` starts; granian was compared once (docs/performance/api.md)
-    sys.argv = [sys.argv[0], *rest, "--threads", str(known.threads), "--requests", str(known.requests)]
+    # What `rapport run` starts (gunicorn), from this tree; ``--compare SRC`` also serves the same
+    # data from another checkout's ``src`` (e.g. a `git worktree` of an earlier commit), this
+    # tree again after it, so a change is measured against its own before in one run.
+    args.servers = ["gunicorn"] if not known.compare else ["gunicorn", f"gunicorn, code from {known.compare}",
+                                                             "gunicorn"]
+    args.sources = [None] if not known.compare else [None, known.compare, None]
+    sys.argv = [sys.argv[0], *rest, "--threads", str(known.threads), "--requests", str(known.requests),
+                *(["--compare", known.compare] if known.compare else [])]
     return args
 
 
@@ -251,8 +259,10 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _start_server(port: int, args, web_server: str) -> subprocess.Popen:  # type: ignore[no-untyped-def]
+def _start_server(port: int, args, source: str | None) -> subprocess.Popen:  # type: ignore[no-untyped-def]
     env = dict(os.environ)
+    if source:  # ahead of the installed tree on the import path
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [source, env.get("PYTHONPATH")]))
     # Persistent database connections, so the backends measured live through the whole run.
     env.update({"RAPPORT_RATE_TOKEN": "off", "RAPPORT_RATE_IP": "off", "RAPPORT_CONN_MAX_AGE": "3600"})
     env.setdefault("RAPPORT_WEB_WORKERS", "2")
