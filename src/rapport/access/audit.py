@@ -24,12 +24,13 @@ import json
 import logging
 import re
 import uuid
+import weakref
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from django.db import connection, models, transaction
+from django.db import DEFAULT_DB_ALIAS, connection, connections, models, transaction
 from django.db.models import Q, QuerySet
 from django.db.models.functions import Cast
 from django.utils import timezone
@@ -118,12 +119,18 @@ def _append(rows: list[dict[str, Any]]) -> int:
 
     Three statements in one transaction: reserve the seqs on the chain head (which locks it,
     and gives the previous hash), insert the entries, move the head's hash. On PostgreSQL a
-    single entry's insert and the head's move are one statement (a data-modifying ``WITH``).
+    single entry's insert and the head's move are one statement (a data-modifying ``WITH``),
+    and a single entry is first tried in one statement alone (``_append_after``).
     """
     if not rows:
         return 0
     key = keyring().audit_key
     plan = _plan()
+    last = _last_head.get(_wrapper()) if plan.append_after and len(rows) == 1 else None
+    if last is not None:
+        with _cursor() as cursor:
+            if _append_after(cursor, plan, rows[0], last, key):
+                return rows[0]["seq"]
     # No savepoint of its own inside a caller's transaction: a failed append fails the caller.
     with transaction.atomic(savepoint=False), _cursor() as cursor:
         end, prev = _reserve(cursor, plan, len(rows))
@@ -141,7 +148,38 @@ def _append(rows: list[dict[str, Any]]) -> int:
             else:
                 cursor.executemany(plan.insert, params)
             cursor.execute(plan.move, [prev])
+    if plan.append_after:
+        _last_head[_wrapper()] = (end, prev)
     return end
+
+
+# The head this connection last moved the chain to (PostgreSQL): a guess, checked by the
+# database; wrong when another connection appended since or the transaction rolled back.
+_last_head: weakref.WeakKeyDictionary[Any, tuple[int, str]] = weakref.WeakKeyDictionary()
+
+
+def _wrapper() -> Any:
+    return connections[DEFAULT_DB_ALIAS]  # the thread's own connection (``connection`` is a proxy)
+
+
+def _append_after(cursor: Any, plan: _Plan, row: dict[str, Any], last: tuple[int, str], key: bytes) -> bool:
+    """Append ``row`` after the head this connection last saw, in one statement; False if it moved.
+
+    The statement moves the head only if it is still (seq, hash) as remembered, and inserts
+    the entry only if the head moved: one round trip, no transaction of its own (in autocommit
+    it is one; inside a caller's it holds the head's row lock until that commits, as the
+    reserving path does). A concurrent appender waits on the row lock, then finds the head
+    changed and touches nothing; the caller then takes the reserving path.
+    """
+    seq, prev = last
+    row["seq"], row["prev_hash"] = seq + 1, prev
+    row["hash"] = _row_hash(row, key)
+    cursor.execute(plan.append_after, [seq + 1, row["hash"], seq, prev, *plan.values([row])[0]])
+    if cursor.rowcount == 1:
+        _last_head[_wrapper()] = (seq + 1, row["hash"])
+        return True
+    _last_head.pop(_wrapper(), None)
+    return False
 
 
 def _reserve(cursor: Any, plan: _Plan, count: int) -> tuple[int, str]:
@@ -205,6 +243,7 @@ class _Plan:
 
     insert: str
     insert_and_move: str  # "" where a single statement cannot do both
+    append_after: str  # move a remembered head and insert after it, in one statement ("" on SQLite)
     reserve: str
     move: str
     columns: tuple[tuple[str, Any, Any], ...]  # (attname, converter or None, default)
@@ -249,9 +288,18 @@ def _build_plan() -> _Plan:
     move = f"UPDATE {head} SET {quote('hash')} = %s WHERE {quote('id')} = 1"  # noqa: S608 - model metadata
     reserve = (f"UPDATE {head} SET {quote('seq')} = {quote('seq')} + %s WHERE {quote('id')} = 1 "  # noqa: S608
                f"RETURNING {quote('seq')}, {quote('hash')}")
-    insert_and_move = f"WITH entry AS ({insert}) {move}" if connection.vendor == "postgresql" else ""
+    insert_and_move = append_after = ""
+    if connection.vendor == "postgresql":
+        insert_and_move = f"WITH entry AS ({insert}) {move}"
+        typed = ", ".join(f"%s::{f.db_type(connection)}" for f in fields)  # a SELECT list's parameters need types
+        append_after = (f"WITH moved AS (UPDATE {head} SET {quote('seq')} = %s, {quote('hash')} = %s "  # noqa: S608
+                        f"WHERE {quote('id')} = 1 AND {quote('seq')} = %s AND {quote('hash')} = %s "
+                        f"RETURNING {quote('seq')}) "
+                        f"INSERT INTO {entries} ({', '.join(quote(f.column) for f in fields)}) "
+                        f"SELECT {typed} FROM moved")
     sealed = next(f.attname for f in fields if isinstance(f, EncryptedTextField))
-    return _Plan(insert=insert, insert_and_move=insert_and_move, reserve=reserve, move=move,
+    return _Plan(insert=insert, insert_and_move=insert_and_move, append_after=append_after,
+                 reserve=reserve, move=move,
                  columns=tuple((f.attname, _converter(f), f.get_default()) for f in fields), sealed=sealed)
 
 
