@@ -5,10 +5,12 @@ Services and adapters call ``record_person_access`` (one entry per person reveal
 their own transaction, passing the channel (ui, api, cli, export, job).
 
 The trail is a hash chain: each entry stores the HMAC (keyed with the keyring's audit key,
-kept outside the database) of its own fields and of the previous entry's hash. Appends lock
-the chain head row (``SELECT … FOR UPDATE`` on PostgreSQL; SQLite's IMMEDIATE transactions
-already serialise writers), so several processes never fork the chain. ``verify_chain``
-walks it and names the first entry that was edited or deleted.
+kept outside the database) of its own fields and of the previous entry's hash. Appends take
+their seqs from the chain head row with one ``UPDATE … RETURNING``, which locks it until the
+transaction ends (on PostgreSQL; SQLite's IMMEDIATE transactions already serialise writers),
+so several processes never fork the chain; on PostgreSQL a single entry is first tried in
+one statement after the head the connection moved last (``_append_after``). ``verify_chain``
+walks the chain and names the first entry that was edited or deleted.
 
 Field history: pass ``changes={"field": [old, new]}``; the values are sealed (they are
 personal data), and the chain covers their digest, so erasure can drop the values
