@@ -363,9 +363,9 @@ class Fresh(NamedTuple):
 
     person_id: str                   # the canonical text (undo ledger)
     db_id: str                       # 32 hex digits, as both databases take it
-    person: Any                      # id, PERSON_FIELDS, given/family/preferred keys (bulk.ready_row)
+    person: Any                      # id, PERSON_FIELDS, given/family/preferred keys (bulk.row_maker)
     points: list[Any]                # id, person_id, kind, label, value, normalised, search_key, source,
-                                     # verified, primary (bulk.ready_row each)
+                                     # verified, primary (bulk.row_maker each)
     rows: int                        # the file rows it stands for
 
 
@@ -499,11 +499,12 @@ class _Context:
         if not self.dry_run and not reporting:
             # enough ids for every group and point, made at once
             ids = iter(bulk.new_hex_ids(len(groups) + sum(len(r.points) for r in kept)))
+            row = bulk.row_maker()
             for group in groups:
-                group.fresh = self._fresh(group, ids)
+                group.fresh = self._fresh(group, ids, row)
         return _Prepared(issues, len(rows), report, groups)
 
-    def _fresh(self, group: Group, ids: Iterator[str]) -> Fresh | None:
+    def _fresh(self, group: Group, ids: Iterator[str], row: Callable[..., Any]) -> Fresh | None:
         """The rows ``group`` writes if it turns out to be nobody Rapport knows yet.
 
         Built here, in the read-ahead process, because most groups are new people: the run then
@@ -521,11 +522,10 @@ class _Context:
         kinds: set[str] = set()
         points = []
         for point in plan.new_points:
-            points.append(bulk.ready_row((next(ids), db_id, point.kind, point.label, point.value, point.normalised,
-                                          point.search_key[:200], self.source, False, point.kind not in kinds)))
+            points.append(row((next(ids), db_id, point.kind, point.label, point.value, point.normalised,
+                               point.search_key[:200], self.source), (False, point.kind not in kinds)))
             kinds.add(point.kind)
-        return Fresh(bulk.dashed(db_id), db_id, bulk.ready_row((db_id, *_person_row(plan.values))), points,
-                     len(records))
+        return Fresh(bulk.dashed(db_id), db_id, row((db_id, *_person_row(plan.values))), points, len(records))
 
     def _check_consent_row(self, record: ImportRecord) -> None:
         if not record.consents or not record.valid:
@@ -780,8 +780,9 @@ class _Context:
             [(self.imp.pk, p.person_id, True) for p in new_people]
             + [(self.imp.pk, p.person_id, False) for p in updated if not p.recorded])
         if fresh:
+            row = bulk.row_maker()
             self._writer(ImportedPerson, ["person_id", "import_run_id", "created"]).insert_ready(
-                [bulk.ready_row((f.db_id,)) for f in fresh], (self.imp.pk, True))
+                [row((f.db_id,)) for f in fresh], (self.imp.pk, True))
         self._record_consents([p for p, _, _ in plans], issues, counts)
         self._audit([p.person_id for p in new_people] + [f.db_id for f in fresh], updated)
         self._write_issues(issues)
