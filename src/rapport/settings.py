@@ -229,8 +229,8 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = DATA_UPLOAD_MAX_MEMORY_SIZE
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        # S7: access's token sign-in with its lookup as one prepared statement (core.api.tokens).
-        "rapport.core.api.tokens.PreparedTokenAuthentication",
+        # S7: token sign-in (its lookup is one prepared statement, decision 0014).
+        "rapport.access.authentication.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     # S1/S7: signed in, token scope covers the method, role allows the view's object type.

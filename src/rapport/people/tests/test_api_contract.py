@@ -60,7 +60,7 @@ def test_create_with_nested_contact_points_answers_201_with_id(api_client):
 
 def test_a_create_writes_the_person_and_points_in_one_statement_on_postgresql(api_client):
     """The person and their contact points are one INSERT round trip on PostgreSQL (one per
-    table on SQLite), and the token is one statement (core.api.tokens); both logged with text."""
+    table on SQLite), and the token is one statement (access.services.token_authenticate); both logged with text."""
     _create(api_client, given_name="Warm", contact_points=[{"kind": "email", "value": "warm@example.com"}])
     # when
     with CaptureQueriesContext(connection) as ctx:
