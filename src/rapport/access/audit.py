@@ -19,7 +19,6 @@ personal data), and the chain covers their digest, so erasure can drop the value
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import hmac
 import json
@@ -40,6 +39,7 @@ from django.utils import timezone
 from rapport.access.encryption import DecryptionError, EncryptedTextField, decrypt_text, keyring
 from rapport.access.models import AuditChainHead, AuditEntry, AuditEntryPerson
 from rapport.access.network import client_ip
+from rapport.core.api.prepared import preparing_cursor
 from rapport.core.middleware import current_request_id
 
 logger = logging.getLogger("rapport.audit")
@@ -130,11 +130,11 @@ def _append(rows: list[dict[str, Any]]) -> int:
     plan = _plan()
     last = _last_head.get(_wrapper()) if plan.append_after and len(rows) == 1 else None
     if last is not None:
-        with _cursor() as cursor:
+        with preparing_cursor(connection) as cursor:
             if _append_after(cursor, plan, rows[0], last, key):
                 return rows[0]["seq"]
     # No savepoint of its own inside a caller's transaction: a failed append fails the caller.
-    with transaction.atomic(savepoint=False), _cursor() as cursor:
+    with transaction.atomic(savepoint=False), preparing_cursor(connection) as cursor:
         end, prev = _reserve(cursor, plan, len(rows))
         seq = end - len(rows)
         for row in rows:
@@ -199,39 +199,6 @@ def _reserve(cursor: Any, plan: _Plan, count: int) -> tuple[int, str]:
         found = cursor.fetchall()
     end, prev = found[0]
     return int(end), prev
-
-
-def _cursor() -> Any:
-    """Django's cursor; on PostgreSQL with prepared statements on, one that prepares.
-
-    The append's statements repeat with every audited request: parsed and planned once per
-    connection, as the API's hot reads are (``RAPPORT_PG_PREPARE``, ``core.api.prepared``).
-    Through Django's wrapper still, so they are logged, counted and error-wrapped as usual.
-    """
-    if connection.vendor == "postgresql":
-        connection.ensure_connection()
-        if connection.connection.prepare_threshold is not None:
-            with connection.wrap_database_errors:
-                return connection._prepare_cursor(_preparing_cursor_class()(connection.connection))
-    return connection.cursor()
-
-
-@functools.cache
-def _preparing_cursor_class() -> type:
-    from django.db.backends.postgresql.base import ServerBindingCursor
-
-    class PreparingCursor(ServerBindingCursor):  # type: ignore[misc, valid-type]
-        def _convert_query(self, query: Any, params: Any = None) -> Any:
-            # Kept, as executemany keeps it, so Django's query log shows the statement (with $n
-            # placeholders) instead of None.
-            self._query = converted = super()._convert_query(query, params)
-            return converted
-
-        def execute(self, query: Any, params: Any = None, *, prepare: bool | None = True,
-                    binary: bool | None = None) -> Any:
-            return super().execute(query, params, prepare=prepare, binary=binary)
-
-    return PreparingCursor
 
 
 @dataclass(frozen=True)

@@ -91,7 +91,7 @@ class PreparedQuery:
         params = list(compiled.params)
         for slot, value in zip(compiled.slots, ids, strict=True):
             params[slot] = compiled.prep(value)
-        with _cursor(connection) as cursor:
+        with preparing_cursor(connection) as cursor:
             cursor.execute(compiled.sql, params)
             rows = cursor.fetchall()
         if not compiled.converters:
@@ -132,8 +132,10 @@ def _convert(row: Sequence[Any], converters: list[tuple[int, list[Callable[..., 
     return tuple(values)
 
 
-def _cursor(connection: Any) -> Any:
-    """Django's cursor; on PostgreSQL with prepared statements on, a server-binding one."""
+def preparing_cursor(connection: Any) -> Any:
+    """Django's cursor; on PostgreSQL with prepared statements on, a server-binding one that
+    prepares every statement it runs (for statements known to repeat: the API's hot reads,
+    the audit's append). Still Django's wrapper: logged with text, counted, errors wrapped."""
     if connection.vendor == "postgresql":
         connection.ensure_connection()
         if connection.connection.prepare_threshold is not None:
@@ -204,7 +206,7 @@ def insert_together(*groups: tuple[type[Any], Sequence[Any]], using: str = "defa
     values = [[_db_values(model, obj, connection) for obj in objs] for model, objs in groups]
     if connection.vendor == "postgresql" and sum(map(len, (r for g in values for r in g))) <= PG_MAX_PARAMS:
         sql = _insert_sql(connection, tuple((model, len(objs)) for model, objs in groups))
-        with _cursor(connection) as cursor:
+        with preparing_cursor(connection) as cursor:
             cursor.execute(sql, [v for group in values for row in group for v in row])
     else:  # one statement per model, in batches within the database's limit on parameters
         limit = connection.features.max_query_params or PG_MAX_PARAMS
