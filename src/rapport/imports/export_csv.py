@@ -11,10 +11,11 @@ covers exactly the people written out, whichever snapshot the page was read in.
 
 The rules are the serial path's: the people are the list view's queryset (visibility and
 filters), cells only for the fields the role may see, formulas neutralised, every page audited
-before it leaves. Workers are used only where a fork is safe: outside any transaction (a
-test's transaction is not visible to another connection), not on an in-memory SQLite database;
-``RAPPORT_EXPORT_WORKERS`` = ``0`` turns them off, ``N`` sets how many (default 2: the cores
-the goal is set for).
+before it leaves. Workers are used only where a fork is safe (``core.forking``): outside any
+transaction (a test's transaction is not visible to another connection), not on an in-memory
+SQLite database, and by default only from a single-threaded process (the CLI, the job worker;
+not a threaded web server's request); ``RAPPORT_EXPORT_WORKERS`` = ``0`` turns them off, ``N``
+sets how many (default 2: the cores the goal is set for).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from django.db import connection, connections
 from django.db.models import IntegerField, QuerySet, TextField
 from django.db.models.functions import Cast
 
+from rapport.core.forking import fork_possible, fork_safe_by_default
 from rapport.people.models import ContactPoint, Employment, Organisation, Person, Tag
 
 WORKERS = 2
@@ -56,13 +58,14 @@ def people_csv(people: QuerySet[Person], columns: Any, *, header: Callable[[Any]
 
 
 def _workers_wanted() -> int:
+    """``RAPPORT_EXPORT_WORKERS`` if set (``0``: none), else ``WORKERS`` in a single-threaded
+    process (never forked from a threaded web server's request: ``core.forking``)."""
+    if not fork_possible(connection):
+        return 0
     setting = os.environ.get("RAPPORT_EXPORT_WORKERS", "").strip()
-    count = int(setting) if setting.isdigit() else WORKERS
-    if count < 1 or "fork" not in multiprocessing.get_all_start_methods():
-        return 0
-    if connection.in_atomic_block or (connection.vendor == "sqlite" and connection.is_in_memory_db()):
-        return 0
-    return count
+    if setting.isdigit():
+        return int(setting)
+    return WORKERS if fork_safe_by_default() else 0
 
 
 def _pages_here(plan: PagePlan, columns: Any, header: Callable[[Any], bytes], page_size: int,

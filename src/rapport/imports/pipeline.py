@@ -9,9 +9,10 @@ the reader does is durable: the run commits each chunk with its progress as befo
 of either process loses only uncommitted work and ``--resume`` starts from the last committed
 chunk. A reader whose run has died exits on its own (it checks its parent while it waits).
 
-Used only where a fork is safe and pays: outside any transaction (a test's transaction is not
-visible to another connection), not on an in-memory SQLite database, and for files of more than
-two chunks; ``RAPPORT_IMPORT_READ_AHEAD`` = ``on`` / ``off`` forces it (tests compare both).
+Used only where a fork is safe and pays (``core.forking``): outside any transaction (a test's
+transaction is not visible to another connection), not on an in-memory SQLite database, for
+files of more than two chunks, and by default only from a single-threaded process (the job
+worker, the CLI); ``RAPPORT_IMPORT_READ_AHEAD`` = ``on`` / ``off`` forces it (tests compare both).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from typing import Any
 from django.db import connection, connections
 
 from rapport.core.errors import DomainError
+from rapport.core.forking import fork_possible, fork_safe_by_default
 
 AHEAD = 2
 POLL_SECONDS = 1.0
@@ -35,11 +37,9 @@ POLL_SECONDS = 1.0
 def read_ahead_wanted(rows_left: int, chunk_size: int) -> bool:
     """Whether a run of ``rows_left`` more rows should prepare its chunks in a second process."""
     setting = os.environ.get("RAPPORT_IMPORT_READ_AHEAD", "auto").lower()
-    if setting == "off" or "fork" not in multiprocessing.get_all_start_methods():
+    if setting == "off" or not fork_possible(connection):
         return False
-    if connection.in_atomic_block or (connection.vendor == "sqlite" and connection.is_in_memory_db()):
-        return False
-    return setting == "on" or rows_left > 2 * chunk_size
+    return setting == "on" or (rows_left > 2 * chunk_size and fork_safe_by_default())
 
 
 class ReadAhead:
