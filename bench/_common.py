@@ -85,3 +85,45 @@ def print_table(rows: Sequence[tuple[str, Sequence[float]]], *, baseline: str) -
         print(f"{name:<24}{f['n']:>6}{f['p50']:>10.2f}{f['p95']:>10.2f}{f['max']:>10.2f}"
               f"{f['p50'] / base['p50']:>11.1f}{f['p95'] / base['p95']:>11.1f}")
     return figures
+
+
+class ServerCPU:
+    """PostgreSQL: CPU seconds of the server's processes (the postmaster's tree, from /proc).
+
+    The postmaster collects the CPU of the backends that have exited (parallel workers, a
+    helper process's connection); background processes are counted too. None where /proc
+    cannot be read, and on SQLite (the engine runs in the benchmark's process, whose CPU is
+    already counted).
+    """
+
+    def __init__(self, connection: Any) -> None:
+        self.root = None
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_backend_pid()")
+                backend = cursor.fetchone()[0]
+            try:
+                self.root = int(Path(f"/proc/{backend}/stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                self.root = None
+        self.start = self._tree()
+
+    def used(self) -> float | None:
+        now = self._tree()
+        return None if now is None or self.start is None else now - self.start
+
+    def _tree(self) -> float | None:
+        if self.root is None:
+            return None
+        ticks, found = 0, False
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            try:
+                fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(entry) == self.root or int(fields[1]) == self.root:
+                found = found or int(entry) == self.root
+                ticks += sum(int(f) for f in fields[11:15])  # utime, stime, cutime, cstime
+        return ticks / os.sysconf("SC_CLK_TCK") if found else None

@@ -42,7 +42,7 @@ import uuid
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import ROOT, bench_args, boot
+from _common import ROOT, ServerCPU, bench_args, boot
 
 BATCH = 10_000
 GIVEN = ["Ada", "Alan", "Grace", "Edsger", "Barbara", "Donald", "Frances", "Ken", "Radia", "Tim", "Margaret",
@@ -254,7 +254,7 @@ def _child(what: str, database_url: str) -> None:
 
     user = User.objects.get(username="bench")
     connection.ensure_connection()
-    server = _ServerCPU(connection)
+    server = ServerCPU(connection)
     start, cpu, workers = time.perf_counter(), time.process_time(), _children_cpu()
     if what == "baseline":
         rows = _baseline(connection)
@@ -275,46 +275,6 @@ def _child(what: str, database_url: str) -> None:
 def _children_cpu() -> float:
     times = os.times()
     return times.children_user + times.children_system
-
-
-class _ServerCPU:
-    """PostgreSQL: CPU seconds of the server's processes (the postmaster's tree, from /proc).
-
-    The postmaster collects the CPU of the backends that have exited (the workers' ones);
-    background processes are counted too. None where /proc cannot be read, and on SQLite.
-    """
-
-    def __init__(self, connection) -> None:
-        self.root = None
-        if connection.vendor == "postgresql":
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT pg_backend_pid()")
-                backend = cursor.fetchone()[0]
-            try:
-                self.root = int(Path(f"/proc/{backend}/stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, ValueError, IndexError):
-                self.root = None
-        self.start = self._tree()
-
-    def used(self) -> float | None:
-        now = self._tree()
-        return None if now is None or self.start is None else now - self.start
-
-    def _tree(self) -> float | None:
-        if self.root is None:
-            return None
-        ticks, found = 0, False
-        for entry in os.listdir("/proc"):
-            if not entry.isdigit():
-                continue
-            try:
-                fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(entry) == self.root or int(fields[1]) == self.root:
-                found = found or int(entry) == self.root
-                ticks += sum(int(f) for f in fields[11:15])  # utime, stime, cutime, cstime
-        return ticks / os.sysconf("SC_CLK_TCK") if found else None
 
 
 class _Sink:

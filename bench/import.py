@@ -36,10 +36,9 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import ROOT, bench_args, boot
+from _common import ROOT, ServerCPU, bench_args, boot
 
 BATCH = 5000
 CHUNK = 2000  # the import's default chunk: the baseline commits as often
@@ -77,7 +76,7 @@ def main() -> None:
     if vendor == "postgresql":
         with connection.cursor() as cursor:
             cursor.execute("ANALYZE")
-    server = _ServerCPU(connection)
+    server = ServerCPU(connection)
     with _BenchLock(lock, "the probe import"):
         probe = _import_child(probe_file, server)
     with _BenchLock(lock, "the import"):
@@ -173,7 +172,7 @@ def _write_file(path: Path, rows: int, existing: int, *, prefix: str) -> None:
                 writer.writerow([given, family, email, f"{phone[:5]} {phone[5:]}"])
 
 
-def _import_child(path: Path, server: _ServerCPU) -> dict:
+def _import_child(path: Path, server: ServerCPU) -> dict:
     """Run ``rapport import`` in a child process; wall time, CPU (its own, its read-ahead
     process's, the database server's), peak RSS and its summary line."""
     server_before = server.used()
@@ -232,44 +231,6 @@ class _BenchLock:
         if self.handle is not None:
             self.handle.close()  # closing releases the flock
             print(f"benchmark lock released ({time.strftime('%H:%M:%S')})")
-
-
-class _ServerCPU:
-    """PostgreSQL: CPU seconds of the server's processes (the postmaster's tree, from /proc;
-    the postmaster collects the CPU of backends that have exited, such as the import's).
-    None on SQLite (the engine runs in the importing process, so its CPU is already counted)."""
-
-    def __init__(self, connection: Any) -> None:
-        self.root = None
-        if connection.vendor == "postgresql":
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT pg_backend_pid()")
-                backend = cursor.fetchone()[0]
-            try:
-                self.root = int(Path(f"/proc/{backend}/stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, ValueError, IndexError):
-                self.root = None
-        self.start = self._tree()
-
-    def used(self) -> float | None:
-        now = self._tree()
-        return None if now is None or self.start is None else now - self.start
-
-    def _tree(self) -> float | None:
-        if self.root is None:
-            return None
-        ticks, found = 0, False
-        for entry in os.listdir("/proc"):
-            if not entry.isdigit():
-                continue
-            try:
-                fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(entry) == self.root or int(fields[1]) == self.root:
-                found = found or int(entry) == self.root
-                ticks += sum(int(f) for f in fields[11:15])  # utime, stime, cutime, cstime
-        return ticks / os.sysconf("SC_CLK_TCK") if found else None
 
 
 class _HelperCPU:
