@@ -5,12 +5,18 @@ from __future__ import annotations
 import os
 
 import pytest
+from hypothesis import settings as hypothesis_settings
 
 from rapport.core import testing
 
 # Playwright's sync API runs an event loop in the test thread; Django's ORM calls from the
 # test body are still synchronous and safe.
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+# Property tests judge answers, never speed: on a loaded 2-core CI machine one slow example
+# past hypothesis's 200 ms deadline would fail a correct test (speed lives in bench/).
+hypothesis_settings.register_profile("rapport", deadline=None)
+hypothesis_settings.load_profile("rapport")
 
 
 @pytest.fixture
