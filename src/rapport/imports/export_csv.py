@@ -212,6 +212,7 @@ class PagePlan:
         from rapport.imports import exports  # the serial path's helpers (it imports this module)
 
         self.safe = exports._safe_cell
+        self.max_points_per_kind = exports._max_points_per_kind
         self.postgres = connection.vendor == "postgresql"
         self.everyone = not people.query.where  # a key range then holds only exported people
         quote = connection.ops.quote_name
@@ -279,27 +280,7 @@ class PagePlan:
 
     def kind_counts(self, lo: str | None, hi: str | None) -> dict[str, int]:
         """The most contact points of each kind an exported person with lo ≤ id < hi has."""
-        table = connection.ops.quote_name(ContactPoint._meta.db_table)
-        where, params = [], []
-        if lo is not None:
-            where.append("person_id >= %s")
-            params.append(lo)
-        if hi is not None:
-            where.append("person_id < %s")
-            params.append(hi)
-        if not self.everyone:
-            try:
-                inner, inner_params = self.people.order_by().values("pk").query.sql_with_params()
-            except EmptyResultSet:  # nothing visible
-                return {}
-            where.append(f"person_id IN ({inner})")
-            params.extend(inner_params)
-        condition = f"WHERE {' AND '.join(where)} " if where else ""
-        sql = (f"SELECT kind, MAX(n) FROM (SELECT person_id, kind, COUNT(*) AS n FROM {table} "  # noqa: S608 - model metadata and Django-built SQL with parameters
-               f"{condition}GROUP BY person_id, kind) AS per_person GROUP BY kind")
-        with connection.cursor() as cursor:
-            cursor.execute(sql, params)
-            return {kind: int(count) for kind, count in cursor.fetchall()}
+        return self.max_points_per_kind(self.people, lo, hi)
 
     def boundary(self, after: str | None, count: int) -> str | None:
         """The ``count``-th exported id after ``after`` (the end of a page), or None past the last."""

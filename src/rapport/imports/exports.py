@@ -185,18 +185,28 @@ class _PersonRow:
     tags: list[str]
 
 
-def _max_points_per_kind(people: QuerySet[Person]) -> dict[str, int]:
-    """The most contact points of each kind any exported person has (one grouped query)."""
+def _max_points_per_kind(people: QuerySet[Person], lo: str | None = None, hi: str | None = None) -> dict[str, int]:
+    """The most contact points of each kind any exported person (with lo ≤ id < hi, where
+    given: an export worker's key range) has, in one grouped query."""
     table = connection.ops.quote_name(ContactPoint._meta.db_table)
-    where, params = "", ()
+    where: list[str] = []
+    params: list[Any] = []
+    if lo is not None:
+        where.append("person_id >= %s")
+        params.append(lo)
+    if hi is not None:
+        where.append("person_id < %s")
+        params.append(hi)
     if people.query.where:  # everyone (an Administrator's unfiltered export): no semi-join to build
         try:
-            inner, params = people.order_by().values("pk").query.sql_with_params()
+            inner, inner_params = people.order_by().values("pk").query.sql_with_params()
         except EmptyResultSet:  # nothing visible: no query to run
             return {}
-        where = f"WHERE person_id IN ({inner}) "
+        where.append(f"person_id IN ({inner})")
+        params.extend(inner_params)
+    condition = f"WHERE {' AND '.join(where)} " if where else ""
     sql = (f"SELECT kind, MAX(n) FROM (SELECT person_id, kind, COUNT(*) AS n FROM {table} "  # noqa: S608 - model metadata and Django-built SQL with parameters
-           f"{where}GROUP BY person_id, kind) AS per_person GROUP BY kind")
+           f"{condition}GROUP BY person_id, kind) AS per_person GROUP BY kind")
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         return {kind: int(count) for kind, count in cursor.fetchall()}
