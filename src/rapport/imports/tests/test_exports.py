@@ -376,3 +376,25 @@ def test_csv_cells_are_text_and_formula_safe_in_sql_and_python_alike(varied, sta
     assert ("Phone 1", "'+") in cells and ("Phone 2", "'+44a") in cells and ("Phone 3", "+1-202-555-0100") in cells
     assert ("Given name", "'=cmd") in cells and ("Given name", "'+1 (555)") in cells and ("Tags", "'=t; vip") in cells
     assert [(k, v) for k, v in cells if v[:1] in "=+-@" and v and not k.startswith("Phone")] == []
+
+
+@pytest.mark.django_db(transaction=True)  # committed: the worker processes read it on their own connections
+@pytest.mark.parametrize("workers", ["0", "2"])
+def test_csv_timestamps_are_isoformat_whatever_their_fraction(varied, staff_user, monkeypatch, workers):
+    # given timestamps that are whole seconds or whose microseconds end in zeros (PostgreSQL's
+    # timestamp text drops those zeros; isoformat() writes six digits or none)
+    if workers != "0" and connection.vendor == "sqlite" and connection.is_in_memory_db():
+        pytest.skip("an in-memory SQLite database is not visible to the worker processes")
+    monkeypatch.setenv("RAPPORT_EXPORT_WORKERS", workers)
+    monkeypatch.setattr(exports, "PAGE", 4)
+    stamps = [dt.datetime(2026, 1, 2, 3, 4, 5, us, tzinfo=dt.UTC) for us in (0, 500000, 120000, 1, 999999)]
+    for person, stamp in zip(varied, stamps, strict=False):
+        Person.objects.filter(pk=person.pk).update(created_at=stamp, updated_at=stamp + dt.timedelta(microseconds=10))
+    # when
+    text = body(exports.export_people(user=staff_user, fmt="csv"))
+    # then the reference's bytes, with every timestamp as isoformat() writes it
+    assert text == _reference_csv(staff_user)
+    rows = {r["Rapport ID"]: r for r in csv.DictReader(io.StringIO(text.decode("utf-8-sig")))}
+    for person, stamp in zip(varied, stamps, strict=False):
+        row = rows[str(person.pk)]
+        assert (row["Created"], row["Updated"]) == (stamp.isoformat(), (stamp + dt.timedelta(microseconds=10)).isoformat())
