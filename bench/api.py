@@ -88,6 +88,8 @@ def main() -> None:
         finally:
             _stop_server(server)
         _report(vendor, web_server, args, served, baseline)
+    if args.floor:
+        _floor(key, args)
     children = os.times()
     print(f"this run: {time.perf_counter() - began:.1f} s wall, {time.process_time():.1f} s CPU in this process "
           f"(generation, in-process baseline), {children.children_user + children.children_system:.1f} s in its child "
@@ -127,10 +129,12 @@ def _args():  # type: ignore[no-untyped-def]
     extra.add_argument("--threads", type=int, default=4)
     extra.add_argument("--requests", type=int, default=1200)
     extra.add_argument("--compare", default="")
+    extra.add_argument("--floor", action="store_true",
+                       help="also measure the floor: gunicorn alone, and a DRF view with token sign-in returning a constant")
     known, rest = extra.parse_known_args()
     sys.argv = [sys.argv[0], *rest]
     args = bench_args("API throughput against a running server", default_size=20_000)
-    args.threads, args.requests = known.threads, known.requests
+    args.threads, args.requests, args.floor = known.threads, known.requests, known.floor
     # What `rapport run` starts (gunicorn), from this tree; ``--compare SRC`` also serves the same
     # data from another checkout's ``src`` (e.g. a `git worktree` of an earlier commit), this
     # tree again after it, so a change is measured against its own before in one run.
@@ -138,7 +142,7 @@ def _args():  # type: ignore[no-untyped-def]
                                                              "gunicorn"]
     args.sources = [None] if not known.compare else [None, known.compare, None]
     sys.argv = [sys.argv[0], *rest, "--threads", str(known.threads), "--requests", str(known.requests),
-                *(["--compare", known.compare] if known.compare else [])]
+                *(["--compare", known.compare] if known.compare else []), *(["--floor"] if known.floor else [])]
     return args
 
 
@@ -250,6 +254,39 @@ def _in_process(user, requests: int) -> dict[str, tuple[int, float, float]]:  # 
             "list-100": (n_list, lists, lists_cpu)}
 
 
+# ------------------------------------------------------------------------------- floor
+
+
+def _floor(key: str, args) -> None:  # type: ignore[no-untyped-def]
+    """CPU per request of answers that do none of Rapport's work, through the same gunicorn
+    command as ``rapport run``: what the create and list figures can come down to at best."""
+    rows = []
+    for app, label, method, path in (
+            ("_api_floor:constant", "gunicorn alone, constant", "POST", "/"),
+            ("_api_floor:application", "Django, every middleware, plain view", "GET", "/floor/django/"),
+            ("_api_floor:application", "DRF view, token sign-in, constant (GET)", "GET", "/api/v1/floor/"),
+            ("_api_floor:application", "DRF view, token sign-in, create body (POST)", "POST", "/api/v1/floor/")):
+        port = _free_port()
+        server = _start_server(port, args, None, app=app)
+        try:
+            per_client = max(1, args.requests // args.threads)
+            body = _create_body(0) if method == "POST" else None
+            request = _request(method, path, key, body)
+            warm = _Connection(port)
+            for _ in range(5 * args.threads):
+                warm.call(request)
+            samples, _, spent, elapsed, cpu, n, _ = _drive(
+                port, [[request] * per_client for _ in range(args.threads)], 201 if method == "POST" else 200,
+                server.pid, label)
+        finally:
+            _stop_server(server)
+        rows.append((label, n, n / elapsed, percentiles(samples), spent * 1000 / n, cpu * 1000 / n))
+    print("\nfloor: the same gunicorn command (2 workers × 4 threads), same clients; CPU: server + database")
+    print(f"{'answer':<46}{'n':>6}{'HTTP/s':>8}{'p50 ms':>8}{'CPU ms':>8}{'2 cores/s':>10}{'client ms':>10}")
+    for label, n, rate, f, cpu_ms, client_ms in rows:
+        print(f"{label:<46}{n:>6}{rate:>8.1f}{f['p50']:>8.1f}{cpu_ms:>8.2f}{2000 / cpu_ms:>10.0f}{client_ms:>10.2f}")
+
+
 # ------------------------------------------------------------------------------ server
 
 
@@ -259,7 +296,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _start_server(port: int, args, source: str | None) -> subprocess.Popen:  # type: ignore[no-untyped-def]
+def _start_server(port: int, args, source: str | None, app: str = "") -> subprocess.Popen:  # type: ignore[no-untyped-def]
     env = dict(os.environ)
     if source:  # ahead of the installed tree on the import path
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [source, env.get("PYTHONPATH")]))
@@ -267,9 +304,14 @@ def _start_server(port: int, args, source: str | None) -> subprocess.Popen:  # t
     env.update({"RAPPORT_RATE_TOKEN": "off", "RAPPORT_RATE_IP": "off", "RAPPORT_CONN_MAX_AGE": "3600"})
     env.setdefault("RAPPORT_WEB_WORKERS", "2")
     log = open(Path(os.environ["RAPPORT_VAR_DIR"]) / "server.log", "wb")  # noqa: SIM115 - closed with the process
-    server = subprocess.Popen(
-        [str(ROOT / ".venv" / "bin" / "rapport"), "run", "--no-worker", "--bind", f"127.0.0.1:{port}"],
-        env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    command = [str(ROOT / ".venv" / "bin" / "rapport"), "run", "--no-worker", "--bind", f"127.0.0.1:{port}"]
+    if app:  # the floor's applications, with the gunicorn arguments `rapport run` uses
+        env.update({"DJANGO_SETTINGS_MODULE": "rapport.settings",
+                    "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT / "bench"), env.get("PYTHONPATH")]))})
+        command = [sys.executable, "-m", "gunicorn", app, "--bind", f"127.0.0.1:{port}",
+                   "--workers", env["RAPPORT_WEB_WORKERS"], "--threads", os.environ.get("RAPPORT_WEB_THREADS", "4"),
+                   "--access-logfile", "-", "--graceful-timeout", "5"]
+    server = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         try:
@@ -382,9 +424,6 @@ def _client(port: int, requests: list[bytes], expect: int, out) -> None:  # type
 
 
 def _over_http(port: int, key: str, args, server) -> dict[str, tuple[int, float, list[float], float]]:  # type: ignore[no-untyped-def]
-    import multiprocessing
-
-    fork = multiprocessing.get_context("fork")
     warm = _Connection(port)
     for _ in range(5 * args.threads):  # warm up every worker's caches and connections
         status, _ = warm.call(_request("GET", "/api/v1/people/?page_size=100", key))
@@ -406,28 +445,11 @@ def _over_http(port: int, key: str, args, server) -> dict[str, tuple[int, float,
             else:
                 batch = [_request("GET", "/api/v1/people/?page_size=100", key)] * count
             batches.append(batch)
-        pipes, processes = [], []
-        meter = _Meter(server_pid=server.pid)
-        start = time.perf_counter()
-        for batch in batches:
-            parent, child = fork.Pipe(duplex=False)
-            process = fork.Process(target=_client, args=(port, batch, 201 if name == "create" else 200, child))
-            process.start()
-            pipes.append(parent)
-            processes.append(process)
-        answers = [pipe.recv() for pipe in pipes]
-        elapsed = time.perf_counter() - start
-        spent = meter.lap()
-        for process in processes:
-            process.join()
-        samples: list[float] = []
-        for got, bodies, failed, cpu, again in answers:
-            if failed:
-                raise SystemExit(f"{name}: {failed} requests failed, e.g. {next(b for b in bodies if b)!r}")
-            samples += got
-            client_cpu, client_requests, reconnects = client_cpu + cpu, client_requests + len(got), reconnects + again
-            if name == "create":
-                created += [body[body.index(b'"id":"') + 6:][:36].decode() for body in bodies]
+        samples, bodies, spent, elapsed, cpu, count_, again = _drive(port, batches, 201 if name == "create" else 200,
+                                                                   server.pid, name)
+        client_cpu, client_requests, reconnects = client_cpu + cpu, client_requests + count_, reconnects + again
+        if name == "create":
+            created += [body[body.index(b'"id":"') + 6:][:36].decode() for body in bodies]
         if name == "list-100":
             status, page = warm.call(batches[0][0])
             assert status == 200 and len(json.loads(page)["results"]) == 100, page[:300]
@@ -435,6 +457,38 @@ def _over_http(port: int, key: str, args, server) -> dict[str, tuple[int, float,
     print(f"client reconnects (server closed keep-alive): {reconnects:.0f}; load generator CPU: "
           f"{client_cpu * 1000 / client_requests:.2f} ms per request (not counted below)")
     return results
+
+
+def _drive(port: int, batches: list[list[bytes]], expect: int, server_pid: int, name: str):  # type: ignore[no-untyped-def]
+    """One client process per batch, all at once; (latencies, bodies, server CPU seconds, wall
+    seconds, client CPU seconds, requests, reconnects)."""
+    import multiprocessing
+
+    fork = multiprocessing.get_context("fork")
+    pipes, processes = [], []
+    meter = _Meter(server_pid=server_pid)
+    start = time.perf_counter()
+    for batch in batches:
+        parent, child = fork.Pipe(duplex=False)
+        process = fork.Process(target=_client, args=(port, batch, expect, child))
+        process.start()
+        pipes.append(parent)
+        processes.append(process)
+    answers = [pipe.recv() for pipe in pipes]
+    elapsed = time.perf_counter() - start
+    spent = meter.lap()
+    for process in processes:
+        process.join()
+    samples: list[float] = []
+    all_bodies: list[bytes] = []
+    client_cpu = reconnects = 0.0
+    for got, bodies, failed, cpu, again in answers:
+        if failed:
+            raise SystemExit(f"{name}: {failed} requests failed, e.g. {next(b for b in bodies if b)!r}")
+        samples += got
+        all_bodies += bodies
+        client_cpu, reconnects = client_cpu + cpu, reconnects + again
+    return samples, all_bodies, spent, elapsed, client_cpu, len(samples), reconnects
 
 
 class _Meter:
