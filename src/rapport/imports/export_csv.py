@@ -369,8 +369,13 @@ class PagePlan:
         middles: dict[str, list[str]] = {}
         for name, sql in self.queries.items():
             column = "pt.person_id" if name == "tags" else "e.person_id" if name == "jobs" else "person_id"
+            condition = where
+            if self.postgres and not self.everyone and name != "points":
+                # for 5,000 ids in an array PostgreSQL scans the jobs and tags tables; a semi-join on
+                # the unnested ids goes through their person_id index (a third to a half of the time)
+                condition = "{c} IN (SELECT unnest(%s::uuid[]))"
             with connection.cursor() as cursor:
-                cursor.execute(sql.replace("{person}", where.format(c=column)), params)
+                cursor.execute(sql.replace("{person}", condition.format(c=column)), params)
                 fetched = cursor.fetchall()
             {"points": self._points, "jobs": self._jobs, "tags": self._tags}[name](fetched, middles)
         return middles
