@@ -20,7 +20,10 @@ full-size run would hold it too long).
 4. Baseline, same run, same database: the main file's rows read with ``csv`` and inserted raw
    (no normalisation, no matching): one prepared ``INSERT`` with ``executemany`` (SQLite) or
    ``COPY`` (PostgreSQL) of ``Person`` + two ``ContactPoint`` rows per row, committed every
-   2,000 rows.
+   2,000 rows, with the ids the import gives new rows (``imports.bulk.new_hex_ids``: one random
+   prefix per chunk, decision 0020 — from round 5; before, ``uuid4``, which scatters every
+   insert over the id indexes and made the baseline itself ~2× slower at these sizes) and, on
+   SQLite, the import's page cache (``imports.bulk.tune_connection``).
 
 Goals: import ≥ 5,000 rows/s (1,000,000 rows < 4 minutes) on SQLite and PostgreSQL; peak RSS
 about the same at 1/10 of the size and at the full size. (Export speed: ``bench/export.py``.)
@@ -275,16 +278,16 @@ def _baseline(path: Path) -> tuple[float, float]:
     normalisation, no matching, no audit), as plain tuples — ``executemany`` of one prepared
     INSERT per table on SQLite, ``COPY`` on PostgreSQL — in transactions of ``CHUNK`` rows."""
     import datetime as dt
-    import uuid
 
     from django.db import connection, transaction
 
+    from rapport.imports.bulk import new_hex_ids, tune_connection
     from rapport.people.models import ContactPoint, Person
 
     person = _RawTable(Person, ["id", "created_at", "updated_at", "given_name", "family_name"])
     point = _RawTable(ContactPoint, ["id", "created_at", "updated_at", "person_id", "kind", "value", "normalised",
                                      "search_key"])
-    native_uuid = connection.features.has_native_uuid_field
+    tune_connection()  # the import's own SQLite page cache (decision 0020): the same for both
     start, cpu = time.perf_counter(), time.process_time()
     with path.open(newline="", encoding="utf-8") as source:
         reader = csv.reader(source)
@@ -292,13 +295,14 @@ def _baseline(path: Path) -> tuple[float, float]:
         while True:
             now = connection.ops.adapt_datetimefield_value(dt.datetime.now(dt.UTC))
             people, points = [], []
+            # the ids the import gives a chunk's new rows (one random prefix per chunk, decision
+            # 0020), as 32 hex digits both databases take: the same keys, so the same index work
+            ids = iter(new_hex_ids(3 * CHUNK))
             for given, family, email, phone in reader:
-                pid = uuid.uuid4() if native_uuid else uuid.uuid4().hex
+                pid = next(ids)
                 people.append((pid, now, now, given, family))
-                points.append((uuid.uuid4() if native_uuid else uuid.uuid4().hex, now, now, pid, "email", email,
-                               email, email))
-                points.append((uuid.uuid4() if native_uuid else uuid.uuid4().hex, now, now, pid, "phone", phone,
-                               phone, phone))
+                points.append((next(ids), now, now, pid, "email", email, email, email))
+                points.append((next(ids), now, now, pid, "phone", phone, phone, phone))
                 if len(people) == CHUNK:
                     break
             if not people:

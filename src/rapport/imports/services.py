@@ -540,6 +540,7 @@ class _Context:
     # -- inside the chunk's transaction: match, plan, write
 
     def apply(self, prepared: _Prepared, *, chunk_index: int, first_row: int) -> _Outcome:
+        bulk.tune_connection()
         reporting = _reporting(first_row)
         counts: Counter[str] = Counter()
         counts["rows"] = prepared.rows_seen
@@ -740,10 +741,11 @@ class _Context:
         point_rows, job_rows, tag_rows, ended = [], [], [], []
         tag_ids = self._tags({t for p, _, _ in plans for t in p.new_tags})
         ledger_of: dict[Any, dict] = {}
+        point_ids = iter(bulk.new_hex_ids(sum(len(p.new_points) for p, _, _ in plans)))  # chunk-local (0020)
         for plan, _, _ in plans:
             entry = {"person": str(plan.person_id), "points": [], "jobs": [], "tags": [], "ended_jobs": []}
             for point in plan.new_points:
-                point_id = bulk.new_id()
+                point_id = bulk.dashed(next(point_ids))
                 primary = point.kind not in plan.primary_kinds
                 plan.primary_kinds.add(point.kind)
                 point_rows.append((point_id, now, now, plan.person_id, point.kind, point.label, point.value,
