@@ -85,9 +85,10 @@ def person_create_with_points(*, actor: Any, given_name: str = "", family_name: 
     # The owner is the signed-in actor, just loaded: checking that the user exists would be one
     # more query on every create (the foreign key still guards it in the database).
     _validate(person, exclude=("owner",) if owner is None and person.owner_id is not None else ())
-    ensure_not_suppressed(
+    ensure_not_suppressed(  # the values were just normalised: not parsed a second time
         emails=[n.normalised for n in normalised if n.data.kind == ContactPoint.Kind.EMAIL],
         phones=[n.normalised for n in normalised if n.data.kind == ContactPoint.Kind.PHONE],
+        normalised=True,
     )
     with transaction.atomic():
         written = _new_contact_points(person, normalised)
@@ -154,6 +155,7 @@ def contact_point_add(*, actor: Any, person: Person, data: ContactPointInput,
     ensure_not_suppressed(
         emails=[normalised.normalised] if data.kind == ContactPoint.Kind.EMAIL else [],
         phones=[normalised.normalised] if data.kind == ContactPoint.Kind.PHONE else [],
+        normalised=True,
     )
     with transaction.atomic():
         Person.objects.select_for_update().filter(pk=person.pk).first()
@@ -181,7 +183,7 @@ def contact_point_update(*, actor: Any, point: ContactPoint, changes: dict[str, 
                 raise ValidationError({"value": [str(err)]}) from err
             ensure_not_suppressed(  # an edit must not bring back an erased person's identifier
                 emails=[result.normalised] if point.kind == ContactPoint.Kind.EMAIL else [],
-                phones=[result.normalised] if point.kind == ContactPoint.Kind.PHONE else [])
+                phones=[result.normalised] if point.kind == ContactPoint.Kind.PHONE else [], normalised=True)
             point.value = str(changes["value"]).strip()
             point.normalised, point.search_key = result.normalised, result.search_key
         for name in ("label", "source", "verified"):
