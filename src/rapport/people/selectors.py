@@ -8,6 +8,7 @@ from typing import Any
 
 from django.db.models import Prefetch, Q, QuerySet
 
+from rapport.access.sharing import restrict_first
 from rapport.core.search import fold, fold_tokens, prefix_q
 from rapport.identity.normalise import InvalidIdentifier, normalise_phone, phone_search_key
 from rapport.people.models import ContactPoint, Employment, Interaction, Organisation, Person
@@ -177,16 +178,18 @@ def global_search(*, user: Any, query: str, limit: int = SEARCH_LIMIT) -> list[S
     """Search-while-typing by name, email, phone (any format) or organisation (U).
 
     Each branch is an index range scan capped at ``limit``; results are merged in order of
-    how specific the match is (identifier first, then name, then organisation).
+    how specific the match is (identifier first, then name, then organisation). The name
+    branch asks ``restrict_first`` for its page: a short prefix matches thousands of people,
+    and the visibility condition is tested on the first candidates in name order rather than
+    on every match (decision 0019); the answer is the same.
     """
     query = query.strip()
     if len(query) < 2:
         return []
-    visible_people = Person.objects.visible_to(user)
     hits: list[SearchHit] = []
     seen: set[Any] = set()
 
-    def add_people(people: QuerySet[Person], matched: str) -> None:
+    def add_people(people: QuerySet[Person] | list[Person], matched: str) -> None:
         for person in people[: limit]:
             if person.pk in seen or len(hits) >= limit:
                 continue
@@ -194,17 +197,22 @@ def global_search(*, user: Any, query: str, limit: int = SEARCH_LIMIT) -> list[S
             hits.append(SearchHit("person", person.pk, person.display_name,
                                   _person_subtitle(person), matched))
 
-    with_points = visible_people.prefetch_related(
-        Prefetch("contact_points", queryset=ContactPoint.objects.filter(primary=True)))
+    primary_points = Prefetch("contact_points", queryset=ContactPoint.objects.filter(primary=True))
+
+    def with_points() -> QuerySet[Person]:
+        return Person.objects.visible_to(user).prefetch_related(primary_points)
+
     if "@" in query:
         emails = ContactPoint.objects.filter(prefix_email_q(query)).values_list("person_id", flat=True)[:limit]
-        add_people(with_points.filter(pk__in=list(emails)), "email")
+        add_people(with_points().filter(pk__in=list(emails)), "email")
     digits = sum(ch.isdigit() for ch in query)
     if digits >= 3 and digits >= len(query.replace(" ", "")) // 2:
-        add_people(with_points.filter(pk__in=list(_phone_matches(query).values_list("person_id", flat=True)[:limit])),
+        add_people(with_points().filter(pk__in=list(_phone_matches(query).values_list("person_id", flat=True)[:limit])),
                    "phone")
     if len(hits) < limit and not query.startswith("+"):
-        add_people(with_points.filter(_name_q(query)).order_by("family_key", "given_key"), "name")
+        by_name = (Person.objects.filter(_name_q(query)).prefetch_related(primary_points)
+                   .order_by("family_key", "given_key", "pk"))
+        add_people(restrict_first(by_name, user, limit), "name")
     if len(hits) < limit:
         folded = fold(query)
         if folded:
