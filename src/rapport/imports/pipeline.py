@@ -13,6 +13,12 @@ Used only where a fork is safe and pays (``core.forking``): outside any transact
 transaction is not visible to another connection), not on an in-memory SQLite database, for
 files of more than two chunks, and by default only from a single-threaded process (the job
 worker, the CLI); ``RAPPORT_IMPORT_READ_AHEAD`` = ``on`` / ``off`` forces it (tests compare both).
+
+On PostgreSQL, where the run's own work per chunk is small (its writes are COPY of rows built
+ahead, the database server does the rest), one reader is the slowest of the three: there
+``READERS`` (2) readers each prepare every second chunk (both read the file; each maps and
+normalises only its own chunks) and the run takes them in turn, so chunks still arrive, and
+are committed, in file order (decision 0020). ``RAPPORT_IMPORT_READERS`` overrides the number.
 """
 
 from __future__ import annotations
@@ -30,7 +36,8 @@ from django.db import connection, connections
 from rapport.core.errors import DomainError
 from rapport.core.forking import fork_possible, fork_safe_by_default
 
-AHEAD = 2
+AHEAD = 2  # prepared chunks waiting per reader
+READERS = 2  # on PostgreSQL
 POLL_SECONDS = 1.0
 
 
@@ -42,25 +49,45 @@ def read_ahead_wanted(rows_left: int, chunk_size: int) -> bool:
     return setting == "on" or (rows_left > 2 * chunk_size and fork_safe_by_default())
 
 
-class ReadAhead:
-    """``(first_row, prepare(rows))`` for each chunk, in order; in a second process when ``parallel``.
+def readers_wanted() -> int:
+    """How many read-ahead processes: ``RAPPORT_IMPORT_READERS``, else 2 on PostgreSQL, 1 on SQLite
+    (where the run, which runs the database engine in its own process, is the slowest part)."""
+    setting = os.environ.get("RAPPORT_IMPORT_READERS", "").strip()
+    if setting.isdigit() and int(setting) > 0:
+        return int(setting)
+    return READERS if connection.vendor == "postgresql" else 1
 
-    Use as a context manager so the second process is stopped however the run ends.
+
+class ReadAhead:
+    """``(first_row, prepare(rows))`` for each chunk, in order; in ``readers`` other processes
+    when ``parallel`` (reader ``i`` prepares chunks ``i``, ``i + readers``, …).
+
+    Use as a context manager so the other processes are stopped however the run ends.
     """
 
-    def __init__(self, chunks: Iterable[tuple[int, Any]], prepare: Callable[[Any], Any], *, parallel: bool) -> None:
+    def __init__(self, chunks: Iterable[tuple[int, Any]], prepare: Callable[[Any], Any], *, parallel: bool,
+                 readers: int = 1) -> None:
         self.chunks, self.prepare, self.parallel = chunks, prepare, parallel
-        self.process: Any = None
-        self.queue: Any = None
+        self.readers = max(1, readers)
+        self.processes: list[Any] = []
+        self.queues: list[Any] = []
+
+    @property
+    def process(self) -> Any:
+        """The first reader (None when not parallel)."""
+        return self.processes[0] if self.processes else None
 
     def __enter__(self) -> ReadAhead:
         if self.parallel:
             context = multiprocessing.get_context("fork")
-            self.queue = context.Queue(maxsize=AHEAD)
-            connections.close_all()  # the reader must not share the run's connections
-            self.process = context.Process(target=_produce, args=(self.chunks, self.prepare, self.queue, os.getpid()),
-                                           name="rapport-import-read-ahead", daemon=True)
-            self.process.start()
+            connections.close_all()  # the readers must not share the run's connections
+            for index in range(self.readers):
+                out = context.Queue(maxsize=AHEAD)
+                process = context.Process(target=_produce, name="rapport-import-read-ahead", daemon=True,
+                                          args=(self.chunks, self.prepare, out, os.getpid(), index, self.readers))
+                process.start()
+                self.queues.append(out)
+                self.processes.append(process)
         return self
 
     def __iter__(self) -> Iterator[tuple[int, Any]]:
@@ -68,38 +95,48 @@ class ReadAhead:
             for first_row, rows in self.chunks:
                 yield first_row, self.prepare(rows)
             return
+        turn = 0
         while True:
-            kind, payload = self._next()
+            # chunk n comes from reader n % readers: taking them in turn keeps the file's order;
+            # "done" from the reader whose turn it is means there is no chunk n, so no later one
+            kind, payload = self._next(turn % self.readers)
             if kind == "done":
                 return
             if kind == "error":
                 raise payload
             yield payload
+            turn += 1
 
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
                  trace: TracebackType | None) -> None:
-        if self.process is None:
-            return
-        if self.process.is_alive():
-            self.process.terminate()
-        self.process.join(timeout=10)
-        self.queue.close()
-        self.queue.cancel_join_thread()
+        for process in self.processes:
+            if process.is_alive():
+                process.terminate()
+        for process in self.processes:
+            process.join(timeout=10)
+        for out in self.queues:
+            out.close()
+            out.cancel_join_thread()
 
-    def _next(self) -> tuple[str, Any]:
+    def _next(self, reader: int) -> tuple[str, Any]:
         while True:
             try:
-                return self.queue.get(timeout=POLL_SECONDS)
+                return self.queues[reader].get(timeout=POLL_SECONDS)
             except queue.Empty:
-                if not self.process.is_alive():
+                if not self.processes[reader].is_alive():
                     raise RuntimeError("The import's read-ahead process stopped unexpectedly.") from None
 
 
-def _produce(chunks: Iterable[tuple[int, Any]], prepare: Callable[[Any], Any], out: Any, parent: int) -> None:
-    """The second process: prepare each chunk and queue it; stop when the run is gone."""
+def _produce(chunks: Iterable[tuple[int, Any]], prepare: Callable[[Any], Any], out: Any, parent: int,
+             index: int = 0, readers: int = 1) -> None:
+    """A reader: prepare chunks ``index``, ``index + readers``, … and queue them, then "done";
+    stop when the run is gone. Every reader reads the whole file (the rows of the others'
+    chunks are parsed and dropped), so an error reading the file reaches every reader at the
+    same row and the run raises it at the same chunk as with one reader."""
     try:
-        for first_row, rows in chunks:
-            _put(out, ("chunk", (first_row, prepare(rows))), parent)
+        for number, (first_row, rows) in enumerate(chunks):
+            if number % readers == index:
+                _put(out, ("chunk", (first_row, prepare(rows))), parent)
         _put(out, ("done", None), parent)
     except BaseException as err:  # the run re-raises it
         _put(out, ("error", _portable(err)), parent)

@@ -56,7 +56,7 @@ from rapport.imports.matching import (
     match_groups,
 )
 from rapport.imports.models import Import, ImportChunk, ImportedPerson, ImportIssue, ImportMapping
-from rapport.imports.pipeline import ReadAhead, read_ahead_wanted
+from rapport.imports.pipeline import ReadAhead, read_ahead_wanted, readers_wanted
 from rapport.imports.records import PERSON_FIELDS, ImportRecord, PointValue, build_record
 from rapport.imports.sources import (
     FileProblem,
@@ -269,7 +269,8 @@ def _run(imp: Import, runner: str, progress: ProgressCallback | None) -> None:
     if start == 0:
         ImportIssue.objects.filter(import_run=imp, phase=ImportIssue.Phase.RUN).delete()
     parallel = read_ahead_wanted(imp.total_rows - start, imp.chunk_size)
-    with ReadAhead(_chunks(imp, start), context.prepare, parallel=parallel) as prepared_chunks:
+    with ReadAhead(_chunks(imp, start), context.prepare, parallel=parallel,
+                   readers=readers_wanted()) as prepared_chunks:
         for first_row, prepared in prepared_chunks:
             imp = _apply_chunk(imp, context, runner, first_row, prepared)
             if progress:
@@ -304,7 +305,8 @@ def _dry_run(imp: Import, runner: str, progress: ProgressCallback | None) -> Non
     ImportIssue.objects.filter(import_run=imp, phase=ImportIssue.Phase.PREVIEW).delete()
     parallel = read_ahead_wanted(imp.total_rows, imp.chunk_size)
     try:
-        with ReadAhead(_chunks(imp, 0), context.prepare, parallel=parallel) as prepared_chunks:
+        with ReadAhead(_chunks(imp, 0), context.prepare, parallel=parallel,
+                       readers=readers_wanted()) as prepared_chunks:
             for first_row, prepared in prepared_chunks:
                 outcome = context.apply(prepared, chunk_index=first_row // imp.chunk_size, first_row=first_row)
                 counts = _add_counts(counts, outcome.counts)

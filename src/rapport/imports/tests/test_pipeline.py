@@ -41,6 +41,31 @@ def test_read_ahead_gives_the_same_chunks_in_order_from_another_process():
     assert os.getpid() not in {result[2] for _, result in there}
 
 
+def test_two_readers_give_the_same_chunks_in_order_each_preparing_every_second_one():
+    # given the same chunks, prepared here and by two read-ahead processes
+    with ReadAhead(_chunks(21), _prepare, parallel=False) as inline:
+        here = list(inline)
+    with ReadAhead(_chunks(21), _prepare, parallel=True, readers=2) as ahead:
+        there = list(ahead)
+        readers = [process.pid for process in ahead.processes]
+    # then the results are equal and in file order (an odd count: the last turn's "done" comes
+    # from the reader that prepared the first chunk)
+    assert [(first, result[:2]) for first, result in there] == [(first, result[:2]) for first, result in here]
+    # and the chunks alternate between the two readers
+    assert len(set(readers)) == 2
+    assert [result[2] for _, result in there] == [readers[n % 2] for n in range(21)]
+
+
+@pytest.mark.parametrize("readers", [2, 3])
+def test_with_several_readers_an_error_reaches_the_run_at_its_chunk(readers):
+    seen = []
+    with pytest.raises(FileProblem, match="Line 9"), ReadAhead(_chunks(8), _failing, parallel=True,
+                                                                readers=readers) as ahead:
+        for first, total in ahead:
+            seen.append((first, total))
+    assert seen == [(0, 3), (3, 12)]
+
+
 def _failing(rows: list[int]) -> int:
     if rows[0] >= 6:
         raise FileProblem("Line 9: a value is longer than 128 KiB.", field_errors={"file": ["Too long."]})
@@ -70,23 +95,26 @@ def prepare(rows):
     time.sleep(0.01)
     return rows
 
-with ReadAhead(chunks(), prepare, parallel=True) as ahead:
+with ReadAhead(chunks(), prepare, parallel=True, readers=int(sys.argv[1])) as ahead:
     next(iter(ahead))
-    print(ahead.process.pid, flush=True)
+    print(*(p.pid for p in ahead.processes), flush=True)
     os.kill(os.getpid(), signal.SIGKILL)  # killed mid-run, as the kill test does
 """
 
 
-def test_the_read_ahead_process_exits_when_its_run_is_killed(tmp_path):
+@pytest.mark.parametrize("readers", [1, 2])
+def test_the_read_ahead_processes_exit_when_their_run_is_killed(tmp_path, readers):
     env = {**os.environ, "PYTHONPATH": SRC, "DJANGO_SETTINGS_MODULE": "rapport.settings",
            "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}", "RAPPORT_VAR_DIR": str(tmp_path)}
-    run = subprocess.run([sys.executable, "-c", KILLED_RUN], env=env, capture_output=True, text=True, timeout=120)
+    run = subprocess.run([sys.executable, "-c", KILLED_RUN, str(readers)], env=env, capture_output=True, text=True,
+                         timeout=120)
     assert run.returncode == -signal.SIGKILL, run.stderr[-2000:]
-    reader = int(run.stdout.split()[0])
+    pids = [int(pid) for pid in run.stdout.split()]
+    assert len(pids) == readers
     deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and _alive(reader):
+    while time.monotonic() < deadline and any(_alive(pid) for pid in pids):
         time.sleep(0.1)
-    assert not _alive(reader)
+    assert not any(_alive(pid) for pid in pids)
 
 
 def _alive(pid: int) -> bool:
