@@ -145,14 +145,16 @@ class Command(BaseCommand):
         columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                    TextColumn("rows"), TextColumn("{task.fields[rate]:>8} rows/s"), TextColumn("ETA"),
                    TimeRemainingColumn(), TimeElapsedColumn())
-        with Progress(*columns, console=console, transient=False) as progress:
+        # no refresh thread (rich's default): the run forks its read-ahead processes only from a
+        # single-threaded process (core.forking), so the bar is redrawn at each chunk instead
+        with Progress(*columns, console=console, transient=False, auto_refresh=False) as progress:
             task = progress.add_task("Preview" if dry_run else "Import", total=imp.total_rows,
                                      completed=first_done, rate="–")
 
             def update(current: Import) -> None:
                 done = current.preview.get("next_row", 0) if dry_run else current.next_row
                 elapsed = max(time.monotonic() - started, 1e-6)
-                progress.update(task, completed=done, rate=f"{(done - first_done) / elapsed:,.0f}")
+                progress.update(task, completed=done, rate=f"{(done - first_done) / elapsed:,.0f}", refresh=True)
 
             imp = services.import_execute(import_id=imp.pk, dry_run=dry_run, progress=update)
         if imp.lease_owner and imp.status in (Import.Status.RUNNING, Import.Status.PREVIEWING):
