@@ -106,3 +106,29 @@ def test_a_json_export_imports_back_with_its_bad_items_in_the_error_file(staff_u
     assert Person.objects.get(family_name="Lovelace").tags.get().name == "vip"
     rows = list(csv.reader(io.StringIO(errors.read_text(encoding="utf-8-sig"))))
     assert rows == [["Item", "Rapport row", "Rapport problems"], ["item 3", "3", "Item 3 is not a person (a JSON object)."]]
+
+
+def test_the_import_command_stays_single_threaded_so_the_run_may_read_ahead(staff_user, monkeypatch):
+    # given: the run forks its read-ahead only from a single-threaded process (core.forking);
+    # the progress bar must not start a thread of its own (rich's auto-refresh did)
+    from rapport.core.forking import fork_safe_by_default
+    from rapport.imports import services
+
+    seen: list[bool] = []
+    execute = services.import_execute
+
+    def spying(**kwargs):
+        progress = kwargs["progress"]
+
+        def recording(current):
+            seen.append(fork_safe_by_default())
+            progress(current)
+
+        return execute(**{**kwargs, "progress": recording})
+
+    monkeypatch.setattr(services, "import_execute", spying)
+    # when
+    out, _ = run("import", str(DATA / "outlook_contacts.csv"), "--user", "staff")
+    # then the bar was updated, with no other thread running
+    assert "Completed" in out
+    assert seen and all(seen)
