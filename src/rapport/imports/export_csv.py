@@ -30,7 +30,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from django.core.exceptions import EmptyResultSet
-from django.db import DEFAULT_DB_ALIAS, connection, connections
+from django.db import connection, connections
 from django.db.models import IntegerField, QuerySet, TextField
 from django.db.models.functions import Cast
 
@@ -97,10 +97,9 @@ def _pages_in_workers(plan: PagePlan, columns: Any, header: Callable[[Any], byte
     """
     context = multiprocessing.get_context("fork")
     tasks, results = context.Queue(), context.Queue()
-    credits = [context.Semaphore(AHEAD + 1) for _ in range(workers)]  # a striped worker's units in flight
     connections.close_all()  # the workers must not share this process's connections
-    processes = [context.Process(target=_work, args=(plan, audit, tasks, results, os.getpid(), credits),
-                                 daemon=True, name="rapport-export-worker") for _ in range(workers)]
+    processes = [context.Process(target=_work, args=(plan, audit, tasks, results, os.getpid()), daemon=True,
+                                 name="rapport-export-worker") for _ in range(workers)]
     for process in processes:
         process.start()
     try:
@@ -117,10 +116,6 @@ def _pages_in_workers(plan: PagePlan, columns: Any, header: Callable[[Any], byte
             columns.kind_counts = counts
         plan.set_slots(columns.kind_counts)
         yield header(columns)
-        digits = plan.stripe_digits(workers, page_size)
-        if digits:
-            yield from _striped(plan, columns, page_size, workers, digits, tasks, results, processes, credits)
-            return
         sent = handed = 0
         lo: str | None = None
         more = True
@@ -160,34 +155,6 @@ def _pages_in_workers(plan: PagePlan, columns: Any, header: Callable[[Any], byte
             pipe.cancel_join_thread()
 
 
-def _striped(plan: PagePlan, columns: Any, page_size: int, workers: int, digits: int, tasks: Any, results: Any,
-             processes: list[Any], credits: list[Any]) -> Iterator[bytes]:
-    """SQLite, everyone: each worker reads its stripes of the key space in one sorted pass per
-    table (stripe = the first ``digits`` hex digits of the id; worker w has the stripes whose
-    number is w modulo ``workers``), and hands back each stripe in units of at most a page,
-    audited; they are passed on here in key order. A worker waits for a credit before handing a
-    unit back, so at most ``AHEAD + 1`` of its units are waiting here (memory stays flat).
-    """
-    for worker in range(workers):
-        tasks.put((worker, "stream", (worker, workers, digits, columns.kind_counts, page_size)))
-    waiting: dict[tuple[int, int], tuple[int, bytes, bool]] = {}  # (stripe, part) → (people, CSV, last part)
-    for stripe in range(16 ** digits):
-        part = 0
-        while True:
-            while (stripe, part) not in waiting:
-                number, kind, payload = _result(results, processes)
-                if kind == "error":
-                    raise payload
-                waiting[number] = payload
-            count, data, last = waiting.pop((stripe, part))
-            credits[stripe % workers].release()
-            if count:
-                yield data
-            if last:
-                break
-            part += 1
-
-
 def _key_ranges(count: int, *, postgres: bool) -> list[tuple[str | None, str | None]]:
     """``count`` ranges of ids by their first hex digit (UUIDs are spread evenly over them)."""
     cuts = [f"{16 * n // count:x}" for n in range(1, count)]
@@ -204,8 +171,7 @@ def _result(results: Any, processes: list[Any]) -> tuple[int, str, Any]:
                 raise RuntimeError("An export worker stopped unexpectedly.") from None
 
 
-def _work(plan: PagePlan, audit: Callable[[list[str]], None], tasks: Any, results: Any, parent: int,
-          credits: list[Any]) -> None:
+def _work(plan: PagePlan, audit: Callable[[list[str]], None], tasks: Any, results: Any, parent: int) -> None:
     """A worker: count or build and audit what it is given; stop when told or when the exporter is gone."""
     try:
         while True:
@@ -221,17 +187,6 @@ def _work(plan: PagePlan, audit: Callable[[list[str]], None], tasks: Any, result
             try:
                 if kind == "count":
                     results.put((number, kind, plan.kind_counts(*arguments)))
-                    continue
-                if kind == "stream":
-                    worker, workers, digits, counts, limit = arguments
-                    plan.set_slots(counts)
-                    for stripe, part, ids, data, last in plan.stripes(worker, workers, digits, limit):
-                        if ids:
-                            audit(ids)  # committed before the unit goes back: nothing leaves unaudited
-                        while not credits[worker].acquire(timeout=POLL_SECONDS):
-                            if os.getppid() != parent:
-                                return
-                        results.put(((stripe, part), kind, (len(ids), data, last)))
                     continue
                 lo, hi, counts, chosen = arguments
                 plan.set_slots(counts)
@@ -397,74 +352,9 @@ class PagePlan:
         if not rows:
             return [], b""
         ids = [r[0] for r in rows]
-        return ids, self._csv(rows, self._middles(ids, after))
-
-    def stripe_digits(self, workers: int, page_size: int) -> int:
-        """How many leading hex digits of the id make a stripe for ``stripes`` (a stripe about a
-        page, so the workers take turns often), or 0 where the page path serves: PostgreSQL, a
-        filtered export, or a number of workers that does not divide 16."""
-        if self.postgres or not self.everyone or workers < 2 or 16 % workers:
-            return 0
-        total, digits = self.people.count(), 1
-        while total > 2 * page_size * 16 ** digits and digits < 4:  # a stripe: two pages at most
-            digits += 1
-        return digits
-
-    def stripes(self, worker: int, workers: int, digits: int, limit: int) -> Iterator[tuple[int, int, list[str], bytes, bool]]:
-        """SQLite, everyone: this worker's stripes in key order, each in parts of at most ``limit``
-        people: (stripe, part, ids, CSV, last part of the stripe).
-
-        One pass per table over the worker's stripes, read in table order and sorted by SQLite
-        (``NOT INDEXED``): key-ordered reads through the id indexes look up every row at random in
-        the file, 40 % more engine CPU at a million people. The reads go through a connection of
-        their own, so this worker's audit entries are written beside them on the usual one.
-        """
-        table = connection.ops.quote_name(Person._meta.db_table)
-        mine = "".join(d for d in "0123456789abcdef" if int(d, 16) % workers == worker)
-        stripe_of = "substr({c}, %d, 1) IN (%s)" % (digits, ", ".join(f"'{d}'" for d in mine))  # noqa: UP031 - SQL with braces
-        sql, params = self.people.values_list(*self.columns).query.sql_with_params()
-        if " WHERE " in sql:  # everyone only: nothing to filter on
-            raise ValueError("Striped reads are for an unfiltered export.")
-        sql = sql.replace(f" FROM {table}", f" FROM {table} NOT INDEXED WHERE {stripe_of.format(c=f'{table}.id')}", 1)
-        reader = connections.create_connection(DEFAULT_DB_ALIAS)
-        try:
-            people = reader.cursor()
-            people.execute(sql, params)
-            children = {}
-            for name, query in self.queries.items():
-                column, scanned = _STREAM_TABLES[name]
-                cursor = reader.cursor()
-                cursor.execute(query.replace(scanned, f"{scanned} NOT INDEXED", 1)
-                               .replace("{person}", stripe_of.format(c=column)))
-                children[name] = _Upto(cursor)
-            rows = _rows(people)
-            pending = next(rows, None)
-            for stripe in (s for s in range(16 ** digits) if s % workers == worker):
-                prefix, part = f"{stripe:0{digits}x}", 0
-                while True:
-                    unit: list[tuple] = []
-                    while pending is not None and pending[0].startswith(prefix) and len(unit) < limit:
-                        unit.append(pending)
-                        pending = next(rows, None)
-                    last = pending is None or not pending[0].startswith(prefix)
-                    if not unit:
-                        yield stripe, part, [], b"", last
-                    else:
-                        middles: dict[str, list[str]] = {}
-                        upto = unit[-1][0]
-                        for name, stream in children.items():
-                            {"points": self._points, "jobs": self._jobs, "tags": self._tags}[name](stream.upto(upto), middles)
-                        yield stripe, part, [r[0] for r in unit], self._csv(unit, middles), last
-                    if last:
-                        break
-                    part += 1
-        finally:
-            reader.close()
-
-    def _csv(self, rows: list[tuple], middles: dict[str, list[str]]) -> bytes:
         out = io.StringIO()
-        csv.writer(out, lineterminator="\r\n").writerows(self._cells(rows, middles))
-        return out.getvalue().encode("utf-8")
+        csv.writer(out, lineterminator="\r\n").writerows(self._cells(rows, self._middles(ids, after)))
+        return ids, out.getvalue().encode("utf-8")
 
     def _middles(self, ids: list[str], after: str | None) -> dict[str, list[str]]:
         """Each person's cells between their own and the timestamps (current job, tags, contact
@@ -560,33 +450,6 @@ class PagePlan:
             if current is None:
                 current = middles[pid] = list(blank)
             current[at] = safe("; ".join(tags))
-
-
-# A child query's person column and the table it scans, as written in PagePlan's queries
-_STREAM_TABLES = {"points": ("person_id", f'FROM "{ContactPoint._meta.db_table}"'),
-                  "jobs": ("e.person_id", f'FROM "{Employment._meta.db_table}" e'),
-                  "tags": ("pt.person_id", f'FROM "{Person.tags.through._meta.db_table}" pt')}
-
-
-def _rows(cursor: Any, size: int = 2000) -> Iterator[tuple]:
-    while batch := cursor.fetchmany(size):
-        yield from batch
-
-
-class _Upto:
-    """A child table's rows sorted by person id, taken up to a given id at a time."""
-
-    def __init__(self, cursor: Any) -> None:
-        self.rows = _rows(cursor)
-        self.pending = next(self.rows, None)
-
-    def upto(self, last: str) -> list[tuple]:
-        taken, row, rows = [], self.pending, self.rows
-        while row is not None and row[0] <= last:
-            taken.append(row)
-            row = next(rows, None)
-        self.pending = row
-        return taken
 
 
 def _among(sql: str, params: list[Any], chosen: list[str]) -> tuple[str, list[Any]]:

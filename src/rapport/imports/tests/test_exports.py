@@ -398,36 +398,3 @@ def test_csv_timestamps_are_isoformat_whatever_their_fraction(varied, staff_user
     for person, stamp in zip(varied, stamps, strict=False):
         row = rows[str(person.pk)]
         assert (row["Created"], row["Updated"]) == (stamp.isoformat(), (stamp + dt.timedelta(microseconds=10)).isoformat())
-
-
-@pytest.mark.django_db(transaction=True)  # committed: the worker processes read it on their own connections
-@pytest.mark.parametrize("page", [1, 2, 4])
-def test_striped_workers_write_the_reference_in_units_of_a_page(varied, staff_user, monkeypatch, page):
-    # given two workers on SQLite, everyone (stripes of the key space read in one sorted pass per
-    # table), and pages small enough that a stripe comes back in several units
-    from rapport.access.audit import verify_chain
-    from rapport.access.models import AuditEntry, AuditEntryPerson
-    from rapport.imports import export_csv
-
-    if connection.vendor != "sqlite" or connection.is_in_memory_db():
-        pytest.skip("stripes are SQLite's; the worker processes need a database file (RAPPORT_TEST_SQLITE_NAME)")
-    monkeypatch.setenv("RAPPORT_EXPORT_WORKERS", "2")
-    monkeypatch.setattr(exports, "PAGE", page)
-    striped = []
-    monkeypatch.setattr(export_csv, "_striped", _counting(export_csv._striped, striped))
-    before = AuditEntry.objects.count()
-    # when
-    text = body(exports.export_people(user=staff_user, fmt="csv"))
-    entries = AuditEntry.objects.filter(seq__gt=before, action="export").values_list("seq", flat=True)
-    covered = list(AuditEntryPerson.objects.filter(entry_seq__in=list(entries)).values_list("entry_seq", "person_id"))
-    # then the reference's bytes, through the stripes
-    assert striped == [True]
-    assert text == _reference_csv(staff_user)
-    # and every person is in exactly one new audit entry of at most a page
-    rows = list(csv.reader(io.StringIO(text.decode("utf-8-sig"))))[1:]
-    assert sorted(uuid.UUID(str(pid)) for _, pid in covered) == sorted(uuid.UUID(r[0]) for r in rows)
-    per_entry: dict[int, int] = {}
-    for seq, _ in covered:
-        per_entry[seq] = per_entry.get(seq, 0) + 1
-    assert max(per_entry.values()) <= page and (page > 1 or len(per_entry) == len(rows))
-    assert verify_chain().ok
