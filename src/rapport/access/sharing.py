@@ -364,8 +364,8 @@ class AnyOf(Expression):
         once per row that reaches it — a list stops after a page, a search meets a few hundred
         rows, most of them unshared. An ``IN (subquery)`` made SQLite build the user's whole
         shared-id list on every query (bench/visibility.py: the list's SQL +54 % → +10 %).
-        PostgreSQL: ``IN (SELECT …)``, which it hashes once per query; a correlated subquery
-        under ``OR`` would be an index scan per row there.
+        PostgreSQL: ``IN (SELECT … UNION ALL …)``, which it hashes once per query; a correlated
+        subquery under ``OR`` would be an index scan per row there.
         """
         share_model, object_type, access, grantees = self.share  # type: ignore[misc]
         smeta, quote = share_model._meta, connection.ops.quote_name
@@ -383,19 +383,18 @@ class AnyOf(Expression):
                    f"WHERE {alias}.{column['object_type']} = %s AND {alias}.{column['object_id']} = {pk_sql} "
                    f"AND {alias}.{column['access']} IN ({marks}) AND ({' OR '.join(who)}))")
             return sql, [object_type, *pk_params, *access, *who_params]
-        # One scan of the shares with the grantees OR-ed (a BitmapOr of the grantee indexes),
-        # hashed once per query: planning it costs less than a UNION ALL of one branch per
-        # kind of grantee (EXPLAIN at 100k: planning 0.36–0.43 ms against 0.52–0.72 ms).
         table = quote(smeta.db_table)
-        who, who_params = [], []
-        for name, ids in grantees:
+        selects, params = [], []
+        for name, ids in grantees:  # one index range each (access_share_user/team/role)
             field = smeta.get_field(name)
-            who.append(f"{table}.{quote(field.column)} IN ({', '.join(['%s'] * len(ids))})")
-            who_params += [field.get_db_prep_value(v, connection) for v in ids]
-        sql = (f"{pk_sql} IN (SELECT {table}.{column['object_id']} FROM {table} "  # noqa: S608 - metadata, placeholders
-               f"WHERE {table}.{column['object_type']} = %s AND {table}.{column['access']} IN ({marks}) "
-               f"AND ({' OR '.join(who)}))")
-        return sql, [*pk_params, object_type, *access, *who_params]
+            selects.append(
+                f"SELECT {table}.{column['object_id']} FROM {table} "  # noqa: S608 - metadata, placeholders
+                f"WHERE {table}.{quote(field.column)} IN ({', '.join(['%s'] * len(ids))}) "
+                f"AND {table}.{column['object_type']} = %s AND {table}.{column['access']} IN ({marks})")
+            params += [*(field.get_db_prep_value(v, connection) for v in ids), object_type, *access]
+        # Not one scan with the grantees OR-ed: cheaper to plan once statistics exist, but without
+        # them PostgreSQL walks access_share_record over every share (decision 0019).
+        return f"{pk_sql} IN ({' UNION ALL '.join(selects)})", [*pk_params, *params]
 
 
 def criteria_q(record_type: RecordType, criteria: dict[str, Any]) -> Q | None:
