@@ -137,3 +137,39 @@ def test_insert_together_splits_rows_within_the_parameter_limit(staff_user, monk
 
         prepared.insert_together((IdempotencyRecord, [IdempotencyRecord(user=staff_user, key="k")]))
     assert Person.objects.filter(pk=person.pk).exists()
+
+
+def test_statements_prepared_prepares_what_runs_inside_the_block_only():
+    from rapport.core.api.prepared import statements_prepared
+
+    marker = "/* statements_prepared test */"
+
+    def run() -> tuple[str, int]:
+        with connection.cursor() as cursor:
+            cursor.execute(f"SELECT COUNT(*) {marker} FROM people_person WHERE given_name = %s", ["Ada"])  # noqa: S608 - a constant
+            client_side = connection.vendor == "postgresql" and _client_binding(cursor.cursor)
+            return "client binding" if client_side else type(cursor.cursor).__name__, cursor.fetchone()[0]
+
+    def prepared() -> int:  # this connection's server-side prepared statements of the marked query
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT COUNT(*) FROM pg_prepared_statements WHERE statement LIKE %s", [f"%{marker}%"])
+            return cursor.fetchone()[0]
+
+    outside, _ = run()
+    with statements_prepared():
+        inside, count = run()
+        with statements_prepared():  # nested: still preparing, and restored by the outer block only
+            assert run()[0] == inside
+        assert run()[0] == inside and count == 0
+    assert run()[0] == outside
+    if connection.vendor == "postgresql" and connection.connection.prepare_threshold is not None:
+        assert (outside, inside) == ("client binding", "PreparingCursor")
+        assert prepared() == 1
+    else:  # nothing changes elsewhere
+        assert inside == outside
+
+
+def _client_binding(cursor) -> bool:
+    from psycopg import ClientCursor
+
+    return isinstance(cursor, ClientCursor)
