@@ -81,15 +81,19 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "rapport.core.middleware.RequestIdMiddleware",
-    "csp.middleware.CSPMiddleware",
-    "django.contrib.sessions.middleware.SessionMiddleware",
+    # A1/S7: API calls signed in by token skip the session, its user, the second-factor wrapper
+    # and messages (the core.api.middleware classes), and their JSON gets a fixed strict CSP
+    # (decision 0017); for every other request these are Django's, django-otp's and django-csp's.
+    "rapport.core.api.middleware.TokenSignInMiddleware",
+    "rapport.core.api.middleware.CSPMiddleware",
+    "rapport.core.api.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
-    "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "django_otp.middleware.OTPMiddleware",
+    "rapport.core.api.middleware.AuthenticationMiddleware",
+    "rapport.core.api.middleware.OTPMiddleware",
     # S4: allowed IP ranges, the MFA step, idle sessions — on every request after sign-in.
     "rapport.access.middleware.AccessPolicyMiddleware",
-    "django.contrib.messages.middleware.MessageMiddleware",
+    "rapport.core.api.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # django-axes turns a locked-out sign-in into the lock-out page; it must come last.
     "axes.middleware.AxesMiddleware",
