@@ -1,6 +1,6 @@
 """Where one API create (or get) spends its CPU: the real WSGI application, every middleware.
 
-    .venv/bin/python bench/api_profile.py [--size 2000] [--postgres] [--requests 300] [--op create]
+    .venv/bin/python bench/api_profile.py [--size 2000] [--postgres] [--requests 300] [--op create|get|list]
         [--profile 40]
 
 Calls ``rapport.wsgi.application`` directly with pre-built WSGI environs (what gunicorn or
@@ -39,7 +39,7 @@ def main() -> None:
     parser.add_argument("--postgres", action="store_true")
     parser.add_argument("--requests", type=int, default=300)
     parser.add_argument("--profile", type=int, default=40)
-    parser.add_argument("--op", choices=("create", "get"), default="create")
+    parser.add_argument("--op", choices=("create", "get", "list"), default="create")
     parser.add_argument("--top", type=int, default=45)
     parser.add_argument("--explain", action="store_true",
                         help="PostgreSQL: planning and execution time of each statement (EXPLAIN ANALYZE, rolled back)")
@@ -68,6 +68,8 @@ def main() -> None:
         if args.op == "create":
             body = json.dumps(bench_api._create_body(i)).encode()
             environ = _environ("POST", "/api/v1/people/", key, body)
+        elif args.op == "list":  # one page of 100, as bench/api.py's list-100
+            environ = _environ("GET", "/api/v1/people/?page_size=100", key, b"")
         else:
             environ = _environ("GET", f"/api/v1/people/{created[i % len(created)]}/", key, b"")
         status: list[str] = []
@@ -147,6 +149,9 @@ def _explain(connection, call) -> None:  # type: ignore[no-untyped-def]
             spent = plan["Planning Time"] + plan["Execution Time"]
             total += spent
             print(f"   {plan['Planning Time']:>7.3f} + {plan['Execution Time']:>7.3f}  {sql[:110]}")
+            if plan["Execution Time"] > 1.0:  # worth reading: the plan
+                cursor.execute(f"EXPLAIN (ANALYZE, BUFFERS) {sql}")
+                print("\n".join(f"             {line}" for (line,) in cursor.fetchall()))
         transaction.set_rollback(True)
     print(f"   total {total:.3f} ms")
 
