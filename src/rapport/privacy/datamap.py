@@ -399,6 +399,13 @@ declare("privacy.LegalHold", "reason", category=_C.BEHAVIOURAL, sensitivity=_S.M
         lawful_basis=_B.LEGAL_OBLIGATION, retention="until the legal matter ends", erasure=_E.ANONYMISE)
 
 declare_not_personal("privacy.SuppressionList", ["name"], reason="the name of an imported list")
+# Derived from contact points and kept by database triggers (decision 0018): a row is cleared
+# when its point's value changes and deleted with the point, so erasure (which anonymises or
+# deletes the points) leaves no digest of the old address behind.
+exempt("privacy.ContactDigest", reason="keyed HMACs of contact points' values (the suppression key), an "
+                                       "index for the gate: no value in clear, no person link; cleared and "
+                                       "deleted with the contact point by triggers")
+exempt("privacy.ContactDigestKey", reason="a fingerprint of the suppression key")
 
 # Models with no customer personal data, and why.
 exempt("access.User", reason="staff accounts: the business's own users, not customer data "

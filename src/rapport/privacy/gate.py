@@ -27,6 +27,9 @@ import contextlib
 import datetime as dt
 import gc
 import hashlib
+import marshal
+import multiprocessing
+import os
 import sys
 import uuid
 import zoneinfo
@@ -38,7 +41,7 @@ from operator import itemgetter
 from typing import Any
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import connection, connections, transaction
 from django.db.models import Max, QuerySet
 from django.utils import timezone
 
@@ -85,9 +88,16 @@ QUIET_CHANNELS = (Channel.PHONE, Channel.SMS)
 WEEK = dt.timedelta(days=7)
 # Above this many digests of one kind, matching queries the database instead of a Python set.
 IN_MEMORY_DIGESTS = 500_000
+# How the batch matches the suppression lists' HMAC entries: None joins the contact points'
+# stored digests (``digests``, decision 0018); "hashing" hashes every address here (the
+# tests run both). Pre-hashed (plain SHA-256) list entries are always matched by hashing.
+SUPPRESSION_BY: str | None = None
 # How ``decide_batch`` gets the codes: None chooses by database ("join" on PostgreSQL, "scan"
 # on SQLite); the tests set it to check both ways on both databases.
 STRATEGY: str | None = None
+# For querysets of at least this many people SQLite's marketing facts are read by a forked
+# helper process meanwhile, where that is safe (``_Helper``, decision 0018); None: never.
+PARALLEL_FROM: int | None = 200_000
 # Id lists longer than this are loaded into a temporary table rather than an IN (...) list.
 INLINE_IDS = 500
 # PostgreSQL: the joined query's work_mem, and up to how many contact points (the planner's
@@ -146,8 +156,11 @@ def decide_batch(people: QuerySet | Iterable[Any], channel: str, purpose: str,
     """
     at = at or timezone.now()
     purpose_def = _check(channel, purpose)
-    with transaction.atomic(), _Audience(people) as audience, _no_cyclic_gc():
-        codes, table = _decide_many(audience, channel, purpose_def, at)
+    # A large audience's marketing facts may be read by a forked process meanwhile (started
+    # first, outside this transaction: ``_Helper``).
+    with _no_cyclic_gc(), _Helper(people, channel, purpose_def, at) as helper, transaction.atomic(), \
+            _Audience(people) as audience:
+        codes, table = _decide_many(audience, channel, purpose_def, at, helper=helper)
         if log:
             _log(codes, table, channel=channel, purpose=purpose, at=at, actor=actor, context=context)
     return _Answers(codes, table, hex_keys=connection.vendor != "postgresql")
@@ -421,6 +434,103 @@ class _Audience:
         return f" AND {column} IN ({self.sql})", tuple(self.params)
 
 
+class _Helper:
+    """A forked process reading a large audience's country classes and marketing facts —
+    consent states, preferences, topics, touches — while this one reads the ids, their status
+    and contact points (decision 0018; SQLite's scans, which run in this process otherwise).
+
+    Used for a queryset of at least ``PARALLEL_FROM`` people, outside any transaction and from
+    a single-threaded process (``core.forking``: the child opens its own connection and must not
+    inherit a lock), when nothing else needs those rows here (no quiet hours, a site-wide cap
+    above zero, suppression by stored digests). The child reads in one snapshot of its own and
+    sends back each person's bits (``marshal``); suppression and the log stay with the parent,
+    in its one transaction.
+    """
+
+    def __init__(self, people: Any, channel: str, purpose: Purpose, at: dt.datetime) -> None:
+        self.args = (people, channel, purpose, at)
+        self.process: Any = None
+        self.receive: Any = None
+
+    def __enter__(self) -> _Helper:
+        from rapport.core.forking import fork_possible, fork_safe_by_default
+
+        people, channel, purpose, _ = self.args
+        if (PARALLEL_FROM is None or not isinstance(people, QuerySet) or not purpose.is_marketing
+                or (STRATEGY or ("join" if connection.vendor == "postgresql" else "scan")) != "scan"
+                or not fork_possible(connection) or not fork_safe_by_default() or channel in QUIET_CHANNELS
+                or default_cap() <= 0 or _suppression_mode(channel, purpose)[1]
+                or people.order_by().count() < PARALLEL_FROM):
+            return self
+        context = multiprocessing.get_context("fork")
+        self.receive, send = context.Pipe(duplex=False)
+        connections.close_all()  # the child must not share this process's connections
+        self.process = context.Process(target=_read_marketing_facts, args=(send, *self.args), daemon=True,
+                                       name="rapport-gate-helper")
+        self.process.start()
+        send.close()
+        return self
+
+    @property
+    def active(self) -> bool:
+        return self.process is not None
+
+    def facts(self) -> dict[str, int]:
+        """The child's bits per person (only people with some)."""
+        try:
+            ok, payload = marshal.loads(self.receive.recv_bytes())  # noqa: S302 - our own child's bytes
+        except EOFError as err:
+            raise RuntimeError(f"the gate's helper process ended without an answer "
+                               f"(exit code {self.process.exitcode})") from err
+        if not ok:
+            raise RuntimeError(f"the gate's helper process failed: {payload}")
+        return payload
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.process is not None:
+            self.receive.close()
+            self.process.join(timeout=5)
+            if self.process.is_alive():
+                self.process.kill()
+                self.process.join()
+
+
+@contextlib.contextmanager
+def _read_snapshot() -> Iterator[None]:
+    """One snapshot for the helper process's reads: a transaction; on SQLite a deferred one
+    (Django's transactions begin IMMEDIATE there, asking for the write lock the parent holds)."""
+    if connection.vendor != "sqlite":
+        with transaction.atomic():
+            yield
+        return
+    with connection.cursor() as cursor:
+        cursor.execute("BEGIN DEFERRED")
+    try:
+        yield
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("ROLLBACK")
+
+
+def _read_marketing_facts(send: Any, people: Any, channel: str, purpose: Purpose, at: dt.datetime) -> None:
+    """The forked helper: each person's country class and marketing bits, sent back."""
+    try:
+        try:
+            plan = _plan(channel, purpose, at)
+            with _read_snapshot(), _Audience(people) as audience:
+                facts: dict[str, int] = dict(_class_rows(plan, *audience.where("p.id"), with_zones=False))
+                _marketing_facts(plan, *audience.where("person_id"), facts)
+            payload = marshal.dumps((True, facts))
+        except Exception as err:  # the parent raises it
+            payload = marshal.dumps((False, f"{type(err).__name__}: {err}"))
+        finally:
+            connections.close_all()
+        send.send_bytes(payload)
+        send.close()
+    finally:
+        os._exit(0)  # no atexit handlers or test hooks of the parent in the child
+
+
 # A person's facts, packed by the database into one integer ("code"): the flags below, then
 # small fields. ``_settle`` turns each distinct code into a Decision with the same rule
 # functions ``decide`` uses, so a million people cost one fetched (id, code) row each and the
@@ -450,8 +560,8 @@ class _Plan:
     windows: list[tuple[dt.time, dt.time]]
 
 
-def _decide_many(audience: _Audience, channel: str, purpose: Purpose,
-                 at: dt.datetime) -> tuple[dict[str, int], dict[int, Decision]]:
+def _decide_many(audience: _Audience, channel: str, purpose: Purpose, at: dt.datetime, *,
+                 helper: _Helper | None = None) -> tuple[dict[str, int], dict[int, Decision]]:
     """Each person's code keyed by the database's raw id as text (32 hex digits on SQLite, the
     canonical UUID string on PostgreSQL: see ``_fetch``), in id order, and the Decision of
     each distinct code.
@@ -462,24 +572,68 @@ def _decide_many(audience: _Audience, channel: str, purpose: Purpose,
     several times a scan's cost per row, and most of the tables are sparse).
     """
     plan = _plan(channel, purpose, at)
+    entry_kind, hashing = _suppression_mode(channel, purpose)
+    by_digests = SUPPRESSION_BY != "hashing"
+    codes, points = _codes_of(audience, plan, with_values=hashing, helper=helper)
+    if entry_kind is not None and codes:
+        if hashing:
+            if points is None:
+                points = _points(audience, channel, with_values=True)
+            internal, listed = _suppression_matches(points, entry_kind, channel, keyed=not by_digests)
+            for pid in internal:
+                codes[pid] |= F_SUPPRESSED
+            for pid in listed:
+                codes[pid] |= F_LISTED
+        if by_digests:
+            internal, listed = _suppression_by_digests(audience, entry_kind, channel)
+            for pid in internal:
+                if pid in codes:
+                    codes[pid] |= F_SUPPRESSED
+            for pid in listed:
+                if pid in codes:
+                    codes[pid] |= F_LISTED
+    return codes, {code: _settle(code, plan) for code in set(codes.values())}
+
+
+def _codes_of(audience: _Audience, plan: _Plan, *, with_values: bool,
+              helper: _Helper | None = None) -> tuple[dict[str, int], list[tuple] | None]:
+    """The codes before suppression (and the contact points with values when ``with_values``)."""
     strategy = STRATEGY or ("join" if connection.vendor == "postgresql" else "scan")
-    points: list[tuple] | None = None
     if strategy == "join":
         with _batch_work_mem() as hashed_points:
             rows = _fetch(*_code_query(audience, plan, hashed_points=hashed_points))
-        codes = _with_quiet_hours(rows, plan) if len(rows[0]) > 2 else dict(rows) if rows else {}
-    else:
-        codes, points = _codes_by_scans(audience, plan)
+        return (_with_quiet_hours(rows, plan) if len(rows[0]) > 2 else dict(rows)) if rows else {}, None
+    return _codes_by_scans(audience, plan, with_values=with_values, helper=helper)
+
+
+def _suppression_mode(channel: str, purpose: Purpose) -> tuple[str | None, bool]:
+    """The suppression entry kind the batch matches (None: no entries of it, or not
+    marketing), and whether it hashes the audience's addresses here to do so."""
     entry_kind = SUPPRESSION_KIND.get(channel) if purpose.is_marketing else None
-    if entry_kind is not None and codes and SuppressionEntry.objects.filter(kind=entry_kind).exists():
-        if points is None:
-            points = _points(audience, channel, with_values=True)
-        internal, listed = _suppression_matches(points, entry_kind, channel)
-        for pid in internal:
-            codes[pid] |= F_SUPPRESSED
-        for pid in listed:
-            codes[pid] |= F_LISTED
-    return codes, {code: _settle(code, plan) for code in set(codes.values())}
+    if entry_kind is None or not SuppressionEntry.objects.filter(kind=entry_kind).exists():
+        return None, False
+    # Pre-hashed (plain SHA-256) lists can only be matched by hashing the addresses.
+    return entry_kind, SUPPRESSION_BY == "hashing" or _listed_entries(entry_kind, channel).filter(
+        algorithm=SuppressionEntry.Algorithm.SHA256).exists()
+
+
+def _suppression_by_digests(audience: _Audience, entry_kind: str, channel: str) -> tuple[list, list]:
+    """People on the internal list / an external list of this channel (HMAC entries), from the
+    contact points' stored digests (``digests``): the audience's missing ones made first."""
+    from rapport.privacy import digests
+
+    where, params = audience.where("cp.person_id")
+    digests.refresh(where, params)
+    keyed = SuppressionEntry.objects.filter(kind=entry_kind, algorithm=SuppressionEntry.Algorithm.HMAC_SHA256)
+    kind = CONTACT_KIND[channel]
+    return (digests.suppressed_people(kind, keyed.filter(source__in=suppression.INTERNAL_SOURCES)),
+            digests.suppressed_people(kind, keyed.filter(source=SuppressionEntry.Source.LIST,
+                                                         list__kind__in=DNC_LIST_KINDS.get(channel, ()))))
+
+
+def _listed_entries(entry_kind: str, channel: str) -> QuerySet:
+    return SuppressionEntry.objects.filter(kind=entry_kind, source=SuppressionEntry.Source.LIST,
+                                           list__kind__in=DNC_LIST_KINDS.get(channel, ()))
 
 
 @contextlib.contextmanager
@@ -516,13 +670,14 @@ def _points(audience: _Audience, channel: str, *, with_values: bool) -> list[tup
                   (CONTACT_KIND[channel], *params))
 
 
-def _codes_by_scans(audience: _Audience, plan: _Plan) -> tuple[dict[str, int], list[tuple] | None]:
+def _codes_by_scans(audience: _Audience, plan: _Plan, *, with_values: bool,
+                    helper: _Helper | None = None) -> tuple[dict[str, int], list[tuple] | None]:
     """The codes from one scan per table (only the rows that say something, for the sparse
-    ones), combined in a dict; also the contact points when suppression will need them."""
+    ones), combined in a dict; also the contact points with their values when suppression
+    hashes them (``with_values``)."""
     from rapport.people.models import Person
 
     marketing = plan.purpose.is_marketing
-    adapt = connection.ops.adapt_datetimefield_value
     person_t = Person._meta.db_table
     where, params = audience.where("p.id")
     quiet = marketing and plan.channel in QUIET_CHANNELS
@@ -532,21 +687,11 @@ def _codes_by_scans(audience: _Audience, plan: _Plan) -> tuple[dict[str, int], l
     codes = dict.fromkeys(map(itemgetter(0), ids), 0)
     del ids
     zones: dict[str, str] = {}
-    if marketing:
-        classes = _stored_country_classes(plan)
-        case = " ".join(["WHEN %s THEN %s"] * len(classes))
-        case_params = [v for pair in classes.items() for v in (pair[0], pair[1] << CLASS_SHIFT)]
-        term = f"(CASE p.country {case} ELSE 0 END)" if classes else "0"
+    helped = marketing and helper is not None and helper.active
+    if marketing and not helped:
+        rows = _class_rows(plan, where, params, with_zones=quiet)
         if quiet:
-            rows = _fetch(f"SELECT p.id, {term}, p.timezone FROM {person_t} p WHERE 1=1{where}",  # noqa: S608
-                          (*case_params, *params))
             zones = {row[0]: row[2] for row in rows}
-        elif classes:
-            marks = ", ".join(["%s"] * len(classes))
-            rows = _fetch(f"SELECT p.id, {term} FROM {person_t} p WHERE p.country IN ({marks}){where}",  # noqa: S608
-                          (*case_params, *classes, *params))
-        else:
-            rows = []
         # Every code is still 0 here: the rows' (id, class) pairs replace them in C, in place
         # (the keys keep their id order).
         codes.update([row[:2] for row in rows] if quiet else rows)
@@ -558,21 +703,64 @@ def _codes_by_scans(audience: _Audience, plan: _Plan) -> tuple[dict[str, int], l
               f"+ (CASE WHEN restricted_at IS NOT NULL THEN {F_RESTRICTED} ELSE 0 END){objected} "
               f"FROM {PersonPrivacy._meta.db_table} WHERE (erased_at IS NOT NULL OR restricted_at IS NOT NULL"
               f"{' OR objected_at IS NOT NULL' if marketing else ''}){where}")
-    for pid, flags in _fetch(status, params):
-        codes[pid] |= flags
-
-    entry_kind = SUPPRESSION_KIND.get(plan.channel) if marketing else None
-    with_values = entry_kind is not None and SuppressionEntry.objects.filter(kind=entry_kind).exists()
+    flagged = _fetch(status, params)
     points = _points(audience, plan.channel, with_values=with_values)
-    for pid in codes.keys() - set(map(itemgetter(0), points)):
-        codes[pid] |= F_NO_POINT
-    if not marketing:
-        return codes, None
+    flagged += [(pid, F_NO_POINT) for pid in codes.keys() - set(map(itemgetter(0), points))]
+    if helped:
+        # The country classes and marketing bits, read by the helper meanwhile, replace the
+        # zero codes in C (only the audience's people: its snapshot may hold someone newer);
+        # the flags read here are added after.
+        facts = helper.facts()
+        for pid in facts.keys() - codes.keys():
+            del facts[pid]
+        codes.update(facts)
+    for pid, flags in flagged:
+        codes[pid] |= flags
+    if not marketing or helped:
+        return codes, points if with_values else None
 
+    prefs, touched, own_caps = _marketing_facts(plan, where, params, codes)
+    if default_cap() <= 0:  # a site-wide cap of zero stops marketing to everyone without their own cap
+        for pid in codes.keys() - touched.keys() - own_caps.keys():
+            codes[pid] |= F_CAP_DEFAULT
+
+    if quiet:
+        rows = [(pid, code, zones[pid], *(prefs[pid][2:] if pid in prefs else (None, None)))
+                for pid, code in codes.items()]
+        codes = _with_quiet_hours(rows, plan)
+    return codes, points if with_values else None
+
+
+def _class_rows(plan: _Plan, where: str, params: tuple, *, with_zones: bool) -> list[tuple]:
+    """(id, country class in the code) of the audience's people whose country has rules
+    (``where`` on ``p.id``); of everyone, with their time zone, when ``with_zones``."""
+    from rapport.people.models import Person
+
+    person_t = Person._meta.db_table
+    classes = _stored_country_classes(plan)
+    case = " ".join(["WHEN %s THEN %s"] * len(classes))
+    case_params = [v for pair in classes.items() for v in (pair[0], pair[1] << CLASS_SHIFT)]
+    term = f"(CASE p.country {case} ELSE 0 END)" if classes else "0"
+    if with_zones:
+        return _fetch(f"SELECT p.id, {term}, p.timezone FROM {person_t} p WHERE 1=1{where}",  # noqa: S608
+                      (*case_params, *params))
+    if not classes:
+        return []
+    marks = ", ".join(["%s"] * len(classes))
+    return _fetch(f"SELECT p.id, {term} FROM {person_t} p WHERE p.country IN ({marks}){where}",  # noqa: S608
+                  (*case_params, *classes, *params))
+
+
+def _marketing_facts(plan: _Plan, where: str, params: tuple, codes: dict[str, int]) -> tuple[dict, dict, dict]:
+    """Consent, channel refusal, topic and frequency-cap bits of the audience (``where`` on
+    ``person_id``), OR-ed into ``codes`` (a person missing from it is added); also the
+    preferences, touch counts and own caps read."""
+    adapt = connection.ops.adapt_datetimefield_value
+    get = codes.get
     consent = (f"SELECT person_id, {_consent_term('')} FROM {ConsentState._meta.db_table} "  # noqa: S608
                f"WHERE purpose = %s AND channel = %s{where}")
     for pid, bits in _fetch(consent, (adapt(plan.at), plan.purpose.key, plan.channel, *params)):
-        codes[pid] |= bits
+        codes[pid] = get(pid, 0) | bits
     allowed = f"{plan.channel}_allowed"
     prefs = {r[0]: r[1:] for r in _fetch(
         f"SELECT person_id, {allowed}, max_per_week, quiet_start, quiet_end "  # noqa: S608
@@ -580,10 +768,10 @@ def _codes_by_scans(audience: _Audience, plan: _Plan) -> tuple[dict[str, int], l
         f"OR quiet_start IS NOT NULL){where}", (False, *params))}
     for pid, (channel_allowed, *_) in prefs.items():
         if not channel_allowed:
-            codes[pid] |= F_REFUSED
+            codes[pid] = get(pid, 0) | F_REFUSED
     for (pid,) in _fetch(f"SELECT person_id FROM {TopicSubscription._meta.db_table} "  # noqa: S608
                          f"WHERE topic = %s AND subscribed = %s{where}", (plan.purpose.key, False, *params)):
-        codes[pid] |= F_TOPIC_OFF
+        codes[pid] = get(pid, 0) | F_TOPIC_OFF
 
     # Frequency cap: touches counted per person; compared with the person's own cap or the default.
     touched = dict(_fetch(f"SELECT person_id, COUNT(*) FROM {Touch._meta.db_table} "  # noqa: S608
@@ -595,21 +783,13 @@ def _codes_by_scans(audience: _Audience, plan: _Plan) -> tuple[dict[str, int], l
         own = own_caps.get(pid)
         if own is None:
             if count >= cap:
-                codes[pid] |= F_CAP_DEFAULT
+                codes[pid] = get(pid, 0) | F_CAP_DEFAULT
         elif count >= own:
-            codes[pid] |= (own + 1) << OWN_CAP_SHIFT
+            codes[pid] = get(pid, 0) | (own + 1) << OWN_CAP_SHIFT
     for pid, own in own_caps.items():
         if own <= 0 and pid not in touched:
-            codes[pid] |= (own + 1) << OWN_CAP_SHIFT
-    if cap <= 0:  # a site-wide cap of zero stops marketing to everyone without their own cap
-        for pid in codes.keys() - touched.keys() - own_caps.keys():
-            codes[pid] |= F_CAP_DEFAULT
-
-    if quiet:
-        rows = [(pid, code, zones[pid], *(prefs[pid][2:] if pid in prefs else (None, None)))
-                for pid, code in codes.items()]
-        codes = _with_quiet_hours(rows, plan)
-    return codes, points if with_values else None
+            codes[pid] = get(pid, 0) | (own + 1) << OWN_CAP_SHIFT
+    return prefs, touched, own_caps
 
 
 def _stored_country_classes(plan: _Plan) -> dict[str, int]:
@@ -781,13 +961,18 @@ def _settle(code: int, plan: _Plan) -> Decision:
     return _decision(tuple(reasons))
 
 
-def _suppression_matches(points: list[tuple], entry_kind: str, channel: str) -> tuple[set, set]:
-    """People whose contact points match the internal list / an external list of this channel."""
+def _suppression_matches(points: list[tuple], entry_kind: str, channel: str, *,
+                         keyed: bool = True) -> tuple[set, set]:
+    """People whose contact points match the internal list / an external list of this channel,
+    by hashing their values here: with our key (``keyed``; else the stored digests are joined)
+    and, for pre-hashed lists, plain SHA-256."""
     entries = SuppressionEntry.objects.filter(kind=entry_kind)
-    list_kinds = DNC_LIST_KINDS.get(channel, ())
     internal_q = entries.filter(source__in=suppression.INTERNAL_SOURCES)
-    listed_q = entries.filter(source=SuppressionEntry.Source.LIST, list__kind__in=list_kinds)
+    listed_q = _listed_entries(entry_kind, channel)
     with_plain = listed_q.filter(algorithm=SuppressionEntry.Algorithm.SHA256).exists()
+    if not keyed:
+        internal_q = internal_q.none()
+        listed_q = listed_q.filter(algorithm=SuppressionEntry.Algorithm.SHA256)
 
     # One HMAC per compared form of every contact point is the per-row cost here, so the work is
     # flat list comprehensions (no dict per digest): the compared forms (emails: the value and,
@@ -804,12 +989,13 @@ def _suppression_matches(points: list[tuple], entry_kind: str, channel: str) -> 
         pairs = [(pid, form) for pid, value in points for form in suppression.stored_forms(entry_kind, value)]
         owners, forms = [pid for pid, _ in pairs], [form for _, form in pairs]
     encoded = [form.encode() for form in forms]
-    digests = suppression.keyed_digests(encoded)
+    digests = suppression.keyed_digests(encoded) if keyed else []
+    of = owners if keyed else []
     if with_plain:
         sha256 = hashlib.sha256
         digests += [sha256(form).hexdigest() for form in encoded]
-        owners += owners
-    return _matching(internal_q, owners, digests), _matching(listed_q, owners, digests)
+        of = of + owners
+    return _matching(internal_q, of, digests), _matching(listed_q, of, digests)
 
 
 def _matching(entries: QuerySet, owners: list[Any], digests: list[str]) -> set:

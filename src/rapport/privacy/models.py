@@ -483,6 +483,46 @@ class SuppressionEntry(models.Model):
         return f"{self.kind} {self.digest[:10]}… ({self.source})"
 
 
+class ContactDigest(models.Model):
+    """The keyed digest (HMAC, the suppression key) of one contact point's compared forms.
+
+    Lets the gate's batch find suppressed people by joining the list's entries to these
+    digests instead of hashing every address of the audience (decision 0018). Rows are made,
+    cleared and deleted by database triggers on ``people_contactpoint`` (migration 0006), so
+    no writer of contact points — services, the import's bulk path, merges, erasure — can
+    forget them; a cleared row (``digest`` NULL) is filled by the next batch that needs it,
+    ``version`` (bumped by the triggers) guarding against a change made meanwhile.
+    """
+
+    point_id = models.UUIDField(primary_key=True)  # people.ContactPoint's id (no FK: the triggers keep it)
+    version = models.IntegerField(default=0)
+    # HMAC of the compared form (``suppression.stored_forms``), "" for kinds never suppressed.
+    digest = models.CharField(max_length=64, null=True)
+    # HMAC of the provider-canonical email when it differs from the address (Gmail dots, +tags).
+    canonical = models.CharField(max_length=64, null=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["point_id"], condition=models.Q(digest__isnull=True), name="privacy_digest_missing"),
+            models.Index(fields=["digest"], condition=models.Q(digest__isnull=False), name="privacy_digest_value"),
+            models.Index(fields=["canonical"], condition=models.Q(canonical__isnull=False),
+                         name="privacy_digest_canonical"),
+        ]
+
+    def __str__(self) -> str:
+        return f"digest of contact point {self.point_id}"
+
+
+class ContactDigestKey(models.Model):
+    """A fingerprint of the key the stored ``ContactDigest``s were made with (one row): when
+    the suppression key changes, every digest is cleared rather than silently matching none."""
+
+    fingerprint = models.CharField(max_length=64)
+
+    def __str__(self) -> str:
+        return f"contact digests under key {self.fingerprint[:8]}…"
+
+
 # ------------------------------------------------------------------------ retention (C6)
 
 

@@ -8,13 +8,14 @@ prefix, digests matched in memory or through the database) on whichever database
 from __future__ import annotations
 
 import datetime as dt
+import os
 import uuid
 
 import pytest
 from django.utils import timezone
 
 from rapport.people.models import Person
-from rapport.privacy import gate, suppression
+from rapport.privacy import gate, services, suppression
 from rapport.privacy.models import DecisionBatch, DecisionOutcome, DecisionPack
 
 pytestmark = pytest.mark.django_db
@@ -133,3 +134,69 @@ def test_a_persons_decisions_are_found_across_batches_and_not_anyone_elses(make_
     assert all(e["allowed"] and e["reasons"] == [] for e in ann_log)
     assert sorted((e["purpose"], tuple(e["reasons"])) for e in bob_log) == [
         ("events", ("no_contact_point",)), ("offers", ("no_contact_point",))]
+
+
+@pytest.mark.django_db(transaction=True)  # committed: the helper process reads on its own connection
+def test_a_helper_process_reads_a_large_audiences_marketing_facts_with_the_same_answers_and_one_log(
+        make_person, staff_user, monkeypatch, tmp_path):
+    # given: people across the key space, some denied for several reasons
+    from django.db import connection
+
+    if connection.vendor == "sqlite" and connection.is_in_memory_db():
+        pytest.skip("an in-memory SQLite database is not visible to the helper process "
+                    "(set RAPPORT_TEST_SQLITE_NAME to run this case)")
+    people = [make_person(emails=[f"r{i}@example.com"] if i % 3 else [], country=("GB", "US", "DE")[i % 3])
+              for i in range(12)]
+    suppression.suppress(emails=["r1@example.com"], reason="complaint")
+    services.restrict_processing(actor=staff_user, person=people[4], reason="disputed")
+    services.record_objection(actor=staff_user, person=people[7])
+    services.record_touch(person=people[2], channel="email", purpose="newsletter", sent_by=staff_user)
+    services.preferences_update(actor=staff_user, person=people[5], changes={"email_allowed": False})
+    monkeypatch.setattr(gate, "STRATEGY", "scan")  # the helper serves the scans (SQLite's way)
+    serial = {p.pk: gate.decide_batch(Person.objects.all(), "email", "newsletter", _at(), log=False)[p.pk]
+              for p in people}
+    ran = tmp_path / "ran"
+    helper = gate._read_marketing_facts
+
+    def marking(*args):  # type: ignore[no-untyped-def]
+        ran.write_text("yes")  # in the child: the parent sees the file
+        helper(*args)
+
+    monkeypatch.setattr(gate, "_read_marketing_facts", marking)
+    monkeypatch.setattr(gate, "PARALLEL_FROM", 2)
+    # when
+    split = gate.decide_batch(Person.objects.all(), "email", "newsletter", _at(), context="split")
+    # then: the helper ran, the answers are the serial ones and each person's decision is
+    # logged once, in one batch
+    assert ran.read_text() == "yes"
+    assert len(split) == len(people) and list(split) == sorted(split)
+    assert {p.pk: split[p.pk] for p in people} == serial
+    assert DecisionBatch.objects.filter(context="split").count() == 1
+    for person in people:
+        (entry,) = gate.decisions_about(person)
+        assert entry["reasons"] == serial[person.pk].codes
+        assert gate.decide(person, "email", "newsletter", _at(), log=False) == serial[person.pk]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_failing_helper_process_fails_the_batch_and_logs_nothing(make_person, monkeypatch):
+    from django.db import connection
+
+    if connection.vendor == "sqlite" and connection.is_in_memory_db():
+        pytest.skip("an in-memory SQLite database is not visible to the helper process")
+    for i in range(4):
+        make_person(emails=[f"f{i}@example.com"], country="US")
+    parent, facts = os.getpid(), gate._marketing_facts
+
+    def failing_in_the_child(*args, **kwargs):  # type: ignore[no-untyped-def]
+        if os.getpid() != parent:
+            raise ValueError("lost the database")
+        return facts(*args, **kwargs)
+
+    monkeypatch.setattr(gate, "STRATEGY", "scan")
+    monkeypatch.setattr(gate, "PARALLEL_FROM", 2)
+    monkeypatch.setattr(gate, "_marketing_facts", failing_in_the_child)
+    # when / then: the parent raises the child's error and its transaction (the log) rolls back
+    with pytest.raises(RuntimeError, match="helper process failed: ValueError: lost the database"):
+        gate.decide_batch(Person.objects.all(), "email", "newsletter", _at())
+    assert not DecisionBatch.objects.exists()
