@@ -5,7 +5,8 @@ Two fresh databases of the vendor under test (SQLite files, or PostgreSQL databa
 beside the test database) are migrated by subprocesses; import A runs ``rapport import`` and
 is killed once a third of the rows are committed, then ``rapport import --resume``; import B
 runs the same file in one go, at the same time. Both are then dumped by content and compared.
-A reads ahead in a second process (``imports.pipeline``, killed with it), B does not.
+A reads ahead in two more processes (``imports.pipeline``, killed with it; the resumed run too),
+B does not.
 """
 
 from __future__ import annotations
@@ -150,9 +151,11 @@ def test_killed_import_resumes_to_the_same_database(tmp_path):
         assert [s.wait(timeout=300) for s in setups] == [0, 0]
         command = rapport_cmd("import", str(data), "--mapping", "auto", "--chunk-size", str(CHUNK))
         # when A is killed a third of the way in, while B runs uninterrupted
-        # A reads ahead in a second process (imports.pipeline), B in one: equal databases prove the
-        # resume exact and the read-ahead the same as the plain run
-        envs = [{**envs[0], "RAPPORT_IMPORT_READ_AHEAD": "on"}, {**envs[1], "RAPPORT_IMPORT_READ_AHEAD": "off"}]
+        # A reads ahead in two more processes (imports.pipeline, chunks taken from them in turn,
+        # decision 0020), B in one: equal databases prove the resume exact and the read-ahead the
+        # same as the plain run
+        envs = [{**envs[0], "RAPPORT_IMPORT_READ_AHEAD": "on", "RAPPORT_IMPORT_READERS": "2"},
+                {**envs[1], "RAPPORT_IMPORT_READ_AHEAD": "off"}]
         victim = subprocess.Popen(command, env=envs[0], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         steady_log = (tmp_path / "steady.log").open("w+")  # a file, not a pipe nobody reads while it runs
         steady = subprocess.Popen(command, env=envs[1], stdout=subprocess.DEVNULL, stderr=steady_log)
