@@ -276,14 +276,18 @@ class AuditChainHead(models.Model):
 
 
 class AccessGeneration(models.Model):
-    """A counter every access-settings change bumps (``policy.access_changed``).
+    """Labels every access-settings change gives a new value (``policy.access_changed``, triggers).
 
-    Read with each API token, it tells every web process at once that cached access contexts
-    (teams, reports, sharing and field rules) are stale, not only the process that made the change.
+    Read with each request (with the API token on token requests), it tells every process at
+    once that what it cached is stale. ``value`` changes on every change, manual shares
+    included; ``config_value`` only on changes to the sharing configuration (roles, teams,
+    rules, defaults, field rules, users' hierarchy), so a share does not reload the
+    configuration, only the shared ids (decision 0010).
     """
 
     id = models.PositiveSmallIntegerField(primary_key=True, default=1)
     value = models.BigIntegerField(default=0)
+    config_value = models.BigIntegerField(default=0)
 
     def __str__(self) -> str:
         return f"access generation {self.value}"

@@ -16,8 +16,14 @@ on every write to the tables the configuration comes from (roles, memberships, u
 role and active flag, sharing defaults and rules, field rules), raw SQL and bulk writes
 included. Values are random, not counted up, so a rolled-back change can never be mistaken
 for a later committed one. ``RAPPORT_ACCESS_CONTEXT_TTL`` (seconds, default 5) bounds how long
-a process keeps one configuration even so; 0 switches the cache off. Manual shares are not
-cached: the visibility query reads them.
+a process keeps one configuration even so; 0 switches the cache off.
+
+Manual shares are cached with the contexts too (on PostgreSQL the visibility condition lists
+the user's shared ids instead of a subquery, ``sharing.AnyOf``), behind the row's second
+value: ``value`` changes on every change, shares included (a trigger on ``access_recordshare``,
+migration ``access/0009``), ``config_value`` only on configuration changes. A share or
+unshare thus drops the contexts' conditions (rebuilt with the next request), not the
+configuration (decision 0010).
 
 What of the user's own row and role row a context depends on (role, superuser, permissions,
 MFA, break-glass, networks) is compared on every request (``_fingerprint``): those rows are
@@ -31,6 +37,8 @@ import secrets
 import time
 from dataclasses import dataclass, field
 from typing import Any
+
+from django.db.models.signals import post_delete, post_save
 
 MAX_HIERARCHY_DEPTH = 12
 SHARED_MAX_USERS = 10_000
@@ -49,9 +57,24 @@ def access_changed() -> None:
     global _generation, _config
     _generation += 1
     _config = None
-    value = new_generation_value()
-    if not AccessGeneration.objects.filter(pk=1).update(value=value):
-        AccessGeneration.objects.get_or_create(pk=1, defaults={"value": value})
+    value, config_value = new_generation_value(), new_generation_value()
+    if not AccessGeneration.objects.filter(pk=1).update(value=value, config_value=config_value):
+        AccessGeneration.objects.get_or_create(pk=1, defaults={"value": value, "config_value": config_value})
+
+
+def shares_changed(**_signal: Any) -> None:
+    """A share was written in this process: users' contexts re-check the shared row.
+
+    The trigger gives the row a new ``value`` (in the writer's transaction), but a request
+    keeps its context on the user object without reading the row again; this makes the
+    request that shares (or a test holding the user) see its own share, as the subquery did.
+    """
+    global _generation
+    _generation += 1
+
+
+post_save.connect(shares_changed, sender="access.RecordShare", dispatch_uid="rapport.access.shares_changed")
+post_delete.connect(shares_changed, sender="access.RecordShare", dispatch_uid="rapport.access.shares_deleted")
 
 
 def new_generation_value() -> int:
@@ -87,6 +110,7 @@ class AccessContext:
     team_ids: frozenset[Any]
     role_ids: frozenset[Any]
     generation: int
+    shares_generation: Any = None  # the row's ``value`` the conditions below were built under
     _defaults: dict[str, str] = field(default_factory=dict, repr=False)
     _rules: list[SharingRuleView] = field(default_factory=list, repr=False)
     _field_rules: dict[str, dict[str, str]] = field(default_factory=dict, repr=False)
@@ -107,7 +131,8 @@ class AccessContext:
 class SharingConfig:
     """The organisation's sharing configuration as of one value of the shared generation row."""
 
-    generation: Any
+    generation: Any         # the row's ``config_value`` it was loaded under
+    shares_generation: Any  # the row's ``value`` last seen with it (changes with shares too)
     loaded_at: float
     defaults: dict[str, str]
     rules: list[tuple[Any, Any, SharingRuleView]]  # (target role, target team, rule)
@@ -133,6 +158,9 @@ def access_context(user: Any) -> AccessContext:
         if len(config.contexts) >= SHARED_MAX_USERS:
             config.contexts.clear()
         config.contexts[user.pk] = (fingerprint, ctx)
+    if ctx.shares_generation != config.shares_generation:
+        ctx._visibility.clear()  # conditions list shared ids: rebuild them (sharing.visibility_q)
+        ctx.shares_generation = config.shares_generation
     user._rapport_access = ctx
     return ctx
 
@@ -170,20 +198,25 @@ def default_role(*, administrator: bool = False) -> Any:
 
 
 def current_generation(user: Any = None) -> Any:
-    """The shared generation row's value: as read with ``user``'s token, else one small query."""
+    """The shared generation row's ``value``: as read with ``user``'s token, else one small query."""
+    seen = getattr(user, "_rapport_generation", None)
+    if seen is not None and seen[0] == _generation:
+        return seen[1]
+    return _read_generations()[0]
+
+
+def _read_generations() -> tuple[Any, Any]:
+    """The shared row's ``(value, config_value)`` in one small query (None, None without a row)."""
     from django.db import connection
 
     from rapport.access.models import AccessGeneration
 
-    seen = getattr(user, "_rapport_generation", None)
-    if seen is not None and seen[0] == _generation:
-        return seen[1]
     quote = connection.ops.quote_name
     with connection.cursor() as cursor:
-        cursor.execute(f"SELECT {quote('value')} FROM {quote(AccessGeneration._meta.db_table)} "  # noqa: S608
-                       f"WHERE {quote('id')} = 1")  # model metadata only
+        cursor.execute(f"SELECT {quote('value')}, {quote('config_value')} "  # noqa: S608 - model metadata only
+                       f"FROM {quote(AccessGeneration._meta.db_table)} WHERE {quote('id')} = 1")
         row = cursor.fetchone()
-    return None if row is None else row[0]
+    return (None, None) if row is None else (row[0], row[1])
 
 
 def _sharing_config(user: Any) -> SharingConfig:
@@ -192,17 +225,21 @@ def _sharing_config(user: Any) -> SharingConfig:
 
     global _config
     ttl = float(getattr(settings, "RAPPORT_ACCESS_CONTEXT_TTL", 5.0))
-    generation = current_generation(user)  # before loading: a change after it makes the row differ
     config, now = _config, time.monotonic()
-    if (config is not None and ttl > 0 and config.generation == generation and generation is not None
-            and now - config.loaded_at < ttl):
-        return config
-    config = _load_config(generation, now)
+    usable = config is not None and ttl > 0 and config.generation is not None and now - config.loaded_at < ttl
+    seen = getattr(user, "_rapport_generation", None)  # read with the token: nothing changed if it matches
+    if usable and seen is not None and seen[0] == _generation and seen[1] == config.shares_generation:
+        return config  # type: ignore[return-value]
+    value, config_value = _read_generations()  # before loading: a change after it makes the row differ
+    if usable and config.generation == config_value:  # type: ignore[union-attr]
+        config.shares_generation = value  # type: ignore[union-attr]  # a share changed: contexts drop conditions
+        return config  # type: ignore[return-value]
+    config = _load_config(config_value, value, now)
     _config = config if ttl > 0 else None
     return config
 
 
-def _load_config(generation: Any, now: float) -> SharingConfig:
+def _load_config(generation: Any, shares_generation: Any, now: float) -> SharingConfig:
     """Six small queries, once per change per process (the tables are an organisation's settings)."""
     from rapport.access.models import FieldRule, SharingDefault, SharingRule, TeamMembership, User
 
@@ -227,7 +264,7 @@ def _load_config(generation: Any, now: float) -> SharingConfig:
             "role_id", "model_label", "field", "level"):
         field_rules.setdefault(role_id, {}).setdefault(label.lower(), {})[name] = level
     return SharingConfig(
-        generation=generation, loaded_at=now,
+        generation=generation, shares_generation=shares_generation, loaded_at=now,
         defaults=dict(SharingDefault.objects.order_by().values_list("object_type", "access")),
         rules=rules, teams_of={k: frozenset(v) for k, v in teams_of.items()}, reports_of=reports_of,
         default_role=default_role(), administrator_role=default_role(administrator=True),
@@ -286,6 +323,7 @@ def _build(user: Any, config: SharingConfig) -> AccessContext:
         team_ids=team_ids,
         role_ids=frozenset(role_ids),
         generation=_generation,
+        shares_generation=config.shares_generation,
         _defaults=config.defaults,
         _rules=[rule for target_role, target_team, rule in config.rules
                 if target_role in role_ids or target_team in team_ids],

@@ -12,7 +12,8 @@ Every list, search, API, export, report and job acting for a user starts from
 
 Sharing only widens access from the default. The filter is one set-based ``WHERE`` (owner
 ids, criteria, and manual shares as an indexed semi-join) — no per-record Python. It is built
-once per access context, which requests reuse (``policy.py``), and rendered once per database.
+once per access context, which requests reuse (``policy.py``), and rendered once per database;
+on PostgreSQL the user's shared ids are read into it then (until a share changes, decision 0010).
 
 ``restrict_first`` gives the first records of an ordered query that ``restrict`` would give,
 applying the same condition to the first candidates in order only (a search's prefix range
@@ -22,6 +23,7 @@ hold a full page (decision 0019).
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -353,19 +355,23 @@ class AnyOf(Expression):
             branches.append(" AND ".join(parts) if len(parts) == 1 else f"({' AND '.join(parts)})")
         if self.share is not None:
             share_sql, share_params = self._render_share(compiled[meta.pk.attname], connection)
-            branches.append(share_sql)
-            params += share_params
+            if share_sql:
+                branches.append(share_sql)
+                params += share_params
         return f"({' OR '.join(branches)})", params
 
     def _render_share(self, pk: tuple[str, list[Any]], connection: Any) -> tuple[str, list[Any]]:
-        """The manual-shares branch, in the form each database runs cheapest.
+        """The manual-shares branch, in the form each database runs cheapest ("": none shared).
 
         SQLite: a correlated ``EXISTS`` probing ``access_share_record`` (object type, record id)
         once per row that reaches it — a list stops after a page, a search meets a few hundred
         rows, most of them unshared. An ``IN (subquery)`` made SQLite build the user's whole
         shared-id list on every query (bench/visibility.py: the list's SQL +54 % → +10 %).
-        PostgreSQL: ``IN (SELECT … UNION ALL …)``, which it hashes once per query; a correlated
-        subquery under ``OR`` would be an index scan per row there.
+        PostgreSQL: the user's shared ids as one array, ``pk = ANY(ARRAY[…]::uuid[])``, read here once per
+        access context and change of shares (the condition lives as long as both, policy.py):
+        a constant it hashes, nothing to plan, where ``IN (SELECT … UNION ALL …)`` cost planning
+        and a hashed SubPlan on every search. Above ``LISTED_SHARES`` ids it stays that
+        subquery, so a huge share list does not make a huge statement.
         """
         share_model, object_type, access, grantees = self.share  # type: ignore[misc]
         smeta, quote = share_model._meta, connection.ops.quote_name
@@ -394,7 +400,22 @@ class AnyOf(Expression):
             params += [*(field.get_db_prep_value(v, connection) for v in ids), object_type, *access]
         # Not one scan with the grantees OR-ed: cheaper to plan once statistics exist, but without
         # them PostgreSQL walks access_share_record over every share (decision 0019).
-        return f"{pk_sql} IN ({' UNION ALL '.join(selects)})", [*pk_params, *params]
+        union = " UNION ALL ".join(selects)
+        with connection.cursor() as cursor:
+            cursor.execute(f"{union} LIMIT {LISTED_SHARES + 1}", params)
+            shared = sorted({row[0] for row in cursor.fetchall()}, key=str)
+        if len(shared) > LISTED_SHARES:
+            return f"{pk_sql} IN ({union})", [*pk_params, *params]
+        if not shared:
+            return "", []
+        # Written into the SQL (uuids: hex and dashes only), not a parameter: the rendered SQL is
+        # kept with the condition, so a search does not adapt a few hundred values each time.
+        # ARRAY[…] rather than a '{…}' literal: callers may pass the SQL through str.format.
+        listed = ", ".join(f"'{uuid.UUID(str(value))}'" for value in shared)
+        return f"{pk_sql} = ANY(ARRAY[{listed}]::uuid[])", list(pk_params)
+
+
+LISTED_SHARES = 1000  # PostgreSQL: up to this many shared ids are listed in the condition, beyond a subquery
 
 
 def criteria_q(record_type: RecordType, criteria: dict[str, Any]) -> Q | None:
