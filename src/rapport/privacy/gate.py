@@ -95,9 +95,11 @@ SUPPRESSION_BY: str | None = None
 # How ``decide_batch`` gets the codes: None chooses by database ("join" on PostgreSQL, "scan"
 # on SQLite); the tests set it to check both ways on both databases.
 STRATEGY: str | None = None
-# For querysets of at least this many people SQLite's marketing facts are read by a forked
-# helper process meanwhile, where that is safe (``_Helper``, decision 0018); None: never.
-PARALLEL_FROM: int | None = 200_000
+# For querysets of at least this many people SQLite's marketing facts may be read by a forked
+# helper process meanwhile, where that is safe (``_Helper``, decision 0018). Off (None): at
+# 1,000,000 people on two shared cores it saved nothing (6.0–7.3 s against 5.9–6.3 s serial,
+# more CPU in all); the tests switch it on to keep it correct.
+PARALLEL_FROM: int | None = None
 # Id lists longer than this are loaded into a temporary table rather than an IN (...) list.
 INLINE_IDS = 500
 # PostgreSQL: the joined query's work_mem, and up to how many contact points (the planner's
