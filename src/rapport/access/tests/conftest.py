@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from rapport.access import policy
 from rapport.access.encryption import Keyring, use_keyring
 from rapport.access.models import Role
 from rapport.core import testing
@@ -36,3 +37,17 @@ def private_keyring(tmp_path):
     ring = Keyring.generate(source=tmp_path / "keys.json")
     with use_keyring(ring):
         yield ring
+
+
+@pytest.fixture
+def another_process(monkeypatch):
+    """Run a change as another process would: this process's cached configuration and
+    generation are put back as they were, so only the database knows of the change."""
+
+    def run(change):
+        kept = policy._generation, policy._config
+        change()
+        monkeypatch.setattr(policy, "_generation", kept[0])
+        monkeypatch.setattr(policy, "_config", kept[1])
+
+    return run

@@ -44,18 +44,6 @@ def _generation():
     return AccessGeneration.objects.filter(pk=1).values_list("value", flat=True).first()
 
 
-@pytest.fixture
-def another_process(monkeypatch):
-    """Run a change as another process would: this process's cache is put back as it was."""
-
-    def run(change):
-        kept = policy._generation, policy._config
-        change()
-        monkeypatch.setattr(policy, "_generation", kept[0])
-        monkeypatch.setattr(policy, "_config", kept[1])
-
-    return run
-
 
 def _person(owner, **extra):
     return Person.objects.create(given_name="Pat", family_name="Lee", given_key="pat", family_key="lee",

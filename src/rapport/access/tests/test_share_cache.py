@@ -74,18 +74,6 @@ def _raw_unshare(record):
         cursor.execute("DELETE FROM access_recordshare WHERE object_id = %s", [_db_value(record.pk)])
 
 
-@pytest.fixture
-def another_process(monkeypatch):
-    """Run a change as another process would: this process's memory is put back as it was."""
-
-    def run(change):
-        kept = policy._generation, policy._config
-        change()
-        monkeypatch.setattr(policy, "_generation", kept[0])
-        monkeypatch.setattr(policy, "_config", kept[1])
-
-    return run
-
 
 @pytest.fixture
 def private(db):
