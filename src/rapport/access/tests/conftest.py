@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import threading
+
 import pytest
+from django.db import connection
 
 from rapport.access import policy
 from rapport.access.encryption import Keyring, use_keyring
@@ -49,5 +52,29 @@ def another_process(monkeypatch):
         change()
         monkeypatch.setattr(policy, "_generation", kept[0])
         monkeypatch.setattr(policy, "_config", kept[1])
+
+    return run
+
+
+@pytest.fixture
+def on_another_connection():
+    """Run ``change`` in a thread, which has a database connection of its own (closed after);
+    an error there fails the test here."""
+
+    def run(change):
+        errors = []
+
+        def target():
+            try:
+                change()
+            except Exception as err:  # pragma: no cover - reported below
+                errors.append(err)
+            finally:
+                connection.close()
+
+        thread = threading.Thread(target=target)
+        thread.start()
+        thread.join()
+        assert not errors, errors
 
     return run

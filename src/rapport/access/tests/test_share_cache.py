@@ -11,7 +11,6 @@ not reload the configuration.
 
 from __future__ import annotations
 
-import threading
 import uuid
 
 import pytest
@@ -198,7 +197,7 @@ def test_a_rolled_back_share_is_never_served(user_in, private):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_share_committed_on_another_connection_is_seen_at_once():
+def test_a_share_committed_on_another_connection_is_seen_at_once(on_another_connection):
     # given: committed data and a warm cache in this thread
     seed_access(apps)
     rep = User.objects.create_user("rep", password=None, role=Role.objects.get(key="sales-rep"))
@@ -207,30 +206,18 @@ def test_a_share_committed_on_another_connection_is_seen_at_once():
     theirs = _person(colleague)
     assert theirs.pk not in _visible(rep)
     kept = policy._generation, policy._config
-    errors = []
 
     # when: another connection (a thread has its own) shares the person with the rep, then unshares
     def elsewhere(change):
-        def run():
-            try:
-                change()
-            except Exception as err:  # pragma: no cover - reported below
-                errors.append(err)
-            finally:
-                connection.close()
-        thread = threading.Thread(target=run)
-        thread.start()
-        thread.join()
+        on_another_connection(change)
         policy._generation = kept[0]  # this thread's signal did not happen in "this process"
 
     elsewhere(lambda: _raw_share(theirs, rep))
     # then
-    assert not errors
     assert policy._config is kept[1]
     assert theirs.pk in _visible(rep)
     # when / then
     elsewhere(lambda: _raw_unshare(theirs))
-    assert not errors
     assert theirs.pk not in _visible(rep)
 
 
