@@ -29,13 +29,9 @@ from rapport.access.models import (
 )
 from rapport.access.seeds import seed_access
 from rapport.access.services import token_revoke
+from rapport.access.tests.fresh import request_user, visible_ids
 from rapport.core.testing import token_client
 from rapport.people.models import Person
-
-
-def _request_user(user):
-    """The user as the next session request loads it: a fresh row, nothing cached on it."""
-    return User.objects.select_related("role").get(pk=user.pk)
 
 
 def _generation():
@@ -46,10 +42,6 @@ def _generation():
 def _person(owner, **extra):
     return Person.objects.create(given_name="Pat", family_name="Lee", given_key="pat", family_key="lee",
                                  owner=owner, **extra)
-
-
-def _visible(user):
-    return set(Person.objects.visible_to(_request_user(user)).values_list("pk", flat=True))
 
 
 def _private_people(db):
@@ -63,8 +55,8 @@ def test_a_second_request_reads_one_row_and_rebuilds_nothing(user_in):
     # given: a first request has filled the process cache
     rep = user_in("sales-rep", "rep")
     _private_people(None)
-    list(Person.objects.visible_to(_request_user(rep)))
-    user = _request_user(rep)
+    list(Person.objects.visible_to(request_user(rep)))
+    user = request_user(rep)
     # when
     with CaptureQueriesContext(connection) as queries:
         ctx = policy.access_context(user)
@@ -143,19 +135,19 @@ def test_a_team_change_made_in_another_process_is_seen_on_the_next_request(user_
     rep, colleague = user_in("sales-rep", "rep"), user_in("sales-rep", "colleague")
     _private_people(None)
     theirs = _person(colleague)
-    assert theirs.pk not in _visible(rep)
+    assert theirs.pk not in visible_ids(rep)
     team = Team.objects.create(name="North")
     rule_team = Team.objects.create(name="Owners")
     TeamMembership.objects.create(user=colleague, team=rule_team)
     services.sharing_rule_save(actor=None, name="Owners to North", object_type="people.person",
                                owner_team=rule_team, criteria=None, target_role=None, target_team=team,
                                access=Access.READ)
-    assert theirs.pk not in _visible(rep)
+    assert theirs.pk not in visible_ids(rep)
     # when: another process puts the rep in the team through the service
-    another_process(lambda: services.user_access_update(actor=None, user=_request_user(rep), role=rep.role,
+    another_process(lambda: services.user_access_update(actor=None, user=request_user(rep), role=rep.role,
                                                         manager=None, team_ids=[team.pk], allowed_networks=[]))
     # then
-    assert theirs.pk in _visible(rep)
+    assert theirs.pk in visible_ids(rep)
 
 
 @pytest.mark.parametrize("write", ["orm", "raw sql"])
@@ -169,7 +161,7 @@ def test_memberships_written_without_a_service_are_seen_at_once(user_in, another
                                owner_team=owners, criteria=None, target_role=None, target_team=team,
                                access=Access.READ)
     TeamMembership.objects.create(user=rep, team=team)
-    assert theirs.pk not in _visible(rep)
+    assert theirs.pk not in visible_ids(rep)
 
     # when: the colleague joins the rule's owner team, with no service and no access_changed()
     def join():
@@ -183,11 +175,11 @@ def test_memberships_written_without_a_service_are_seen_at_once(user_in, another
 
     another_process(join)
     # then
-    assert theirs.pk in _visible(rep)
+    assert theirs.pk in visible_ids(rep)
     # when: they leave it again
     another_process(lambda: TeamMembership.objects.filter(user=colleague, team=owners).delete())
     # then
-    assert theirs.pk not in _visible(rep)
+    assert theirs.pk not in visible_ids(rep)
 
 
 def test_a_new_report_or_manager_written_elsewhere_is_seen_at_once(user_in, another_process):
@@ -195,15 +187,15 @@ def test_a_new_report_or_manager_written_elsewhere_is_seen_at_once(user_in, anot
     boss, report = user_in("sales-manager", "boss"), user_in("sales-rep", "report")
     _private_people(None)
     theirs = _person(report)
-    assert theirs.pk not in _visible(boss)
+    assert theirs.pk not in visible_ids(boss)
     # when
     another_process(lambda: User.objects.filter(pk=report.pk).update(manager=boss))
     # then
-    assert theirs.pk in _visible(boss)
+    assert theirs.pk in visible_ids(boss)
     # when: the report is deactivated elsewhere
     another_process(lambda: User.objects.filter(pk=report.pk).update(is_active=False))
     # then
-    assert theirs.pk not in _visible(boss)
+    assert theirs.pk not in visible_ids(boss)
 
 
 def test_sharing_defaults_rules_and_field_rules_written_elsewhere_are_seen_at_once(user_in, roles,
@@ -212,35 +204,35 @@ def test_sharing_defaults_rules_and_field_rules_written_elsewhere_are_seen_at_on
     rep, colleague = user_in("sales-rep", "rep"), user_in("sales-rep", "colleague")
     _private_people(None)
     spanish = _person(colleague, country="ES")
-    assert spanish.pk not in _visible(rep)
+    assert spanish.pk not in visible_ids(rep)
     # when: a criteria rule aimed at the rep's role, inserted without a service
     another_process(lambda: SharingRule.objects.create(
         name="Spain", object_type="people.person", criteria={"country": "ES"}, target_role=roles["sales-rep"],
         access=Access.READ))
     # then
-    assert spanish.pk in _visible(rep)
+    assert spanish.pk in visible_ids(rep)
     # when: the rule is switched off, then the default opened to everyone
     another_process(lambda: SharingRule.objects.update(active=False))
-    assert spanish.pk not in _visible(rep)
+    assert spanish.pk not in visible_ids(rep)
     another_process(lambda: SharingDefault.objects.filter(object_type="people.person").update(access=Access.READ))
     # then
-    assert spanish.pk in _visible(rep)
+    assert spanish.pk in visible_ids(rep)
     # when: a field rule hides the notes from the rep's role
     another_process(lambda: FieldRule.objects.create(role=roles["sales-rep"], model_label="people.Person",
                                                      field="notes", level="hidden"))
     # then
-    assert policy.access_context(_request_user(rep)).field_levels("people.Person").get("notes") == "hidden"
+    assert policy.access_context(request_user(rep)).field_levels("people.Person").get("notes") == "hidden"
 
 
 def test_the_default_role_changed_elsewhere_is_seen_by_users_without_a_role(db, roles, another_process):
     # given: a user with no role gets the default role's permissions (cached with the configuration)
     nobody = User.objects.create_user("nobody", password=None)
     default = Role.objects.get(is_default=True)
-    assert policy.access_context(_request_user(nobody)).role_id == default.pk
+    assert policy.access_context(request_user(nobody)).role_id == default.pk
     # when
     another_process(lambda: Role.objects.filter(pk=default.pk).update(permissions={}))
     # then
-    assert policy.access_context(_request_user(nobody)).permissions == {}
+    assert policy.access_context(request_user(nobody)).permissions == {}
 
 
 def test_a_rolled_back_change_is_never_served(user_in):
@@ -258,12 +250,12 @@ def test_a_rolled_back_change_is_never_served(user_in):
     with pytest.raises(Undo), transaction.atomic():
         User.objects.filter(pk=colleague.pk).update(manager=rep)
         TeamMembership.objects.create(user=rep, team=team)
-        assert theirs.pk in _visible(rep)
+        assert theirs.pk in visible_ids(rep)
         raise Undo
     # then
     assert _generation() == before
-    assert theirs.pk not in _visible(rep)
-    assert team.pk not in policy.access_context(_request_user(rep)).team_ids
+    assert theirs.pk not in visible_ids(rep)
+    assert team.pk not in policy.access_context(request_user(rep)).team_ids
 
 
 @pytest.mark.django_db(transaction=True)
@@ -274,11 +266,11 @@ def test_a_change_committed_on_another_connection_is_seen_at_once(on_another_con
     colleague = User.objects.create_user("colleague", password=None, role=Role.objects.get(key="sales-rep"))
     services.sharing_default_set(actor=None, object_type="people.person", access=Access.PRIVATE)
     theirs = _person(colleague)
-    assert theirs.pk not in _visible(rep)
+    assert theirs.pk not in visible_ids(rep)
     kept = policy._generation, policy._config
 
     # when: another connection (a thread has its own) makes the colleague the rep's report
     on_another_connection(lambda: User.objects.filter(pk=colleague.pk).update(manager=rep))
     # then: this process's memory was not touched, and the next request sees the change
     assert (policy._generation, policy._config) == kept
-    assert theirs.pk in _visible(rep)
+    assert theirs.pk in visible_ids(rep)

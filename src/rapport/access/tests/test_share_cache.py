@@ -30,17 +30,9 @@ from rapport.access.models import (
     User,
 )
 from rapport.access.seeds import seed_access
+from rapport.access.tests.fresh import request_user, visible_ids
 from rapport.core.testing import token_client
 from rapport.people.models import Person
-
-
-def _request_user(user):
-    """The user as the next session request loads it: a fresh row, nothing cached on it."""
-    return User.objects.select_related("role").get(pk=user.pk)
-
-
-def _visible(user):
-    return set(Person.objects.visible_to(_request_user(user)).values_list("pk", flat=True))
 
 
 def _person(owner, name="lee"):
@@ -86,21 +78,21 @@ def test_a_share_and_an_unshare_through_the_service_are_seen_on_the_next_request
     # given: the rep's context and condition are cached, the colleague's person not visible
     rep, colleague = user_in("sales-rep", "rep"), user_in("sales-rep", "colleague")
     theirs = _person(colleague)
-    assert theirs.pk not in _visible(rep)
+    assert theirs.pk not in visible_ids(rep)
     # when
-    share = services.record_share(actor=colleague, record=theirs, user=_request_user(rep))
+    share = services.record_share(actor=colleague, record=theirs, user=request_user(rep))
     # then
-    assert theirs.pk in _visible(rep)
+    assert theirs.pk in visible_ids(rep)
     # when
     services.record_unshare(actor=colleague, share=share)
     # then
-    assert theirs.pk not in _visible(rep)
+    assert theirs.pk not in visible_ids(rep)
 
 
 def test_a_share_is_seen_by_the_same_user_object_at_once(user_in, private):
     # given: one user object (a request) has decided visibility once already
     rep, colleague = user_in("sales-rep", "rep"), user_in("sales-rep", "colleague")
-    theirs, same = _person(colleague), _request_user(rep)
+    theirs, same = _person(colleague), request_user(rep)
     assert not Person.objects.visible_to(same).filter(pk=theirs.pk).exists()
     # when: the share is written in this process (the ORM's signal)
     RecordShare.objects.create(object_type="people.person", object_id=theirs.pk, user=rep, access=Access.READ)
@@ -116,15 +108,15 @@ def test_a_raw_sql_share_and_unshare_made_in_another_process_are_seen_at_once(us
     rep, colleague = user_in("sales-rep", "rep"), user_in("sales-rep", "colleague")
     theirs, other = _person(colleague), _person(colleague, "ray")
     RecordShare.objects.create(object_type="people.person", object_id=other.pk, user=rep, access=Access.READ)
-    assert _visible(rep) & {theirs.pk, other.pk} == {other.pk}
+    assert visible_ids(rep) & {theirs.pk, other.pk} == {other.pk}
     # when
     another_process(lambda: _raw_share(theirs, rep))
     # then
-    assert _visible(rep) & {theirs.pk, other.pk} == {theirs.pk, other.pk}
+    assert visible_ids(rep) & {theirs.pk, other.pk} == {theirs.pk, other.pk}
     # when
     another_process(lambda: _raw_unshare(theirs))
     # then
-    assert _visible(rep) & {theirs.pk, other.pk} == {other.pk}
+    assert visible_ids(rep) & {theirs.pk, other.pk} == {other.pk}
 
 
 def test_a_share_made_elsewhere_reaches_a_token_request_at_once(user_in, private, another_process):
@@ -147,7 +139,7 @@ def test_a_share_made_elsewhere_keeps_the_configuration(user_in, private, anothe
     # given: a warm cache
     rep, colleague = user_in("sales-rep", "rep"), user_in("sales-rep", "colleague")
     theirs = _person(colleague)
-    assert theirs.pk not in _visible(rep)
+    assert theirs.pk not in visible_ids(rep)
     config = policy._config
     value, config_value = _row()
     # when
@@ -155,12 +147,12 @@ def test_a_share_made_elsewhere_keeps_the_configuration(user_in, private, anothe
     # then: the row's value moved, its configuration value did not
     assert _row()[0] != value and _row()[1] == config_value
     # and the next request reads the row only, keeps the configuration, and sees the share
-    user = _request_user(rep)
+    user = request_user(rep)
     with CaptureQueriesContext(connection) as queries:
         policy.access_context(user)
     assert len(queries.captured_queries) == 1
     assert policy._config is config
-    assert theirs.pk in _visible(rep)
+    assert theirs.pk in visible_ids(rep)
 
 
 def test_a_configuration_change_moves_both_values(user_in):
@@ -189,11 +181,11 @@ def test_a_rolled_back_share_is_never_served(user_in, private):
     # when: the share is seen (and cached) inside its transaction, then rolled back
     with pytest.raises(Undo), transaction.atomic():
         _raw_share(theirs, rep)
-        assert theirs.pk in _visible(rep)
+        assert theirs.pk in visible_ids(rep)
         raise Undo
     # then
     assert _row() == before
-    assert theirs.pk not in _visible(rep)
+    assert theirs.pk not in visible_ids(rep)
 
 
 @pytest.mark.django_db(transaction=True)
@@ -204,7 +196,7 @@ def test_a_share_committed_on_another_connection_is_seen_at_once(on_another_conn
     colleague = User.objects.create_user("colleague", password=None, role=Role.objects.get(key="sales-rep"))
     services.sharing_default_set(actor=None, object_type="people.person", access=Access.PRIVATE)
     theirs = _person(colleague)
-    assert theirs.pk not in _visible(rep)
+    assert theirs.pk not in visible_ids(rep)
     kept = policy._generation, policy._config
 
     # when: another connection (a thread has its own) shares the person with the rep, then unshares
@@ -215,10 +207,10 @@ def test_a_share_committed_on_another_connection_is_seen_at_once(on_another_conn
     elsewhere(lambda: _raw_share(theirs, rep))
     # then
     assert policy._config is kept[1]
-    assert theirs.pk in _visible(rep)
+    assert theirs.pk in visible_ids(rep)
     # when / then
     elsewhere(lambda: _raw_unshare(theirs))
-    assert theirs.pk not in _visible(rep)
+    assert theirs.pk not in visible_ids(rep)
 
 
 # --------------------------------------------------------------------- the condition
@@ -226,7 +218,7 @@ def test_a_share_committed_on_another_connection_is_seen_at_once(on_another_conn
 
 def _search_sql(user) -> str:
     with CaptureQueriesContext(connection) as queries:
-        list(Person.objects.visible_to(_request_user(user)).filter(family_key__startswith="le"))
+        list(Person.objects.visible_to(request_user(user)).filter(family_key__startswith="le"))
     return queries.captured_queries[-1]["sql"]
 
 
@@ -243,7 +235,7 @@ def test_the_shared_ids_are_listed_up_to_the_threshold_and_queried_beyond(user_i
     # when
     sql = _search_sql(rep)
     # then: the same people either way; PostgreSQL lists the ids up to the threshold
-    assert _visible(rep) & {shared.pk, by_team.pk, unshared.pk} == {shared.pk, by_team.pk}
+    assert visible_ids(rep) & {shared.pk, by_team.pk, unshared.pk} == {shared.pk, by_team.pk}
     if connection.vendor == "postgresql":
         assert ("access_recordshare" in sql) is (listed < 2)
         assert (str(shared.pk) in sql) is (listed >= 2)
