@@ -9,8 +9,9 @@ kept outside the database) of its own fields and of the previous entry's hash. A
 their seqs from the chain head row with one ``UPDATE … RETURNING``, which locks it until the
 transaction ends (on PostgreSQL; SQLite's IMMEDIATE transactions already serialise writers),
 so several processes never fork the chain; on PostgreSQL a single entry is first tried in
-one statement after the head the connection moved last (``_append_after``). ``verify_chain``
-walks the chain and names the first entry that was edited or deleted.
+one statement after the head the connection moved last (``_append_after``), on SQLite in one
+statement after the head the database holds (``_append_here``). ``verify_chain`` walks the
+chain and names the first entry that was edited or deleted.
 
 Field history: pass ``changes={"field": [old, new]}``; the values are sealed (they are
 personal data), and the chain covers their digest, so erasure can drop the values
@@ -120,14 +121,20 @@ def _append(rows: list[dict[str, Any]]) -> int:
     """Chain and insert ``rows``; the seq of the last one.
 
     Three statements in one transaction: reserve the seqs on the chain head (which locks it,
-    and gives the previous hash), insert the entries, move the head's hash. On PostgreSQL a
-    single entry's insert and the head's move are one statement (a data-modifying ``WITH``),
-    and a single entry is first tried in one statement alone (``_append_after``).
+    and gives the previous hash), insert the entries, move the head's hash (on SQLite the
+    trigger of migration ``access/0010`` moves it as the last entry is inserted). On PostgreSQL
+    a single entry's insert and the head's move are one statement (a data-modifying ``WITH``),
+    and a single entry is first tried in one statement alone (``_append_after``); on SQLite a
+    single entry is one statement (``_append_here``).
     """
     if not rows:
         return 0
-    key = keyring().audit_key
     plan = _plan()
+    if plan.append_here and len(rows) == 1:
+        seq = _append_here(plan, rows[0])
+        if seq:
+            return seq
+    key = keyring().audit_key
     last = _last_head.get(_wrapper()) if plan.append_after and len(rows) == 1 else None
     if last is not None:
         with preparing_cursor(connection) as cursor:
@@ -149,7 +156,8 @@ def _append(rows: list[dict[str, Any]]) -> int:
                 cursor.execute(plan.insert, params[0])
             else:
                 cursor.executemany(plan.insert, params)
-            cursor.execute(plan.move, [prev])
+            if plan.move:
+                cursor.execute(plan.move, [prev])
     if plan.append_after:
         _last_head[_wrapper()] = (end, prev)
     return end
@@ -184,6 +192,57 @@ def _append_after(cursor: Any, plan: _Plan, row: dict[str, Any], last: tuple[int
     return False
 
 
+def _append_here(plan: _Plan, row: dict[str, Any]) -> int:
+    """SQLite: append ``row`` after the head the database holds, in one statement; its seq (0 if
+    there is no head row yet).
+
+    ``INSERT … SELECT head.seq + 1, …, head.hash, <link hash> FROM head``: a writing statement
+    takes SQLite's write lock before it reads the head, and the trigger of migration
+    ``access/0010`` moves the head to the entry in the same statement, so no process can append
+    in between and nothing is remembered that could be stale. In autocommit the statement is
+    its own transaction (committed before the caller goes on, as the reserving path's was);
+    inside a caller's transaction it commits or rolls back with it. The entry's HMAC is
+    computed by ``_link_hash``, which the statement calls as an SQL function of this connection:
+    the key stays in this process and is in neither the SQL nor its parameters.
+    """
+    _register_link_function()
+    values = plan.row_values(row)
+    values[plan.link_slot] = _CHAIN_JSON.encode(_link_fields(row))[1:-1]
+    with connection.cursor() as cursor:
+        cursor.execute(plan.append_here, [values[i] for i in plan.here_slots])
+        found = cursor.fetchall()  # to the end: the statement (and its transaction) is then done
+    if not found:
+        return 0
+    row["seq"], row["prev_hash"], row["hash"] = found[0]
+    return int(found[0][0])
+
+
+LINK_FUNCTION = "rapport_audit_link"
+# Connections this process has registered the link function on: the raw sqlite3 connection
+# per Django connection (sqlite3 connections take no weak references; a reconnect replaces it).
+_linked: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
+
+
+def _register_link_function() -> None:
+    wrapper = _wrapper()
+    wrapper.ensure_connection()
+    raw = wrapper.connection
+    if _linked.get(wrapper) is not raw:
+        raw.create_function(LINK_FUNCTION, 3, _link_hash_of_keyring)
+        _linked[wrapper] = raw
+
+
+def _link_hash_of_keyring(seq: int, middle: str, prev_hash: str) -> str:
+    return _link_hash(seq, middle, prev_hash, keyring().audit_key)
+
+
+def _link_hash(seq: int, middle: str, prev_hash: str, key: bytes) -> str:
+    """``_row_hash`` from the entry's own fields encoded apart (``middle``, the JSON list's
+    inside) and the seq and previous hash, which the database gives in the statement."""
+    text = f"[{int(seq)},{middle},{_CHAIN_JSON.encode(prev_hash)}]"
+    return hmac.digest(key, text.encode(), "sha256").hex()
+
+
 def _reserve(cursor: Any, plan: _Plan, count: int) -> tuple[int, str]:
     """Take ``count`` seqs from the chain head: (the last one taken, the hash before them).
 
@@ -213,10 +272,21 @@ class _Plan:
     insert: str
     insert_and_move: str  # "" where a single statement cannot do both
     append_after: str  # move a remembered head and insert after it, in one statement ("" on SQLite)
+    append_here: str  # insert after the head the database holds, in one statement (SQLite; else "")
+    here_slots: tuple[int, ...]  # the columns ``append_here`` takes as parameters, in its order
+    link_slot: int  # where the hash column's parameter (the link function's fields) goes
     reserve: str
-    move: str
+    move: str  # "" where the trigger moves the head (SQLite)
     columns: tuple[tuple[str, Any, Any], ...]  # (attname, converter or None, default)
     sealed: str  # the attname whose value is sealed per row (never shared between rows)
+
+    def row_values(self, row: dict[str, Any]) -> list[Any]:
+        """One row's parameters (``values`` for a single row, without its memo)."""
+        values = []
+        for attname, convert, default in self.columns:
+            value = row.get(attname, default)
+            values.append(value if convert is None or value is None else convert(value))
+        return values
 
     def values(self, rows: list[dict[str, Any]]) -> list[list[Any]]:
         memo: dict[tuple[str, Any], Any] = {}  # a page's rows share actor, time, request…
@@ -257,7 +327,20 @@ def _build_plan() -> _Plan:
     move = f"UPDATE {head} SET {quote('hash')} = %s WHERE {quote('id')} = 1"  # noqa: S608 - model metadata
     reserve = (f"UPDATE {head} SET {quote('seq')} = {quote('seq')} + %s WHERE {quote('id')} = 1 "  # noqa: S608
                f"RETURNING {quote('seq')}, {quote('hash')}")
-    insert_and_move = append_after = ""
+    insert_and_move = append_after = append_here = ""
+    here_slots: tuple[int, ...] = ()
+    attnames = [f.attname for f in fields]
+    link_slot = attnames.index("hash")
+    if connection.vendor == "sqlite":
+        # seq and prev_hash from the head row, the hash by the link function (``_append_here``);
+        # the head moves by trigger, so the reserving path does not move it either
+        computed = {"seq": "h.seq + 1", "prev_hash": "h.hash", "hash": f"{LINK_FUNCTION}(h.seq + 1, %s, h.hash)"}
+        here_slots = tuple(i for i, name in enumerate(attnames) if name not in ("seq", "prev_hash"))
+        append_here = (f"INSERT INTO {entries} ({', '.join(quote(f.column) for f in fields)}) "  # noqa: S608
+                       f"SELECT {', '.join(computed.get(name, '%s') for name in attnames)} "
+                       f"FROM {head} AS h WHERE h.{quote('id')} = 1 "
+                       f"RETURNING {quote('seq')}, {quote('prev_hash')}, {quote('hash')}")
+        move = ""
     if connection.vendor == "postgresql":
         insert_and_move = f"WITH entry AS ({insert}) {move}"
         typed = ", ".join(f"%s::{f.db_type(connection)}" for f in fields)  # a SELECT list's parameters need types
@@ -268,7 +351,7 @@ def _build_plan() -> _Plan:
                         f"SELECT {typed} FROM moved")
     sealed = next(f.attname for f in fields if isinstance(f, EncryptedTextField))
     return _Plan(insert=insert, insert_and_move=insert_and_move, append_after=append_after,
-                 reserve=reserve, move=move,
+                 append_here=append_here, here_slots=here_slots, link_slot=link_slot, reserve=reserve, move=move,
                  columns=tuple((f.attname, _converter(f), f.get_default()) for f in fields), sealed=sealed)
 
 
@@ -303,11 +386,16 @@ def entry_hash(entry: AuditEntry, key: bytes) -> str:
 
 def _row_hash(row: Mapping[str, Any], key: bytes) -> str:
     """``entry_hash`` of the entry ``row`` (attribute values by name) will be, without the instance."""
-    return _hash_of([
-        row["seq"], _timestamp(row["occurred_at"]), str(row["actor_id"] or ""), row["actor_name"], row["action"],
+    return _hash_of([row["seq"], *_link_fields(row), row["prev_hash"]], key)
+
+
+def _link_fields(row: Mapping[str, Any]) -> list[Any]:
+    """What ``entry_hash`` covers between the seq and the previous hash, in its order."""
+    return [
+        _timestamp(row["occurred_at"]), str(row["actor_id"] or ""), row["actor_name"], row["action"],
         row["object_type"], row["object_id"], str(row["person_id"] or ""), row["channel"], row["ip"],
-        row["reason"], row["request_id"], row["detail"], row["changes_digest"], row["prev_hash"],
-    ], key)
+        row["reason"], row["request_id"], row["detail"], row["changes_digest"],
+    ]
 
 
 _CHAIN_JSON = json.JSONEncoder(separators=(",", ":"), ensure_ascii=True)  # json.dumps's, built once
