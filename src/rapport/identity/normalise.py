@@ -177,15 +177,22 @@ def name_parts(full_name: str = "", *, given_name: str = "", family_name: str = 
     return NameParts(title, given, middle, family, suffix, canonical_given_name(given))
 
 
-# nameparser takes about a millisecond a name; names repeat a lot (a million records hold a
-# few tens of thousands of distinct given and family names), so each part is parsed once.
+# nameparser takes about a millisecond a name (half of the API's duplicate check); names repeat
+# a lot (a million records hold a few tens of thousands of distinct given and family names), so
+# each part is parsed once. One plain word, the usual given or family name and all the API is
+# usually sent, is not parsed at all: what nameparser makes of it is known (below), and
+# tests/test_normalise compares both ways over nameparser's whole vocabulary and generated words.
 @functools.lru_cache(maxsize=200_000)
 def _given_parts(given_name: str) -> tuple[str, str, str]:
     # An apostrophe joins a name's letters (O'Tierney), as ``fold`` does for family names;
     # split there, "O'Tierney" would give the given name "o".
     given_name = given_name.replace("'", "").replace("\u2019", "")
-    if given_name.isalpha() and given_name.lower() not in _TITLES | _SUFFIXES:
-        return "", fold(given_name), ""  # one plain word: nothing for nameparser to split
+    if _one_plain_word(given_name) and given_name.lower() not in _TITLES:
+        return "", fold(given_name), ""  # nameparser's first name (or suffix): the word, folded
+    return _given_parsed(given_name)
+
+
+def _given_parsed(given_name: str) -> tuple[str, str, str]:
     given_parsed = HumanName(given_name)
     rest = " ".join(p for p in (given_parsed.first, given_parsed.middle, given_parsed.last) if p)
     given_words = fold_tokens(rest or given_name)
@@ -193,11 +200,21 @@ def _given_parts(given_name: str) -> tuple[str, str, str]:
             "".join(given_words[1:]))
 
 
-@functools.lru_cache(maxsize=200_000)
 def _family_part(family_name: str) -> str:
-    if family_name.isalpha() and family_name.lower() not in _SUFFIXES:
+    if _one_plain_word(family_name):  # nameparser's last name is the word, or empty (then the word)
         return fold(family_name)
+    return _family_parsed(family_name)
+
+
+@functools.lru_cache(maxsize=200_000)
+def _family_parsed(family_name: str) -> str:
     return fold(HumanName(f"x {family_name}").last or family_name)
+
+
+def _one_plain_word(text: str) -> bool:
+    """Letters and digits only: nameparser has nothing to split. Letters may be any script; a
+    word with digits is ASCII only (``fold`` of other digits and signs is not one word)."""
+    return text.isalpha() or (text.isascii() and text.isalnum())
 
 
 @functools.lru_cache(maxsize=200_000)
@@ -214,7 +231,6 @@ def _nameparser_words(kind: str) -> frozenset[str]:
 
 
 _TITLES = _nameparser_words("titles")
-_SUFFIXES = _nameparser_words("suffix_acronyms") | _nameparser_words("suffix_not_acronyms")
 
 
 def canonical_given_name(name: str) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rapport.identity.normalise import (
@@ -126,6 +126,106 @@ def test_an_apostrophe_joins_a_given_name_as_it_joins_a_family_name() -> None:
     # then
     assert (swapped.given, swapped.family) == ("otierney", "flynn")
     assert usual.family == swapped.given
+
+
+# One plain word is folded without nameparser (round 6 of docs/performance/api.md); the import
+# and the duplicate check match on these keys, so they must be what they were. The reference
+# below is the code before that change: one word of letters not a title or suffix folded, any
+# other text parsed.
+def _vocabulary(kind: str) -> set[str]:
+    from nameparser.config import CONSTANTS
+
+    return set(getattr(CONSTANTS, kind))
+
+
+_TITLES_WORDS = {w.lower() for w in _vocabulary("titles")}
+_SUFFIX_WORDS = {w.lower() for w in _vocabulary("suffix_acronyms") | _vocabulary("suffix_not_acronyms")}
+
+
+def _given_as_before(given_name: str) -> tuple[str, str, str]:
+    from nameparser import HumanName
+
+    from rapport.core.search import fold, fold_tokens
+
+    given_name = given_name.replace("'", "").replace("\u2019", "")
+    if given_name.isalpha() and given_name.lower() not in _TITLES_WORDS | _SUFFIX_WORDS:
+        return "", fold(given_name), ""
+    parsed = HumanName(given_name)
+    rest = " ".join(p for p in (parsed.first, parsed.middle, parsed.last) if p)
+    words = fold_tokens(rest or given_name)
+    return fold(parsed.title), words[0] if words else "", "".join(words[1:])
+
+
+def _family_as_before(family_name: str) -> str:
+    from nameparser import HumanName
+
+    from rapport.core.search import fold
+
+    if family_name.isalpha() and family_name.lower() not in _SUFFIX_WORDS:
+        return fold(family_name)
+    return fold(HumanName(f"x {family_name}").last or family_name)
+
+
+def _assert_as_before(word: str) -> None:
+    given = name_parts(given_name=word, family_name="")
+    family = name_parts(given_name="", family_name=word)
+    assert (given.title, given.given, given.middle) == _given_as_before(word), word
+    assert family.family == _family_as_before(word), word
+
+
+def _vocabulary_words() -> list[str]:
+    words = set()
+    for kind in ("titles", "suffix_acronyms", "suffix_not_acronyms", "prefixes", "conjunctions",
+                 "first_name_titles"):
+        for word in _vocabulary(kind):
+            words |= {word, word.upper(), word.capitalize(), f"{word}2", f"3{word.capitalize()}"}
+    return sorted(words)
+
+
+def test_one_word_names_are_what_they_were_over_nameparsers_whole_vocabulary() -> None:
+    # given: every title, suffix, prefix and conjunction nameparser knows, in three cases and
+    # with a digit (words it treats specially, the ones a shortcut could get wrong)
+    words = _vocabulary_words()
+    # when / then
+    assert len(words) > 5000
+    for word in words:
+        _assert_as_before(word)
+
+
+_LETTERS_AND_DIGITS = st.characters(categories=["Lu", "Ll", "Lt", "Lm", "Lo", "Nd", "Nl", "No"])
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.text(_LETTERS_AND_DIGITS, min_size=1, max_size=12)
+       | st.text("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789", min_size=1, max_size=12)
+       | st.sampled_from(["Bench", "Create123", "Smith", "Jr", "III", "Mc", "van", "Dr", "y", "José", "Zoë"]))
+def test_one_word_names_are_what_they_were(word: str) -> None:
+    _assert_as_before(word)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.text("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.,-' ", min_size=1,
+                        max_size=8), min_size=1, max_size=4).map(" ".join))
+def test_names_of_several_words_or_signs_are_what_they_were(text: str) -> None:
+    # given: names nameparser still reads (several words, initials, commas, hyphens)
+    # when / then
+    _assert_as_before(text)
+
+
+def test_a_one_word_name_is_not_parsed(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    # given: nameparser unavailable to the name reader
+    from rapport.identity import normalise
+
+    def refuse(*args, **kwargs):  # type: ignore[no-untyped-def]
+        raise AssertionError("parsed")
+
+    monkeypatch.setattr(normalise, "HumanName", refuse)
+    # when
+    parts = name_parts(given_name="Ada7", family_name="Create12345")
+    # then
+    assert (parts.given, parts.family) == ("ada7", "create12345")
+    with pytest.raises(AssertionError):
+        name_parts(given_name="", family_name="Smith-Jones Unparsed")
 
 
 @pytest.mark.parametrize(("nickname", "formal"), [
