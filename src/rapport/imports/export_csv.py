@@ -40,6 +40,12 @@ from rapport.people.models import ContactPoint, Employment, Organisation, Person
 WORKERS = 2
 AHEAD = 2  # pages dispatched beyond one per worker: memory stays a few pages whatever the size
 POLL_SECONDS = 1.0
+# SQLite: the workers read the database file through a memory map (SQLite's compiled-in ceiling,
+# 2 GiB, is what it takes): at a million people every row is a random look-up in a file larger
+# than the page cache, and a mapped page costs no system call and no copy (15-20 % less CPU per
+# page, decision 0025). The mapped pages are the file's own clean pages, shared with the OS page
+# cache, not memory the export allocates; bench/export.py measures the latter (RssAnon).
+SQLITE_MMAP_BYTES = 2**31
 FORMULA = frozenset("=+-@")
 _STAMP_LENGTHS = frozenset((19, 26))  # "YYYY-MM-DD HH:MM:SS" and with ".ffffff"
 
@@ -155,6 +161,13 @@ def _pages_in_workers(plan: PagePlan, columns: Any, header: Callable[[Any], byte
             pipe.cancel_join_thread()
 
 
+def read_mapped() -> None:
+    """SQLite: this connection reads the database file through a memory map (decision 0025)."""
+    if connection.vendor == "sqlite" and SQLITE_MMAP_BYTES and not connection.is_in_memory_db():
+        with connection.cursor() as cursor:
+            cursor.execute(f"PRAGMA mmap_size = {int(SQLITE_MMAP_BYTES)}")
+
+
 def _key_ranges(count: int, *, postgres: bool) -> list[tuple[str | None, str | None]]:
     """``count`` ranges of ids by their first hex digit (UUIDs are spread evenly over them)."""
     cuts = [f"{16 * n // count:x}" for n in range(1, count)]
@@ -174,6 +187,7 @@ def _result(results: Any, processes: list[Any]) -> tuple[int, str, Any]:
 def _work(plan: PagePlan, audit: Callable[[list[str]], None], tasks: Any, results: Any, parent: int) -> None:
     """A worker: count or build and audit what it is given; stop when told or when the exporter is gone."""
     try:
+        read_mapped()  # this worker's own connection, opened here
         while True:
             try:
                 task = tasks.get(timeout=POLL_SECONDS)
