@@ -29,7 +29,6 @@ from typing import Any
 import phonenumbers
 from django.conf import settings
 
-from rapport.core.search import fold
 from rapport.identity.normalise import (
     NormalisedIdentifier,
     normalise_contact_value,
@@ -40,6 +39,7 @@ _LABEL = r"[A-Za-z0-9]+(?:-[A-Za-z0-9]+)*"
 _SIMPLE_EMAIL = re.compile(
     rf"[A-Za-z0-9]+(?:[._+-][A-Za-z0-9]+)*@(?:(?:{_LABEL})\.)+[A-Za-z]{{2,63}}")
 # email_validator refuses these domains and their subdomains (SPECIAL_USE_DOMAIN_NAMES)
+_NOT_ALNUM = re.compile(r"[^a-z0-9]+")  # core.search.fold's
 _SPECIAL_USE = ("arpa", "invalid", "local", "localhost", "onion", "test")
 
 
@@ -55,7 +55,9 @@ def simple_email(value: str) -> NormalisedIdentifier | None:
     labels = email[len(local) + 1:].split(".")
     if labels[-1] in _SPECIAL_USE or any(len(label) > 63 for label in labels):
         return None
-    return NormalisedIdentifier(email, fold(email)[:200])
+    # fold() of lower-case ASCII only drops what is not a letter or digit: the same, without
+    # its Unicode decomposition
+    return NormalisedIdentifier(email, _NOT_ALNUM.sub("", email)[:200])
 
 
 @lru_cache(maxsize=65536)

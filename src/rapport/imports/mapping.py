@@ -20,7 +20,7 @@ import datetime as dt
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from rapport.core.errors import DomainError
 
@@ -72,9 +72,8 @@ class MappingError(DomainError):
     code = "bad_mapping"
 
 
-@dataclass(frozen=True)
-class MappedValue:
-    """One value of a row, already assigned to a Rapport field."""
+class MappedValue(NamedTuple):
+    """One value of a row, already assigned to a Rapport field (a tuple: a file makes millions)."""
 
     target: str
     value: Any
@@ -228,29 +227,51 @@ class CompiledMapping:
     def apply(self, values: Sequence[Any]) -> list[MappedValue]:
         """Turn one row's cells into mapped values (strings, dates from Excel kept as dates)."""
         out: list[MappedValue] = []
-        headers = self.headers
-        for index, target, label, date_format, label_index in self.singles:
+        append = out.append
+        separators = self.separators
+        for index, target, label, date_format, label_index, column, kind in self._plan():
             raw = values[index]
             if raw is None or raw == "":
                 continue
             if label_index is not None:
                 label = normalise_label(_text(values[label_index])) or label
-            column = headers[index]
-            if target in DATE_TARGETS:
-                out.append(MappedValue(target, (raw, date_format or self.date_format), label, column))
-            elif TARGETS[target].multi:
-                for part in split_multi(_text(raw), self.separators, target):
-                    out.append(MappedValue(target, part, label, column))
-            else:
-                text = _text(raw).strip()
+            if kind == _DATE_VALUE:
+                append(MappedValue(target, (raw, date_format or self.date_format), label, column))
+                continue
+            text = raw if raw.__class__ is str and raw[:1] != "'" else _text(raw)  # the usual cell as is
+            if kind == _ONE_VALUE:
+                text = text.strip()
                 if text:
-                    out.append(MappedValue(target, text, label, column))
+                    append(MappedValue(target, text, label, column))
+            elif kind == _MULTI_VALUE:
+                if target != "tags" and not any(sep in text for sep in separators):
+                    text = text.strip()  # the usual cell holds one value: split_multi's answer, cheaper
+                    if text:
+                        append(MappedValue(target, text, label, column))
+                    continue
+                for part in split_multi(text, separators, target):
+                    append(MappedValue(target, part, label, column))
+        headers = self.headers
         for label, indexes in self.addresses:
             parts = [_text(values[i]).strip() for i in indexes]
             text = "\n".join(p for p in parts if p)
             if text:
-                out.append(MappedValue("address", text, label, headers[indexes[0]]))
+                append(MappedValue("address", text, label, headers[indexes[0]]))
         return out
+
+    def _plan(self) -> list[tuple[int, str, str, str, int | None, str, int]]:
+        """``singles`` with each column's header and kind of value, worked out once per mapping."""
+        plan = self.__dict__.get("_compiled")
+        if plan is None:
+            plan = [(index, target, label, date_format, label_index, self.headers[index],
+                     _DATE_VALUE if target in DATE_TARGETS else _MULTI_VALUE if TARGETS[target].multi
+                     else _ONE_VALUE)
+                    for index, target, label, date_format, label_index in self.singles]
+            self.__dict__["_compiled"] = plan
+        return plan
+
+
+_ONE_VALUE, _MULTI_VALUE, _DATE_VALUE = 0, 1, 2
 
 
 def compile_mapping(mapping: dict[str, Any], headers: Sequence[str]) -> CompiledMapping:

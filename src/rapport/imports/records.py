@@ -42,6 +42,8 @@ COUNTRY_NAMES = {
     "new zealand": "NZ", "switzerland": "CH", "austria": "AT", "sweden": "SE", "norway": "NO",
     "denmark": "DK", "finland": "FI", "poland": "PL", "india": "IN", "japan": "JP",
 }
+_POINT_TARGETS = frozenset(("email", "phone", "address", "url", "social"))
+_NAME_FIELDS = frozenset(PERSON_FIELDS) - {"notes"}  # notes are joined, not set once (build_record)
 _LANGUAGE = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
 
 
@@ -85,10 +87,13 @@ class ImportRecord:
 
     def address_keys(self) -> set[tuple[str, str]]:
         """Postal addresses identify a person only together with the family name."""
+        addresses = [p.normalised for p in self.points if p.kind == "address"]
+        if not addresses:  # most rows: no need to fold the family name
+            return set()
         family = fold(self.person.get("family_name", ""))
         if not family:
             return set()
-        return {("address", f"{p.normalised}\x00{family}") for p in self.points if p.kind == "address"}
+        return {("address", f"{normalised}\x00{family}") for normalised in addresses}
 
     def display_name(self) -> str:
         first = self.person.get("preferred_name") or self.person.get("given_name", "")
@@ -110,10 +115,12 @@ def build_record(number: int, mapped: list[MappedValue], *, default_region: str 
     raw_points: list[MappedValue] = []
     for item in mapped:
         target = item.target
-        if target == "full_name":
-            full_names.append(item)
-        elif target in ("email", "phone", "address", "url", "social"):
+        if target in _POINT_TARGETS:  # the most common targets first
             raw_points.append(item)
+        elif target in _NAME_FIELDS:
+            _person_field(record, item)
+        elif target == "full_name":
+            full_names.append(item)
         elif target == "tags":
             tag = " ".join(str(item.value).split())
             if len(tag) > MAX_TAG:

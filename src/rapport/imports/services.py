@@ -516,18 +516,23 @@ class _Context:
         records = group.records
         if any(r.organisation or r.tags or r.consents for r in records):
             return None
-        plan = _Plan(person_id=None, is_new=True)
-        _start_new(plan, records[0])
-        for record in records[1:]:
-            _merge(plan, record, self.imp.policy, dt.date.min)  # no jobs here: the date is unused
+        if len(records) == 1:  # most groups: the row's own values and points, as _start_new takes them
+            values, new_points = records[0].person, records[0].points
+        else:
+            plan = _Plan(person_id=None, is_new=True)
+            _start_new(plan, records[0])
+            for record in records[1:]:
+                _merge(plan, record, self.imp.policy, dt.date.min)  # no jobs here: the date is unused
+            values, new_points = plan.values, plan.new_points
         db_id = next(ids)
         kinds: set[str] = set()
         points = []
-        for point in plan.new_points:
+        source = self.source
+        for point in new_points:
             points.append(row((next(ids), db_id, point.kind, point.label, point.value, point.normalised,
-                               point.search_key[:200], self.source), (False, point.kind not in kinds)))
+                               point.search_key[:200], source), (False, point.kind not in kinds)))
             kinds.add(point.kind)
-        return Fresh(bulk.dashed(db_id), db_id, row((db_id, *_person_row(plan.values))), points, len(records))
+        return Fresh(bulk.dashed(db_id), db_id, row((db_id, *_person_row(values))), points, len(records))
 
     def _check_consent_row(self, record: ImportRecord) -> None:
         if not record.consents or not record.valid:
