@@ -129,9 +129,10 @@ def _append(rows: list[dict[str, Any]]) -> int:
     """
     if not rows:
         return 0
-    plan = _plan()
+    wrapper = _wrapper()
+    plan = _plan(wrapper)
     if plan.append_here and len(rows) == 1:
-        seq = _append_here(plan, rows[0])
+        seq = _append_here(wrapper, plan, rows[0])
         if seq:
             return seq
     key = keyring().audit_key
@@ -192,7 +193,7 @@ def _append_after(cursor: Any, plan: _Plan, row: dict[str, Any], last: tuple[int
     return False
 
 
-def _append_here(plan: _Plan, row: dict[str, Any]) -> int:
+def _append_here(wrapper: Any, plan: _Plan, row: dict[str, Any]) -> int:
     """SQLite: append ``row`` after the head the database holds, in one statement; its seq (0 if
     there is no head row yet).
 
@@ -205,11 +206,20 @@ def _append_here(plan: _Plan, row: dict[str, Any]) -> int:
     computed by ``_link_hash``, which the statement calls as an SQL function of this connection:
     the key stays in this process and is in neither the SQL nor its parameters.
     """
-    _register_link_function()
-    values = plan.row_values(row)
-    values[plan.link_slot] = _CHAIN_JSON.encode(_link_fields(row))[1:-1]
-    with connection.cursor() as cursor:
-        cursor.execute(plan.append_here, [values[i] for i in plan.here_slots])
+    wrapper.ensure_connection()
+    raw = wrapper.connection
+    if _linked.get(wrapper) is not raw:
+        raw.create_function(LINK_FUNCTION, 3, _link_hash_of_keyring)
+        _linked[wrapper] = raw
+    # Named parameters: Django turns the statement's "%(name)s" into SQLite's ":name" with one
+    # "%", where "%s" placeholders cost a regular-expression pass over the statement per call.
+    params = {}
+    for name, attname, convert, default in plan.here_columns:
+        value = row.get(attname, default)
+        params[name] = value if convert is None or value is None else convert(value)
+    params[plan.link_param] = _CHAIN_JSON.encode(_link_fields(row))[1:-1]
+    with wrapper.cursor() as cursor:
+        cursor.execute(plan.append_here, params)
         found = cursor.fetchall()  # to the end: the statement (and its transaction) is then done
     if not found:
         return 0
@@ -221,15 +231,6 @@ LINK_FUNCTION = "rapport_audit_link"
 # Connections this process has registered the link function on: the raw sqlite3 connection
 # per Django connection (sqlite3 connections take no weak references; a reconnect replaces it).
 _linked: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
-
-
-def _register_link_function() -> None:
-    wrapper = _wrapper()
-    wrapper.ensure_connection()
-    raw = wrapper.connection
-    if _linked.get(wrapper) is not raw:
-        raw.create_function(LINK_FUNCTION, 3, _link_hash_of_keyring)
-        _linked[wrapper] = raw
 
 
 def _link_hash_of_keyring(seq: int, middle: str, prev_hash: str) -> str:
@@ -273,20 +274,12 @@ class _Plan:
     insert_and_move: str  # "" where a single statement cannot do both
     append_after: str  # move a remembered head and insert after it, in one statement ("" on SQLite)
     append_here: str  # insert after the head the database holds, in one statement (SQLite; else "")
-    here_slots: tuple[int, ...]  # the columns ``append_here`` takes as parameters, in its order
-    link_slot: int  # where the hash column's parameter (the link function's fields) goes
+    here_columns: tuple[tuple[str, str, Any, Any], ...]  # its parameters: (name, attname, converter, default)
+    link_param: str  # its parameter for the link function: the entry's own fields, encoded
     reserve: str
     move: str  # "" where the trigger moves the head (SQLite)
     columns: tuple[tuple[str, Any, Any], ...]  # (attname, converter or None, default)
     sealed: str  # the attname whose value is sealed per row (never shared between rows)
-
-    def row_values(self, row: dict[str, Any]) -> list[Any]:
-        """One row's parameters (``values`` for a single row, without its memo)."""
-        values = []
-        for attname, convert, default in self.columns:
-            value = row.get(attname, default)
-            values.append(value if convert is None or value is None else convert(value))
-        return values
 
     def values(self, rows: list[dict[str, Any]]) -> list[list[Any]]:
         memo: dict[tuple[str, Any], Any] = {}  # a page's rows share actor, time, request…
@@ -311,10 +304,11 @@ class _Plan:
 _plans: dict[str, _Plan] = {}
 
 
-def _plan() -> _Plan:
-    plan = _plans.get(connection.vendor)
+def _plan(wrapper: Any = None) -> _Plan:
+    vendor = (wrapper or connection).vendor
+    plan = _plans.get(vendor)
     if plan is None:
-        plan = _plans[connection.vendor] = _build_plan()
+        plan = _plans[vendor] = _build_plan()
     return plan
 
 
@@ -328,17 +322,20 @@ def _build_plan() -> _Plan:
     reserve = (f"UPDATE {head} SET {quote('seq')} = {quote('seq')} + %s WHERE {quote('id')} = 1 "  # noqa: S608
                f"RETURNING {quote('seq')}, {quote('hash')}")
     insert_and_move = append_after = append_here = ""
-    here_slots: tuple[int, ...] = ()
-    attnames = [f.attname for f in fields]
-    link_slot = attnames.index("hash")
+    here_columns: tuple[tuple[str, str, Any, Any], ...] = ()
+    link_param = "link"
+    columns = tuple((f.attname, _converter(f), f.get_default()) for f in fields)
     if connection.vendor == "sqlite":
         # seq and prev_hash from the head row, the hash by the link function (``_append_here``);
         # the head moves by trigger, so the reserving path does not move it either
-        computed = {"seq": "h.seq + 1", "prev_hash": "h.hash", "hash": f"{LINK_FUNCTION}(h.seq + 1, %s, h.hash)"}
-        here_slots = tuple(i for i, name in enumerate(attnames) if name not in ("seq", "prev_hash"))
+        here_columns = tuple((f"p{i}", *column) for i, column in enumerate(columns)
+                             if column[0] not in ("seq", "prev_hash", "hash"))
+        named = {name: f"%({name})s" for name, *_ in here_columns}
+        computed = {"seq": "h.seq + 1", "prev_hash": "h.hash",
+                    "hash": f"{LINK_FUNCTION}(h.seq + 1, %({link_param})s, h.hash)"}
+        select = [computed.get(attname) or named[f"p{i}"] for i, (attname, *_) in enumerate(columns)]
         append_here = (f"INSERT INTO {entries} ({', '.join(quote(f.column) for f in fields)}) "  # noqa: S608
-                       f"SELECT {', '.join(computed.get(name, '%s') for name in attnames)} "
-                       f"FROM {head} AS h WHERE h.{quote('id')} = 1 "
+                       f"SELECT {', '.join(select)} FROM {head} AS h WHERE h.{quote('id')} = 1 "
                        f"RETURNING {quote('seq')}, {quote('prev_hash')}, {quote('hash')}")
         move = ""
     if connection.vendor == "postgresql":
@@ -351,8 +348,8 @@ def _build_plan() -> _Plan:
                         f"SELECT {typed} FROM moved")
     sealed = next(f.attname for f in fields if isinstance(f, EncryptedTextField))
     return _Plan(insert=insert, insert_and_move=insert_and_move, append_after=append_after,
-                 append_here=append_here, here_slots=here_slots, link_slot=link_slot, reserve=reserve, move=move,
-                 columns=tuple((f.attname, _converter(f), f.get_default()) for f in fields), sealed=sealed)
+                 append_here=append_here, here_columns=here_columns, link_param=link_param, reserve=reserve,
+                 move=move, columns=columns, sealed=sealed)
 
 
 _PLAIN_FIELDS = (models.CharField, models.TextField, models.BigIntegerField)
@@ -367,6 +364,8 @@ def _converter(field: models.Field) -> Any:
     """
     if type(field) in _PLAIN_FIELDS:
         return None
+    if type(field) is models.DateTimeField and connection.vendor == "sqlite" and connection.timezone is UTC:
+        return _sqlite_utc_datetime
     if type(field) is models.DateTimeField:
         return connection.ops.adapt_datetimefield_value  # what get_db_prep_save ends in
     if type(field) is models.UUIDField and connection.features.has_native_uuid_field:
@@ -374,6 +373,14 @@ def _converter(field: models.Field) -> Any:
     if type(field) is models.UUIDField:
         return lambda value: value.hex if value.__class__ is uuid.UUID else field.get_db_prep_save(value, connection)
     return lambda value: field.get_db_prep_save(value, connection)
+
+
+def _sqlite_utc_datetime(value: datetime) -> Any:
+    """``adapt_datetimefield_value`` on SQLite in UTC, for the UTC datetimes entries hold: the
+    naive text, without its ``is_aware`` and ``make_naive`` calls."""
+    if value.tzinfo is UTC:
+        return str(value.replace(tzinfo=None))
+    return connection.ops.adapt_datetimefield_value(value)
 
 
 def entry_hash(entry: AuditEntry, key: bytes) -> str:

@@ -9,6 +9,7 @@ rolled-back one, and several processes appending at once never fork the chain.
 
 from __future__ import annotations
 
+import datetime as dt
 import itertools
 import json
 import os
@@ -188,3 +189,14 @@ def test_several_processes_appending_at_once_never_fork_the_chain(transactional_
     verified = subprocess.run([sys.executable, "-m", "rapport", "audit", "verify"], env=env, capture_output=True,
                               text=True, timeout=300)
     assert verified.returncode == 0 and f"{len(rows)} entries verified" in verified.stdout, verified
+
+
+@pytest.mark.parametrize("value", [
+    dt.datetime(2026, 12, 1, 12, 0, 0, tzinfo=dt.UTC),
+    dt.datetime(2026, 12, 1, 12, 0, 0, 7, tzinfo=dt.UTC),
+    dt.datetime(2030, 6, 30, 1, 2, 3, 450000, tzinfo=dt.timezone(dt.timedelta(hours=5, minutes=30))),
+])
+def test_an_entry_time_is_stored_as_django_stores_it(db, value):
+    """The entry's time goes in as Django's own field preparation would give it (SQLite's text)."""
+    field = AuditEntry._meta.get_field("occurred_at")
+    assert audit._converter(field)(value) == field.get_db_prep_save(value, connection)
