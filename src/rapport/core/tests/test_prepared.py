@@ -173,3 +173,24 @@ def _client_binding(cursor) -> bool:
     from psycopg import ClientCursor
 
     return isinstance(cursor, ClientCursor)
+
+
+def test_statements_prepared_run_their_generic_plan_planned_once():
+    from rapport.core.api.prepared import statements_prepared
+
+    if connection.vendor != "postgresql" or connection.connection.prepare_threshold is None:
+        pytest.skip("PostgreSQL's plan cache")
+    # given: a statement whose value-specific plans look cheaper (an IN list and a LIMIT), which
+    # PostgreSQL would otherwise plan again on every run
+    marker = "/* generic plan test */"
+    sql = f"SELECT id {marker} FROM people_person WHERE family_key = %s AND given_key IN (%s, %s) LIMIT 20"  # noqa: S608 - a constant
+    # when
+    with statements_prepared(), connection.cursor() as cursor:
+        for n in range(8):
+            cursor.execute(sql, [f"family{n}", "ada", "grace"])
+            cursor.fetchall()
+    # then
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT generic_plans, custom_plans FROM pg_prepared_statements WHERE statement LIKE %s",
+                       [f"%{marker}%"])
+        assert cursor.fetchall() == [(8, 0)]
