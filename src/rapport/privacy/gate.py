@@ -92,9 +92,13 @@ IN_MEMORY_DIGESTS = 500_000
 # stored digests (``digests``, decision 0018); "hashing" hashes every address here (the
 # tests run both). Pre-hashed (plain SHA-256) list entries are always matched by hashing.
 SUPPRESSION_BY: str | None = None
-# How ``decide_batch`` gets the codes: None chooses by database ("join" on PostgreSQL, "scan"
-# on SQLite); the tests set it to check both ways on both databases.
+# How ``decide_batch`` gets the codes: None chooses by database ("join" on PostgreSQL,
+# "ordered" on SQLite, decision 0021); the tests set it to check every way on both databases.
 STRATEGY: str | None = None
+# SQLite: the indexes the ordered query walks (migration 0007), by the table they index. Where
+# one is missing the batch falls back to "scan".
+ORDERED_INDEXES = {"person": "privacy_gate_person", "point": "privacy_gate_point",
+                   "state": "privacy_gate_state", "touch": "privacy_gate_touch"}
 # For querysets of at least this many people SQLite's marketing facts may be read by a forked
 # helper process meanwhile, where that is safe (``_Helper``, decision 0018). Off (None): at
 # 1,000,000 people on two shared cores it saved nothing (6.0–7.3 s against 5.9–6.3 s serial,
@@ -459,7 +463,7 @@ class _Helper:
 
         people, channel, purpose, _ = self.args
         if (PARALLEL_FROM is None or not isinstance(people, QuerySet) or not purpose.is_marketing
-                or (STRATEGY or ("join" if connection.vendor == "postgresql" else "scan")) != "scan"
+                or _strategy() != "scan"
                 or not fork_possible(connection) or not fork_safe_by_default() or channel in QUIET_CHANNELS
                 or default_cap() <= 0 or _suppression_mode(channel, purpose)[1]
                 or people.order_by().count() < PARALLEL_FROM):
@@ -600,12 +604,38 @@ def _decide_many(audience: _Audience, channel: str, purpose: Purpose, at: dt.dat
 def _codes_of(audience: _Audience, plan: _Plan, *, with_values: bool,
               helper: _Helper | None = None) -> tuple[dict[str, int], list[tuple] | None]:
     """The codes before suppression (and the contact points with values when ``with_values``)."""
-    strategy = STRATEGY or ("join" if connection.vendor == "postgresql" else "scan")
+    strategy = _strategy()
+    if strategy == "ordered":
+        return _codes_in_order(audience, plan), None
     if strategy == "join":
         with _batch_work_mem() as hashed_points:
             rows = _fetch(*_code_query(audience, plan, hashed_points=hashed_points))
         return (_with_quiet_hours(rows, plan) if len(rows[0]) > 2 else dict(rows)) if rows else {}, None
     return _codes_by_scans(audience, plan, with_values=with_values, helper=helper)
+
+
+def _strategy() -> str:
+    """The way to the codes on this database: ``STRATEGY``, else "join" on PostgreSQL and
+    "ordered" on SQLite where its indexes exist (else "scan")."""
+    if STRATEGY:
+        return STRATEGY
+    if connection.vendor == "postgresql":
+        return "join"
+    return "ordered" if _ordered_hints() is not None else "scan"
+
+
+def _ordered_hints() -> dict[str, str] | None:
+    """SQLite: `` INDEXED BY …`` for each table the ordered query walks (migration 0007), or None
+    when one of the indexes is missing; elsewhere no hints (the planner's own choice)."""
+    if connection.vendor != "sqlite":
+        return dict.fromkeys(ORDERED_INDEXES, "")
+    names = tuple(ORDERED_INDEXES.values())
+    marks = ", ".join(["%s"] * len(names))
+    found = {name for (name,) in _fetch(f"SELECT name FROM sqlite_master WHERE type = 'index' "  # noqa: S608
+                                        f"AND name IN ({marks})", names)}
+    if len(found) < len(names):
+        return None
+    return {table: f" INDEXED BY {name}" for table, name in ORDERED_INDEXES.items()}
 
 
 def _suppression_mode(channel: str, purpose: Purpose) -> tuple[str | None, bool]:
@@ -670,6 +700,105 @@ def _points(audience: _Audience, channel: str, *, with_values: bool) -> list[tup
     columns = "person_id, normalised" if with_values else "person_id"
     return _fetch(f"SELECT {columns} FROM {ContactPoint._meta.db_table} WHERE kind = %s{where}",  # noqa: S608
                   (CONTACT_KIND[channel], *params))
+
+
+def _codes_in_order(audience: _Audience, plan: _Plan) -> dict[str, int]:
+    """The codes (before suppression) from one walk of the audience in id order (SQLite's way,
+    decision 0021), then the sparse tables' rows.
+
+    The query reads each person from the person index (id, country, time zone) and probes the
+    dense facts — has a contact point, the consent state, the marketing touches of the week —
+    in indexes that lead with the person id (migration 0007): probes in key order read each
+    index page once, and nothing is looked up in a table. One ``(id, code)`` row per person
+    reaches Python. Privacy status, preferences and topic refusals are on a few percent of
+    people: read by a scan each and OR-ed in.
+    """
+    from rapport.people.models import ContactPoint, Person
+
+    hints = _ordered_hints()
+    if hints is None:  # the indexes are gone: the same codes by scans
+        return _codes_by_scans(audience, plan, with_values=False)[0]
+    marketing = plan.purpose.is_marketing
+    quiet = marketing and plan.channel in QUIET_CHANNELS
+    adapt = connection.ops.adapt_datetimefield_value
+    terms = [f"(CASE WHEN EXISTS (SELECT 1 FROM {ContactPoint._meta.db_table} cp{hints['point']} "  # noqa: S608
+             f"WHERE cp.person_id = p.id AND cp.kind = %s) THEN 0 ELSE {F_NO_POINT} END)"]
+    params: list[Any] = [CONTACT_KIND[plan.channel]]
+    if marketing:
+        classes = _stored_country_classes(plan)
+        if classes:
+            terms.append(f"(CASE p.country {' '.join(['WHEN %s THEN %s'] * len(classes))} ELSE 0 END)")
+            params += [v for country, index in classes.items() for v in (country, index << CLASS_SHIFT)]
+        terms.append(f"COALESCE((SELECT {_consent_term('cs.')} FROM {ConsentState._meta.db_table} "  # noqa: S608
+                     f"cs{hints['state']} WHERE cs.person_id = p.id AND cs.purpose = %s AND cs.channel = %s), 0)")
+        params += [adapt(plan.at), plan.purpose.key, plan.channel]
+        # Against the site-wide cap; people with their own cap are corrected after (``_sparse_facts``).
+        terms.append(f"(CASE WHEN (SELECT COUNT(*) FROM {Touch._meta.db_table} t{hints['touch']} "  # noqa: S608
+                     "WHERE t.person_id = p.id AND t.marketing = %s AND t.occurred_at > %s AND t.occurred_at <= %s) "
+                     f">= %s THEN {F_CAP_DEFAULT} ELSE 0 END)")
+        params += [True, adapt(plan.at - WEEK), adapt(plan.at), default_cap()]
+    where, where_params = audience.where("p.id")
+    # Everyone: walk the whole person index. A part of them: the planner starts from the part.
+    person_hint = hints["person"] if audience.everyone else ""
+    rows = _fetch(f"SELECT p.id, {' + '.join(terms)}{', p.timezone' if quiet else ''} "  # noqa: S608
+                  f"FROM {Person._meta.db_table} p{person_hint} WHERE 1=1{where} ORDER BY p.id",
+                  (*params, *where_params))
+    if quiet:
+        zones = {row[0]: row[2] for row in rows}
+        codes = {row[0]: row[1] for row in rows}
+    else:
+        codes = dict(rows)
+    del rows
+    prefs = _sparse_facts(plan, audience, codes)
+    if quiet:
+        codes = _with_quiet_hours([(pid, code, zones[pid], *prefs.get(pid, (None, None)))
+                                   for pid, code in codes.items()], plan)
+    return codes
+
+
+def _sparse_facts(plan: _Plan, audience: _Audience, codes: dict[str, int]) -> dict[str, tuple]:
+    """Privacy status, channel refusal, own caps and topic refusals of the audience OR-ed into
+    ``codes`` (its people only); returns the own quiet hours ``(start, end)`` of the people who
+    set them."""
+    marketing = plan.purpose.is_marketing
+    where, params = audience.where("person_id")
+    objected = f" + (CASE WHEN objected_at IS NOT NULL THEN {F_OBJECTION} ELSE 0 END)" if marketing else ""
+    status = (f"SELECT person_id, (CASE WHEN erased_at IS NOT NULL THEN {F_ERASED} ELSE 0 END) "  # noqa: S608
+              f"+ (CASE WHEN restricted_at IS NOT NULL THEN {F_RESTRICTED} ELSE 0 END){objected} "
+              f"FROM {PersonPrivacy._meta.db_table} WHERE (erased_at IS NOT NULL OR restricted_at IS NOT NULL"
+              f"{' OR objected_at IS NOT NULL' if marketing else ''}){where}")
+    rows = _fetch(status, params)
+    quiet_hours: dict[str, tuple] = {}
+    if marketing:
+        adapt = connection.ops.adapt_datetimefield_value
+        allowed = f"{plan.channel}_allowed"
+        pr_where, pr_params = audience.where("pr.person_id")
+        # Own caps replace the site-wide one the walk compared with: their touches counted here.
+        for pid, channel_allowed, own, start, end, count in _fetch(
+                f"SELECT pr.person_id, pr.{allowed}, pr.max_per_week, pr.quiet_start, pr.quiet_end, "  # noqa: S608
+                f"(CASE WHEN pr.max_per_week IS NULL THEN 0 ELSE (SELECT COUNT(*) FROM {Touch._meta.db_table} t "
+                "WHERE t.person_id = pr.person_id AND t.marketing = %s AND t.occurred_at > %s "
+                f"AND t.occurred_at <= %s) END) FROM {ContactPreference._meta.db_table} pr "
+                f"WHERE (pr.{allowed} = %s OR pr.max_per_week IS NOT NULL OR pr.quiet_start IS NOT NULL)"
+                f"{pr_where}", (True, adapt(plan.at - WEEK), adapt(plan.at), False, *pr_params)):
+            code = codes.get(pid)
+            if code is None:
+                continue
+            if not channel_allowed:
+                code |= F_REFUSED
+            if own is not None:
+                code &= ~F_CAP_DEFAULT
+                if count >= own:
+                    code |= (own + 1) << OWN_CAP_SHIFT
+            codes[pid] = code
+            if start is not None:
+                quiet_hours[pid] = (start, end)
+        rows += _fetch(f"SELECT person_id, {F_TOPIC_OFF} FROM {TopicSubscription._meta.db_table} "  # noqa: S608
+                       f"WHERE topic = %s AND subscribed = %s{where}", (plan.purpose.key, False, *params))
+    for pid, flags in rows:
+        if pid in codes:
+            codes[pid] |= flags
+    return quiet_hours
 
 
 def _codes_by_scans(audience: _Audience, plan: _Plan, *, with_values: bool,

@@ -393,12 +393,13 @@ def _expected(spec: PersonSpec, purpose: str, channel: str, at: dt.datetime, lis
        channel=st.sampled_from(["email", "phone", "sms", "post"]),
        purpose=st.sampled_from(["newsletter", "offers", "events", "transactional"]),
        hour=st.integers(0, 23), list_age=st.one_of(st.none(), st.integers(0, 40)))
-@pytest.mark.parametrize("strategy", ["join", "join-unhashed", "scan", "scan-hashing"])
+@pytest.mark.parametrize("strategy", ["join", "join-unhashed", "scan", "scan-hashing", "ordered"])
 def test_gate_follows_the_rules_and_batch_equals_single(staff_user, admin_user, specs, channel, purpose, hour,
                                                          list_age, strategy, monkeypatch):
     # the batch's ways to its codes (one join — contact points as a hashed IN, or joined as a
-    # sub-select for tables too large to hash —; a scan per table), each on this database, and
-    # its two ways to suppression (stored digests joined; every address hashed here)
+    # sub-select for tables too large to hash —; a scan per table; one walk in id order probing
+    # each table), each on this database, and its two ways to suppression (stored digests
+    # joined; every address hashed here)
     monkeypatch.setattr(gate, "STRATEGY", strategy.split("-")[0])
     if strategy == "join-unhashed":
         monkeypatch.setattr(gate, "HASHED_POINTS", -2)

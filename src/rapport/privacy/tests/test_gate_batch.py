@@ -16,7 +16,15 @@ from django.utils import timezone
 
 from rapport.people.models import Person
 from rapport.privacy import gate, services, suppression
-from rapport.privacy.models import DecisionBatch, DecisionOutcome, DecisionPack
+from rapport.privacy.models import (
+    ConsentState,
+    ContactPreference,
+    DecisionBatch,
+    DecisionOutcome,
+    DecisionPack,
+    PersonPrivacy,
+    Touch,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -200,3 +208,62 @@ def test_a_failing_helper_process_fails_the_batch_and_logs_nothing(make_person, 
     with pytest.raises(RuntimeError, match="helper process failed: ValueError: lost the database"):
         gate.decide_batch(Person.objects.all(), "email", "newsletter", _at())
     assert not DecisionBatch.objects.exists()
+
+
+def test_sqlite_walks_the_gate_indexes_in_id_order_and_postgres_joins(make_person):
+    # given: the indexes of migration 0007 (SQLite only)
+    from django.db import connection
+
+    make_person(emails=["a@example.com"], country="GB")
+    # when
+    strategy, hints = gate._strategy(), gate._ordered_hints()
+    # then
+    if connection.vendor == "sqlite":
+        assert strategy == "ordered"
+        assert hints == {table: f" INDEXED BY {name}" for table, name in gate.ORDERED_INDEXES.items()}
+        with connection.cursor() as cursor:
+            cursor.execute("EXPLAIN QUERY PLAN SELECT p.id FROM people_person p INDEXED BY privacy_gate_person "
+                           "ORDER BY p.id")
+            assert "COVERING INDEX privacy_gate_person" in " ".join(str(r) for r in cursor.fetchall())
+    else:
+        assert strategy == "join"
+        assert hints == dict.fromkeys(gate.ORDERED_INDEXES, "")
+
+
+@pytest.mark.parametrize("audience", ["everyone", "queryset", "ids"])
+def test_the_ordered_walk_gives_the_scans_answers_and_falls_back_without_its_indexes(make_person, monkeypatch,
+                                                                                      audience):
+    # given: people with every kind of fact (caps of their own, refusals, status, consent, touches)
+    at = _at()
+    people = [make_person(emails=[f"w{i}@example.com"] if i % 4 else [], country=("GB", "US", "CA", "JP")[i % 4])
+              for i in range(12)]
+    for i, person in enumerate(people):
+        if i % 3 == 0:  # refused email (odd i); caps of their own, above and below the touches (i % 4)
+            ContactPreference.objects.create(person=person, email_allowed=i % 2 == 0,
+                                             max_per_week={0: 0, 3: 5, 6: 2, 9: 1}[i])
+        if i % 5 == 0:
+            PersonPrivacy.objects.create(person=person, objected_at=at - dt.timedelta(days=3))
+        if i % 6 == 1:
+            ConsentState.objects.create(person=person, purpose="newsletter", channel="email", status="granted",
+                                        lawful_basis="consent", since=at - dt.timedelta(days=30))
+        for _ in range(i % 4):  # 0–3 touches this week: the site-wide cap is 3
+            Touch.objects.create(person=person, channel="email", purpose="newsletter", marketing=True,
+                                 occurred_at=at - dt.timedelta(days=1))
+    chosen = {
+        "everyone": Person.objects.all(),
+        "queryset": Person.objects.filter(pk__in=[p.pk for p in people[:7]]),
+        "ids": [p.pk for p in people[3:]],
+    }[audience]
+    monkeypatch.setattr(gate, "INLINE_IDS", 2)  # the id list goes through the temporary table
+    monkeypatch.setattr(gate, "STRATEGY", "scan")
+    expected = dict(gate.decide_batch(chosen, "email", "newsletter", at, log=False).items())
+    # when: the walk, and the walk with one of its indexes gone
+    monkeypatch.setattr(gate, "STRATEGY", "ordered")
+    walked = dict(gate.decide_batch(chosen, "email", "newsletter", at, log=False).items())
+    monkeypatch.setattr(gate, "ORDERED_INDEXES", {**gate.ORDERED_INDEXES, "touch": "privacy_no_such_index"})
+    fallen_back = dict(gate.decide_batch(chosen, "email", "newsletter", at, log=False).items())
+    # then
+    assert walked == expected == fallen_back
+    assert len(walked) == (12 if audience == "everyone" else 7 if audience == "queryset" else 9)
+    assert any(not d.allowed for d in walked.values()) and {c for d in walked.values() for c in d.codes} >= {
+        "no_contact_point", "objection", "no_consent", "preference", "frequency_cap"}
