@@ -78,7 +78,7 @@ def _workers_wanted() -> int:
 def _pages_here(plan: PagePlan, columns: Any, header: Callable[[Any], bytes], page_size: int,
                 audit: Callable[[list[str]], None]) -> Iterator[bytes]:
     if columns.points:
-        columns.kind_counts = plan.kind_counts(None, None)
+        columns.kind_counts = plan.kind_counts()
     plan.set_slots(columns.kind_counts)
     yield header(columns)
     last = None
@@ -101,6 +101,8 @@ def _pages_in_workers(plan: PagePlan, columns: Any, header: Callable[[Any], byte
     it hands the page back, so nothing reaches the caller unaudited; chained entries may come in
     another order than the pages (decision 0016).
     """
+    if columns.points:  # the column count per kind: an index look-up per kind (decision 0025)
+        columns.kind_counts = plan.kind_counts()
     context = multiprocessing.get_context("fork")
     tasks, results = context.Queue(), context.Queue()
     connections.close_all()  # the workers must not share this process's connections
@@ -109,17 +111,6 @@ def _pages_in_workers(plan: PagePlan, columns: Any, header: Callable[[Any], byte
     for process in processes:
         process.start()
     try:
-        if columns.points:  # the column count per kind: a grouped scan of every point, split by key
-            for number, (lo, hi) in enumerate(_key_ranges(workers, postgres=plan.postgres)):
-                tasks.put((number, "count", (lo, hi)))
-            counts: dict[str, int] = {}
-            for _ in range(workers):
-                _, kind, payload = _result(results, processes)
-                if kind == "error":
-                    raise payload
-                for point_kind, n in payload.items():
-                    counts[point_kind] = max(n, counts.get(point_kind, 0))
-            columns.kind_counts = counts
         plan.set_slots(columns.kind_counts)
         yield header(columns)
         sent = handed = 0
@@ -168,13 +159,6 @@ def read_mapped() -> None:
             cursor.execute(f"PRAGMA mmap_size = {int(SQLITE_MMAP_BYTES)}")
 
 
-def _key_ranges(count: int, *, postgres: bool) -> list[tuple[str | None, str | None]]:
-    """``count`` ranges of ids by their first hex digit (UUIDs are spread evenly over them)."""
-    cuts = [f"{16 * n // count:x}" for n in range(1, count)]
-    cuts = [c + ("0000000-0000-0000-0000-000000000000" if postgres else "0" * 31) for c in cuts]
-    return list(zip([None, *cuts], [*cuts, None], strict=True))
-
-
 def _result(results: Any, processes: list[Any]) -> tuple[int, str, Any]:
     while True:
         try:
@@ -199,9 +183,6 @@ def _work(plan: PagePlan, audit: Callable[[list[str]], None], tasks: Any, result
                 return
             number, kind, arguments = task
             try:
-                if kind == "count":
-                    results.put((number, kind, plan.kind_counts(*arguments)))
-                    continue
                 lo, hi, counts, chosen = arguments
                 plan.set_slots(counts)
                 ids, data = plan.page(lo, hi, limit=None, chosen=chosen)
@@ -227,7 +208,7 @@ class PagePlan:
         from rapport.imports import exports  # the serial path's helpers (it imports this module)
 
         self.safe = exports._safe_cell
-        self.max_points_per_kind = exports._max_points_per_kind
+        self.kind_maxima = exports._kind_maxima
         self.postgres = connection.vendor == "postgresql"
         self.everyone = not people.query.where  # a key range then holds only exported people
         quote = connection.ops.quote_name
@@ -298,9 +279,9 @@ class PagePlan:
         if at == self.points_at:
             self.queries.pop("points", None)
 
-    def kind_counts(self, lo: str | None, hi: str | None) -> dict[str, int]:
-        """The most contact points of each kind an exported person with lo ≤ id < hi has."""
-        return self.max_points_per_kind(self.people, lo, hi)
+    def kind_counts(self) -> dict[str, int]:
+        """The most contact points of each kind an exported person has."""
+        return self.kind_maxima(self.people)
 
     def boundary(self, after: str | None, count: int) -> str | None:
         """The ``count``-th exported id after ``after`` (the end of a page), or None past the last."""

@@ -40,6 +40,7 @@ from rapport.people.selectors import organisation_list, person_list
 
 PAGE = 5000
 COUNT_WORK_MEM = "64MB"  # PostgreSQL, for the contact point column count only (SET LOCAL)
+POINT_KIND_COUNTS = "imports_pointkindcount"  # kept by triggers (migration imports/0004), no model
 FORMATS = {
     "csv": ("text/csv; charset=utf-8", "csv"),
     "xlsx": ("application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", "xlsx"),
@@ -186,18 +187,13 @@ class _PersonRow:
     tags: list[str]
 
 
-def _max_points_per_kind(people: QuerySet[Person], lo: str | None = None, hi: str | None = None) -> dict[str, int]:
-    """The most contact points of each kind any exported person (with lo ≤ id < hi, where
-    given: an export worker's key range) has, in one grouped query."""
+def _max_points_per_kind(people: QuerySet[Person]) -> dict[str, int]:
+    """The most contact points of each kind any exported person has, in one grouped query over
+    the points themselves (the Excel export's columns, and the reference the CSV's are checked
+    against: ``_kind_maxima`` reads the same from the counts the triggers keep)."""
     table = connection.ops.quote_name(ContactPoint._meta.db_table)
     where: list[str] = []
     params: list[Any] = []
-    if lo is not None:
-        where.append("person_id >= %s")
-        params.append(lo)
-    if hi is not None:
-        where.append("person_id < %s")
-        params.append(hi)
     if people.query.where:  # everyone (an Administrator's unfiltered export): no semi-join to build
         try:
             inner, inner_params = people.order_by().values("pk").query.sql_with_params()
@@ -211,16 +207,37 @@ def _max_points_per_kind(people: QuerySet[Person], lo: str | None = None, hi: st
     scan = f"{table} NOT INDEXED" if connection.vendor == "sqlite" else table
     sql = (f"SELECT kind, MAX(n) FROM (SELECT person_id, kind, COUNT(*) AS n FROM {scan} "  # noqa: S608 - model metadata and Django-built SQL with parameters
            f"{condition}GROUP BY person_id, kind) AS per_person GROUP BY kind")
-    if connection.vendor == "postgresql" and not connection.in_atomic_block:
+    return _counted(sql, params, spills=True)
+
+
+def _kind_maxima(people: QuerySet[Person]) -> dict[str, int]:
+    """``_max_points_per_kind`` from the per-person counts of points of each kind that triggers
+    keep (migration ``imports/0004``, decision 0025): for everyone one index look-up per kind;
+    for a filtered export a grouped read of the exported people's counts, not of every point."""
+    if not people.query.where:
+        sql = " UNION ALL ".join([f"SELECT %s, (SELECT MAX(n) FROM {POINT_KIND_COUNTS} WHERE kind = %s)"  # noqa: S608 - constants
+                                  for _ in KIND_HEADERS])
+        counts = _counted(sql, [value for kind in KIND_HEADERS for value in (kind, kind)])
+        return {kind: n for kind, n in counts.items() if n}
+    try:
+        inner, params = people.order_by().values("pk").query.sql_with_params()
+    except EmptyResultSet:  # nothing visible
+        return {}
+    return _counted(f"SELECT kind, MAX(n) FROM {POINT_KIND_COUNTS} WHERE person_id IN ({inner}) "  # noqa: S608 - a constant and Django-built SQL with parameters
+                    "GROUP BY kind", list(params))
+
+
+def _counted(sql: str, params: list[Any], *, spills: bool = False) -> dict[str, int]:
+    if spills and connection.vendor == "postgresql" and not connection.in_atomic_block:
         # the per-person groups of a million people spill past the default work_mem: more for this
         # query alone (SET LOCAL ends with its transaction; inside a caller's one, left as it is)
         with transaction.atomic(), connection.cursor() as cursor:
             cursor.execute(f"SET LOCAL work_mem = '{COUNT_WORK_MEM}'")
             cursor.execute(sql, params)
-            return {kind: int(count) for kind, count in cursor.fetchall()}
+            return {kind: int(count) for kind, count in cursor.fetchall() if count is not None}
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
-        return {kind: int(count) for kind, count in cursor.fetchall()}
+        return {kind: int(count) for kind, count in cursor.fetchall() if count is not None}
 
 
 def _people_pages(people: QuerySet[Person], columns: _PersonColumns, *, user: Any, channel: str, request: Any,
