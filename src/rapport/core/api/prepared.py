@@ -318,4 +318,30 @@ def _insert_sql(connection: Any, key: tuple[tuple[type[Any], int], ...]) -> str:
 
 
 def _db_values(model: type[Any], obj: Any, connection: Any) -> list[Any]:
-    return [field.get_db_prep_save(field.pre_save(obj, True), connection) for field in _insert_fields(model)]
+    values = []
+    for field, plain in _insert_plan(model):
+        if plain is not None:
+            value = getattr(obj, field.attname)
+            if value is None or type(value) in plain:  # what the field's preparation returns
+                values.append(value)
+                continue
+        values.append(field.get_db_prep_save(field.pre_save(obj, True), connection))
+    return values
+
+
+@functools.cache
+def _insert_plan(model: type[Any]) -> list[tuple[Any, tuple[type, ...] | None]]:
+    """Each field with the value types it writes unchanged (``None``: always prepared).
+
+    Django's plain ``CharField`` and ``TextField`` (not subclasses: sealed fields are) read the
+    attribute in ``pre_save`` and hand a ``str`` or ``None`` back as it is, as ``BooleanField``
+    does a ``bool``; the two calls per value were a tenth of a create's insert."""
+    from django.db.models import BooleanField, CharField, Field, TextField
+
+    passes: dict[type, tuple[type, ...]] = {CharField: (str,), TextField: (str,), BooleanField: (bool,)}
+    plan = []
+    for field in _insert_fields(model):
+        kind = type(field)
+        plain = passes.get(kind) if type(field).pre_save is Field.pre_save else None
+        plan.append((field, plain))
+    return plan

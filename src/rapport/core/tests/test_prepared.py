@@ -194,3 +194,37 @@ def test_statements_prepared_run_their_generic_plan_planned_once():
         cursor.execute("SELECT generic_plans, custom_plans FROM pg_prepared_statements WHERE statement LIKE %s",
                        [f"%{marker}%"])
         assert cursor.fetchall() == [(8, 0)]
+
+
+@pytest.mark.parametrize("value", ["Ada", "", None, 42, True, False, 1, 0, "t", "lazy"])
+def test_insert_values_taken_as_they_are_equal_what_the_field_prepares(staff_user, value):
+    from django.core.exceptions import ValidationError
+    from django.utils.translation import gettext_lazy
+
+    from rapport.core.api.prepared import _db_values, _insert_plan
+    from rapport.people.models import Person
+
+    # given: every field written without its preparation holding the value (a lazy string
+    # too), where Django's preparation takes it
+    value = gettext_lazy("Lovelace") if value == "lazy" else value
+    person = Person(given_name="Ada", owner=staff_user)
+    point = ContactPoint(person=person, kind="email", value="a@example.com")
+    for model, obj in ((Person, person), (ContactPoint, point)):
+        plain = [field for field, passes in _insert_plan(model) if passes]
+        assert {f.name for f in plain} >= ({"given_name", "notes"} if model is Person else {"value", "primary"})
+        taken = []
+        for field in plain:
+            try:
+                field.get_db_prep_save(value, connection)
+            except ValidationError:
+                continue
+            setattr(obj, field.attname, value)
+            taken.append(field)
+        plain = taken
+        # when
+        written = dict(zip([f for f, _ in _insert_plan(model)], _db_values(model, obj, connection), strict=True))
+        # then: what Django's own preparation gives, of the same type
+        for field in plain:
+            expected = field.get_db_prep_save(field.pre_save(obj, True), connection)
+            assert written[field] == expected and type(written[field]) is type(expected), field.name
+    assert not any(passes for field, passes in _insert_plan(Person) if field.name in {"gender", "birth_date", "id"})
