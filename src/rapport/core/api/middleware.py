@@ -62,24 +62,29 @@ def _by_token(request: HttpRequest) -> bool:
     return getattr(request, MARK, False)
 
 
-class SessionMiddleware(_SessionMiddleware):
+class _BrowserOnly:
+    """A middleware that a token-signed API call passes straight through."""
+
+    get_response: Callable[[HttpRequest], HttpResponse]
+
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        return self.get_response(request) if _by_token(request) else super().__call__(request)
+        return self.get_response(request) if _by_token(request) else super().__call__(request)  # type: ignore[misc]
 
 
-class AuthenticationMiddleware(_AuthenticationMiddleware):
-    def __call__(self, request: HttpRequest) -> HttpResponse:
-        return self.get_response(request) if _by_token(request) else super().__call__(request)
+class SessionMiddleware(_BrowserOnly, _SessionMiddleware):
+    pass
 
 
-class OTPMiddleware(_OTPMiddleware):
-    def __call__(self, request: HttpRequest) -> HttpResponse:
-        return self.get_response(request) if _by_token(request) else super().__call__(request)
+class AuthenticationMiddleware(_BrowserOnly, _AuthenticationMiddleware):
+    pass
 
 
-class MessageMiddleware(_MessageMiddleware):
-    def __call__(self, request: HttpRequest) -> HttpResponse:
-        return self.get_response(request) if _by_token(request) else super().__call__(request)
+class OTPMiddleware(_BrowserOnly, _OTPMiddleware):
+    pass
+
+
+class MessageMiddleware(_BrowserOnly, _MessageMiddleware):
+    pass
 
 
 class CSPMiddleware(_CSPMiddleware):
