@@ -43,3 +43,26 @@ def test_tune_connection_sets_the_sqlite_page_cache() -> None:
     with connection.cursor() as cursor:
         cursor.execute("PRAGMA cache_size")
         assert cursor.fetchone()[0] == -bulk.SQLITE_CACHE_MB * 1024
+
+
+@pytest.mark.django_db
+def test_update_rows_sets_each_row_its_own_values() -> None:
+    # given three people and the rows of a chunk's update (one statement on PostgreSQL)
+    from django.utils import timezone
+
+    from rapport.people.models import Person
+
+    people = [Person.objects.create(given_name=f"Old{i}", family_name="Name", notes="") for i in range(3)]
+    stamp = timezone.now()
+    rows = [("Ada", "O'Brien\tTab", 5, stamp, people[0].pk),
+            ("", "Nul\\l", 7, stamp, str(people[1].pk))]  # ids as UUIDs or their text; odd characters
+
+    # when
+    bulk.update_rows(Person, ["given_name", "family_name", "version", "updated_at"], rows)
+
+    # then the two rows got exactly their values, the third person is untouched
+    got = {p.pk: (p.given_name, p.family_name, p.version) for p in Person.objects.all()}
+    assert got[people[0].pk] == ("Ada", "O'Brien\tTab", 5)
+    assert got[people[1].pk] == ("", "Nul\\l", 7)
+    assert got[people[2].pk] == ("Old2", "Name", people[2].version)
+    assert Person.objects.get(pk=people[0].pk).updated_at == stamp
