@@ -24,6 +24,7 @@ its CPU (measured: no faster, 11 % more reader CPU), so the default is one.
 
 from __future__ import annotations
 
+import gc
 import multiprocessing
 import os
 import pickle
@@ -40,6 +41,7 @@ from rapport.core.forking import fork_possible, fork_safe_by_default
 AHEAD = 2  # prepared chunks waiting per reader
 READERS = 1  # more only where cores are free (see above)
 POLL_SECONDS = 1.0
+READER_GC_THRESHOLD = 50_000  # allocations between collections of the youngest generation (700 by default)
 
 
 def read_ahead_wanted(rows_left: int, chunk_size: int) -> bool:
@@ -133,6 +135,12 @@ def _produce(chunks: Iterable[tuple[int, Any]], prepare: Callable[[Any], Any], o
     stop when the run is gone. Every reader reads the whole file (the rows of the others'
     chunks are parsed and dropped), so an error reading the file reaches every reader at the
     same row and the run raises it at the same chunk as with one reader."""
+    # what the fork inherited (Django, the mapping, the models) lives as long as the reader:
+    # frozen, the cyclic collector no longer walks it, and a larger first generation lets it
+    # run less often over the short-lived row objects, which reference counting frees anyway
+    # (a fifth of the reader's CPU on a 30,000-row file; memory stays flat)
+    gc.freeze()
+    gc.set_threshold(READER_GC_THRESHOLD, *gc.get_threshold()[1:])
     try:
         for number, (first_row, rows) in enumerate(chunks):
             if number % readers == index:

@@ -126,3 +126,21 @@ def _alive(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
     except OSError:
         return False
+
+
+def test_the_run_puts_the_garbage_collector_back_as_it_found_it() -> None:
+    # given the collector's settings before a run
+    import gc
+
+    from rapport.imports.services import _collector_for_chunks
+
+    before = gc.get_threshold()
+
+    # when a run's chunks are applied, the youngest generation is collected less often…
+    with _collector_for_chunks():
+        assert gc.get_threshold()[0] > before[0]
+        assert gc.get_freeze_count() > 0
+
+    # …and afterwards everything is as it was (the job worker lives on)
+    assert gc.get_threshold() == before
+    assert gc.get_freeze_count() == 0
