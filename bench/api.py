@@ -1,11 +1,16 @@
 """API throughput (A1): create, get and list-100 against a running server, vs the same in-process.
 
     .venv/bin/python bench/api.py [--size 20000] [--postgres] [--threads 4] [--requests 1200]
-        [--compare OTHER_CHECKOUT/src]
+        [--compare OTHER_CHECKOUT/src] [--servers gunicorn:2x4,granian:2x1] [--floor]
+
+``--servers`` lists the server shapes to measure one after the other on the same data
+(``server:WORKERSxTHREADS``, served by ``rapport run --web-server … --web-workers …
+--web-threads …``; default: what ``rapport run`` starts by default).
 
 The benchmark bulk-inserts ``--size`` people (email + phone each, some with a current job or a
 tag), creates an API token with the real token service, starts ``rapport run --no-worker`` on a
-free loopback port against its own database (gunicorn, ``RAPPORT_WEB_WORKERS`` = 2), and drives it with ``--threads`` client processes, each on one
+free loopback port against its own database (granian, 2 workers × 1 thread, as ``rapport run``
+starts it by default), and drives it with ``--threads`` client processes, each on one
 HTTP/1.1 keep-alive connection (a raw socket sending requests built before the clock starts:
 the load generator shares the cores with the server, so it is kept light, and its own CPU is
 printed). Request loops are bounded: ``--requests`` creates and gets, a fifth as many
@@ -19,7 +24,7 @@ page of ``person_list_for_api`` serialised), so the ratio says what HTTP, auth a
 server add.
 
 On a shared machine the wall clock mostly measures waiting for a core, so the benchmark also
-reads the CPU time the work really took from ``/proc``: the server's processes (gunicorn
+reads the CPU time the work really took from ``/proc``: the server's processes (server
 master and workers) and, on PostgreSQL, the server backends serving them; for the baseline,
 this process and its backend. ``2 cores/s`` is then what two dedicated cores would sustain:
 2 s of CPU per second divided by the CPU one request costs (client excluded, as it would run
@@ -80,14 +85,14 @@ def main() -> None:
     baseline = _in_process(user, args.requests)
     connection.close()
 
-    for web_server, source in zip(args.servers, args.sources, strict=True):
+    for label, source, shape in args.runs:
         port = _free_port()
-        server = _start_server(port, args, source)
+        server = _start_server(port, args, source, shape=shape)
         try:
             served = _over_http(port, key, args, server)
         finally:
             _stop_server(server)
-        _report(vendor, web_server, args, served, baseline)
+        _report(vendor, label, shape, args, served, baseline)
     if args.floor:
         _floor(key, args)
     children = os.times()
@@ -96,9 +101,9 @@ def main() -> None:
           "processes (the server and the load generator)")
 
 
-def _report(vendor: str, web_server: str, args, served: dict, baseline: dict) -> None:  # type: ignore[no-untyped-def]
-    print(f"\nserver: rapport run --no-worker, {web_server}, "
-          f"{os.environ.get('RAPPORT_WEB_WORKERS', '2')} workers × {os.environ.get('RAPPORT_WEB_THREADS', '4')} "
+def _report(vendor: str, web_server: str, shape: tuple[str, int, int], args, served: dict,  # type: ignore[no-untyped-def]
+            baseline: dict) -> None:
+    print(f"\nserver: rapport run --no-worker, {web_server}, {shape[1]} workers × {shape[2]} "
           f"threads, {args.threads} client processes on keep-alive connections; machine: {os.cpu_count()} cores")
     print("wall: requests per second as measured; CPU: milliseconds of CPU per request (server + database);"
           " 2 cores/s: 2000 / CPU ms")
@@ -129,21 +134,34 @@ def _args():  # type: ignore[no-untyped-def]
     extra.add_argument("--threads", type=int, default=4)
     extra.add_argument("--requests", type=int, default=1200)
     extra.add_argument("--compare", default="")
+    extra.add_argument("--servers", default="",
+                       help="server shapes to measure in turn, e.g. gunicorn:2x4,granian:2x1")
     extra.add_argument("--floor", action="store_true",
-                       help="also measure the floor: gunicorn alone, and a DRF view with token sign-in returning a constant")
+                       help="also measure the floor: the server alone, and a DRF view with token sign-in returning a constant")
     known, rest = extra.parse_known_args()
     sys.argv = [sys.argv[0], *rest]
     args = bench_args("API throughput against a running server", default_size=20_000)
     args.threads, args.requests, args.floor = known.threads, known.requests, known.floor
-    # What `rapport run` starts (gunicorn), from this tree; ``--compare SRC`` also serves the same
+    # What `rapport run` starts (granian by default), from this tree; ``--compare SRC`` also serves the same
     # data from another checkout's ``src`` (e.g. a `git worktree` of an earlier commit), this
     # tree again after it, so a change is measured against its own before in one run.
-    args.servers = ["gunicorn"] if not known.compare else ["gunicorn", f"gunicorn, code from {known.compare}",
-                                                             "gunicorn"]
-    args.sources = [None] if not known.compare else [None, known.compare, None]
+    args.shapes = [_shape(text) for text in known.servers.split(",") if text.strip()] or [_shape("")]
+    sources = [None] if not known.compare else [None, known.compare, None]
+    args.runs = [(shape[0] if source is None else f"{shape[0]}, code from {source}", source, shape)
+                 for shape in args.shapes for source in sources]
     sys.argv = [sys.argv[0], *rest, "--threads", str(known.threads), "--requests", str(known.requests),
-                *(["--compare", known.compare] if known.compare else []), *(["--floor"] if known.floor else [])]
+                *(["--compare", known.compare] if known.compare else []),
+                *(["--servers", known.servers] if known.servers else []), *(["--floor"] if known.floor else [])]
     return args
+
+
+def _shape(text: str) -> tuple[str, int, int]:
+    """``granian:2x1`` → ("granian", 2, 1); missing parts are ``rapport run``'s defaults."""
+    server, _, size = text.strip().partition(":")
+    workers, _, threads = size.partition("x")
+    return (server or os.environ.get("RAPPORT_WEB_SERVER", "granian"),
+            int(workers or os.environ.get("RAPPORT_WEB_WORKERS", "2")),
+            int(threads or os.environ.get("RAPPORT_WEB_THREADS", "1")))
 
 
 # ------------------------------------------------------------------------------- data
@@ -265,16 +283,21 @@ def _in_process(user, requests: int) -> dict[str, tuple[int, float, float]]:  # 
 
 
 def _floor(key: str, args) -> None:  # type: ignore[no-untyped-def]
-    """CPU per request of answers that do none of Rapport's work, through the same gunicorn
+    """CPU per request of answers that do none of Rapport's work, through the same server
     command as ``rapport run``: what the create and list figures can come down to at best."""
+    for shape in dict.fromkeys(args.shapes):
+        _floor_of(key, args, shape)
+
+
+def _floor_of(key: str, args, shape: tuple[str, int, int]) -> None:  # type: ignore[no-untyped-def]
     rows = []
     for app, label, method, path in (
-            ("_api_floor:constant", "gunicorn alone, constant", "POST", "/"),
+            ("_api_floor:constant", f"{shape[0]} alone, constant", "POST", "/"),
             ("_api_floor:application", "Django, every middleware, plain view", "GET", "/floor/django/"),
             ("_api_floor:application", "DRF view, token sign-in, constant (GET)", "GET", "/api/v1/floor/"),
             ("_api_floor:application", "DRF view, token sign-in, create body (POST)", "POST", "/api/v1/floor/")):
         port = _free_port()
-        server = _start_server(port, args, None, app=app)
+        server = _start_server(port, args, None, shape=shape, app=app)
         try:
             per_client = max(1, args.requests // args.threads)
             body = _create_body(0) if method == "POST" else None
@@ -288,7 +311,8 @@ def _floor(key: str, args) -> None:  # type: ignore[no-untyped-def]
         finally:
             _stop_server(server)
         rows.append((label, n, n / elapsed, percentiles(samples), spent * 1000 / n, cpu * 1000 / n))
-    print("\nfloor: the same gunicorn command (2 workers × 4 threads), same clients; CPU: server + database")
+    print(f"\nfloor: the same {shape[0]} command ({shape[1]} workers × {shape[2]} threads), same clients; "
+          "CPU: server + database")
     print(f"{'answer':<46}{'n':>6}{'HTTP/s':>8}{'p50 ms':>8}{'CPU ms':>8}{'2 cores/s':>10}{'client ms':>10}")
     for label, n, rate, f, cpu_ms, client_ms in rows:
         print(f"{label:<46}{n:>6}{rate:>8.1f}{f['p50']:>8.1f}{cpu_ms:>8.2f}{2000 / cpu_ms:>10.0f}{client_ms:>10.2f}")
@@ -303,21 +327,26 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _start_server(port: int, args, source: str | None, app: str = "") -> subprocess.Popen:  # type: ignore[no-untyped-def]
+def _start_server(port: int, args, source: str | None, *, shape: tuple[str, int, int],  # type: ignore[no-untyped-def]
+                  app: str = "") -> subprocess.Popen:
     env = dict(os.environ)
     if source:  # ahead of the installed tree on the import path
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [source, env.get("PYTHONPATH")]))
     # Persistent database connections, so the backends measured live through the whole run.
     env.update({"RAPPORT_RATE_TOKEN": "off", "RAPPORT_RATE_IP": "off", "RAPPORT_CONN_MAX_AGE": "3600"})
-    env.setdefault("RAPPORT_WEB_WORKERS", "2")
-    log = open(Path(os.environ["RAPPORT_VAR_DIR"]) / "server.log", "wb")  # noqa: SIM115 - closed with the process
+    log = open(Path(os.environ["RAPPORT_VAR_DIR"]) / "server.log", "ab")  # noqa: SIM115 - closed with the process
+    server_name, workers, threads = shape
+    # By environment, which an earlier checkout's `rapport run` (``--compare``) reads too.
+    env.update({"RAPPORT_WEB_SERVER": server_name, "RAPPORT_WEB_WORKERS": str(workers),
+                "RAPPORT_WEB_THREADS": str(threads)})
     command = [str(ROOT / ".venv" / "bin" / "rapport"), "run", "--no-worker", "--bind", f"127.0.0.1:{port}"]
-    if app:  # the floor's applications, with the gunicorn arguments `rapport run` uses
+    if app:  # the floor's applications, with the server arguments `rapport run` uses
+        from rapport.core.management.commands.run import web_server_command
+
         env.update({"DJANGO_SETTINGS_MODULE": "rapport.settings",
                     "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT / "bench"), env.get("PYTHONPATH")]))})
-        command = [sys.executable, "-m", "gunicorn", app, "--bind", f"127.0.0.1:{port}",
-                   "--workers", env["RAPPORT_WEB_WORKERS"], "--threads", os.environ.get("RAPPORT_WEB_THREADS", "4"),
-                   "--access-logfile", "-", "--graceful-timeout", "5"]
+        command = web_server_command(server=server_name, app=app, bind=f"127.0.0.1:{port}", workers=workers,
+                                     threads=threads)
     server = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:

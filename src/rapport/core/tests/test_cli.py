@@ -112,3 +112,23 @@ def test_restore_refuses_non_empty_database(tmp_path: Path) -> None:
     # when / then
     with pytest.raises(CommandError, match="not empty"):
         call_command("restore", str(target))
+
+
+def test_run_serves_with_granian_by_default_and_gunicorn_keeps_connections_alive(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from rapport.core.management.commands.run import Command, web_server_command
+
+    # given / when: the defaults of `rapport run` (no RAPPORT_WEB_* in the environment)
+    for name in ("RAPPORT_WEB_SERVER", "RAPPORT_WEB_THREADS", "RAPPORT_WEB_WORKERS"):
+        monkeypatch.delenv(name, raising=False)
+    parser = Command().create_parser("rapport", "run")
+    defaults = parser.parse_args([])
+    granian = web_server_command(server="granian", app="rapport.wsgi:application", bind="127.0.0.1:8000",
+                                 workers=2, threads=1)
+    gunicorn = web_server_command(server="gunicorn", app="rapport.wsgi:application", bind="0.0.0.0:9000",
+                                  workers=3, threads=1)
+    # then
+    assert (defaults.web_server, defaults.web_workers, defaults.web_threads) == ("granian", 2, 1)
+    assert granian[1:3] == ["-m", "granian"] and "wsgi" in granian and granian[granian.index("--port") + 1] == "8000"
+    assert granian[granian.index("--blocking-threads") + 1] == "1"
+    # one thread is still gthread: gunicorn's sync worker would close every connection
+    assert gunicorn[gunicorn.index("--worker-class") + 1] == "gthread" and gunicorn[gunicorn.index("--workers") + 1] == "3"
