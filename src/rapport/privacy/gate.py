@@ -707,11 +707,11 @@ def _codes_in_order(audience: _Audience, plan: _Plan) -> dict[str, int]:
     decision 0021), then the sparse tables' rows.
 
     The query reads each person from the person index (id, country, time zone) and probes the
-    dense facts — has a contact point, the consent state, the marketing touches of the week —
-    in indexes that lead with the person id (migration 0007): probes in key order read each
-    index page once, and nothing is looked up in a table. One ``(id, code)`` row per person
-    reaches Python. Privacy status, preferences and topic refusals are on a few percent of
-    people: read by a scan each and OR-ed in.
+    dense facts — has a contact point, the consent state — in indexes that lead with the person
+    id (migration 0007): probes in key order read each index page once, and nothing is looked up
+    in a table. One ``(id, code)`` row per person reaches Python. Privacy status, the frequency
+    cap, preferences and topic refusals hold for a few percent of people: read where they hold
+    and OR-ed in (``_sparse_facts``).
     """
     from rapport.people.models import ContactPoint, Person
 
@@ -732,11 +732,8 @@ def _codes_in_order(audience: _Audience, plan: _Plan) -> dict[str, int]:
         terms.append(f"COALESCE((SELECT {_consent_term('cs.')} FROM {ConsentState._meta.db_table} "  # noqa: S608
                      f"cs{hints['state']} WHERE cs.person_id = p.id AND cs.purpose = %s AND cs.channel = %s), 0)")
         params += [adapt(plan.at), plan.purpose.key, plan.channel]
-        # Against the site-wide cap; people with their own cap are corrected after (``_sparse_facts``).
-        terms.append(f"(CASE WHEN (SELECT COUNT(*) FROM {Touch._meta.db_table} t{hints['touch']} "  # noqa: S608
-                     "WHERE t.person_id = p.id AND t.marketing = %s AND t.occurred_at > %s AND t.occurred_at <= %s) "
-                     f">= %s THEN {F_CAP_DEFAULT} ELSE 0 END)")
-        params += [True, adapt(plan.at - WEEK), adapt(plan.at), default_cap()]
+        if default_cap() <= 0:  # a site-wide cap of zero: reached by everyone without their own cap
+            terms.append(str(F_CAP_DEFAULT))
     where, where_params = audience.where("p.id")
     # Everyone: walk the whole person index. A part of them: the planner starts from the part.
     person_hint = hints["person"] if audience.everyone else ""
@@ -749,56 +746,69 @@ def _codes_in_order(audience: _Audience, plan: _Plan) -> dict[str, int]:
     else:
         codes = dict(rows)
     del rows
-    prefs = _sparse_facts(plan, audience, codes)
+    prefs = _sparse_facts(plan, audience, codes, hints)
     if quiet:
         codes = _with_quiet_hours([(pid, code, zones[pid], *prefs.get(pid, (None, None)))
                                    for pid, code in codes.items()], plan)
     return codes
 
 
-def _sparse_facts(plan: _Plan, audience: _Audience, codes: dict[str, int]) -> dict[str, tuple]:
-    """Privacy status, channel refusal, own caps and topic refusals of the audience OR-ed into
-    ``codes`` (its people only); returns the own quiet hours ``(start, end)`` of the people who
-    set them."""
+def _sparse_facts(plan: _Plan, audience: _Audience, codes: dict[str, int], hints: dict[str, str]) -> dict[str, tuple]:
+    """Privacy status, the site-wide frequency cap, channel refusal, own caps and topic refusals
+    of the audience OR-ed into ``codes`` (its people only), each read where it holds (a few
+    percent of people); returns the own quiet hours ``(start, end)`` of the people who set them."""
     marketing = plan.purpose.is_marketing
     where, params = audience.where("person_id")
     objected = f" + (CASE WHEN objected_at IS NOT NULL THEN {F_OBJECTION} ELSE 0 END)" if marketing else ""
-    status = (f"SELECT person_id, (CASE WHEN erased_at IS NOT NULL THEN {F_ERASED} ELSE 0 END) "  # noqa: S608
-              f"+ (CASE WHEN restricted_at IS NOT NULL THEN {F_RESTRICTED} ELSE 0 END){objected} "
-              f"FROM {PersonPrivacy._meta.db_table} WHERE (erased_at IS NOT NULL OR restricted_at IS NOT NULL"
-              f"{' OR objected_at IS NOT NULL' if marketing else ''}){where}")
-    rows = _fetch(status, params)
+    _or_into(codes, _fetch(
+        f"SELECT person_id, (CASE WHEN erased_at IS NOT NULL THEN {F_ERASED} ELSE 0 END) "  # noqa: S608
+        f"+ (CASE WHEN restricted_at IS NOT NULL THEN {F_RESTRICTED} ELSE 0 END){objected} "
+        f"FROM {PersonPrivacy._meta.db_table} WHERE (erased_at IS NOT NULL OR restricted_at IS NOT NULL"
+        f"{' OR objected_at IS NOT NULL' if marketing else ''}){where}", params))
     quiet_hours: dict[str, tuple] = {}
-    if marketing:
-        adapt = connection.ops.adapt_datetimefield_value
-        allowed = f"{plan.channel}_allowed"
-        pr_where, pr_params = audience.where("pr.person_id")
-        # Own caps replace the site-wide one the walk compared with: their touches counted here.
-        for pid, channel_allowed, own, start, end, count in _fetch(
-                f"SELECT pr.person_id, pr.{allowed}, pr.max_per_week, pr.quiet_start, pr.quiet_end, "  # noqa: S608
-                f"(CASE WHEN pr.max_per_week IS NULL THEN 0 ELSE (SELECT COUNT(*) FROM {Touch._meta.db_table} t "
-                "WHERE t.person_id = pr.person_id AND t.marketing = %s AND t.occurred_at > %s "
-                f"AND t.occurred_at <= %s) END) FROM {ContactPreference._meta.db_table} pr "
-                f"WHERE (pr.{allowed} = %s OR pr.max_per_week IS NOT NULL OR pr.quiet_start IS NOT NULL)"
-                f"{pr_where}", (True, adapt(plan.at - WEEK), adapt(plan.at), False, *pr_params)):
-            code = codes.get(pid)
-            if code is None:
-                continue
-            if not channel_allowed:
-                code |= F_REFUSED
-            if own is not None:
-                code &= ~F_CAP_DEFAULT
-                if count >= own:
-                    code |= (own + 1) << OWN_CAP_SHIFT
-            codes[pid] = code
-            if start is not None:
-                quiet_hours[pid] = (start, end)
-        rows += _fetch(f"SELECT person_id, {F_TOPIC_OFF} FROM {TopicSubscription._meta.db_table} "  # noqa: S608
-                       f"WHERE topic = %s AND subscribed = %s{where}", (plan.purpose.key, False, *params))
-    for pid, flags in rows:
-        if pid in codes:
-            codes[pid] |= flags
+    if not marketing:
+        return quiet_hours
+    adapt = connection.ops.adapt_datetimefield_value
+    week = (True, adapt(plan.at - WEEK), adapt(plan.at))
+    if default_cap() > 0:  # (a cap of zero is in the walk's code already)
+        # The people at the site-wide cap: the touches' person index read in person order and
+        # grouped as it goes.
+        _or_into(codes, _fetch(
+            f"SELECT person_id, {F_CAP_DEFAULT} FROM {Touch._meta.db_table}{hints['touch']} "  # noqa: S608
+            f"WHERE marketing = %s AND occurred_at > %s AND occurred_at <= %s{where} "
+            "GROUP BY person_id HAVING COUNT(*) >= %s", (*week, *params, default_cap())))
+    # A cap of their own replaces the site-wide one: their touches are counted here.
+    allowed = f"{plan.channel}_allowed"
+    pr_where, pr_params = audience.where("pr.person_id")
+    for pid, channel_allowed, own, start, end, count in _fetch(
+            f"SELECT pr.person_id, pr.{allowed}, pr.max_per_week, pr.quiet_start, pr.quiet_end, "  # noqa: S608
+            f"(CASE WHEN pr.max_per_week IS NULL THEN 0 ELSE (SELECT COUNT(*) FROM {Touch._meta.db_table} t"
+            f"{hints['touch']} WHERE t.person_id = pr.person_id AND t.marketing = %s AND t.occurred_at > %s "
+            f"AND t.occurred_at <= %s) END) FROM {ContactPreference._meta.db_table} pr "
+            f"WHERE (pr.{allowed} = %s OR pr.max_per_week IS NOT NULL OR pr.quiet_start IS NOT NULL){pr_where}",
+            (*week, False, *pr_params)):
+        code = codes.get(pid)
+        if code is None:
+            continue
+        if not channel_allowed:
+            code |= F_REFUSED
+        if own is not None:
+            code &= ~F_CAP_DEFAULT
+            if count >= own:
+                code |= (own + 1) << OWN_CAP_SHIFT
+        codes[pid] = code
+        if start is not None:
+            quiet_hours[pid] = (start, end)
+    _or_into(codes, _fetch(f"SELECT person_id, {F_TOPIC_OFF} FROM {TopicSubscription._meta.db_table} "  # noqa: S608
+                           f"WHERE topic = %s AND subscribed = %s{where}", (plan.purpose.key, False, *params)))
     return quiet_hours
+
+
+def _or_into(codes: dict[str, int], rows: list[tuple]) -> None:
+    """``codes[id] |= bits`` for each (id, bits) row of someone in ``codes``."""
+    for pid, bits in rows:
+        if pid in codes:
+            codes[pid] |= bits
 
 
 def _codes_by_scans(audience: _Audience, plan: _Plan, *, with_values: bool,
