@@ -136,7 +136,7 @@ def _append(rows: list[dict[str, Any]]) -> int:
         if seq:
             return seq
     key = keyring().audit_key
-    last = _last_head.get(_wrapper()) if plan.append_after and len(rows) == 1 else None
+    last = _last_head.get(wrapper) if plan.append_after and len(rows) == 1 else None
     if last is not None:
         with preparing_cursor(connection) as cursor:
             if _append_after(cursor, plan, rows[0], last, key):
@@ -160,7 +160,7 @@ def _append(rows: list[dict[str, Any]]) -> int:
             if plan.move:
                 cursor.execute(plan.move, [prev])
     if plan.append_after:
-        _last_head[_wrapper()] = (end, prev)
+        _last_head[wrapper] = (end, prev)
     return end
 
 
