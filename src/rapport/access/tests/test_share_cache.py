@@ -14,7 +14,6 @@ from __future__ import annotations
 import uuid
 
 import pytest
-from django.apps import apps
 from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
@@ -24,13 +23,14 @@ from rapport.access.models import (
     Access,
     AccessGeneration,
     RecordShare,
-    Role,
     Team,
     TeamMembership,
-    User,
 )
-from rapport.access.seeds import seed_access
-from rapport.access.tests.fresh import request_user, visible_ids
+from rapport.access.tests.fresh import (
+    a_rep_and_a_colleagues_private_person,
+    request_user,
+    visible_ids,
+)
 from rapport.core.testing import token_client
 from rapport.people.models import Person
 
@@ -191,12 +191,7 @@ def test_a_rolled_back_share_is_never_served(user_in, private):
 @pytest.mark.django_db(transaction=True)
 def test_a_share_committed_on_another_connection_is_seen_at_once(on_another_connection):
     # given: committed data and a warm cache in this thread
-    seed_access(apps)
-    rep = User.objects.create_user("rep", password=None, role=Role.objects.get(key="sales-rep"))
-    colleague = User.objects.create_user("colleague", password=None, role=Role.objects.get(key="sales-rep"))
-    services.sharing_default_set(actor=None, object_type="people.person", access=Access.PRIVATE)
-    theirs = _person(colleague)
-    assert theirs.pk not in visible_ids(rep)
+    rep, _colleague, theirs = a_rep_and_a_colleagues_private_person()
     kept = policy._generation, policy._config
 
     # when: another connection (a thread has its own) shares the person with the rep, then unshares
