@@ -314,7 +314,7 @@ def _plan(wrapper: Any = None) -> _Plan:
 
 def _build_plan() -> _Plan:
     quote = connection.ops.quote_name
-    fields = [f for f in AuditEntry._meta.concrete_fields if not f.primary_key]
+    fields = list(AuditEntry._meta.concrete_fields)  # every column: the key is the seq the chain gives
     entries, head = quote(AuditEntry._meta.db_table), quote(AuditChainHead._meta.db_table)
     insert = (f"INSERT INTO {entries} ({', '.join(quote(f.column) for f in fields)}) "  # noqa: S608 - model metadata
               f"VALUES ({', '.join(['%s'] * len(fields))})")
@@ -438,7 +438,7 @@ def verify_chain(*, batch_size: int = 2000) -> ChainReport:
             return ChainReport(False, checked, f"Audit entry #{entry.seq} does not link to #{entry.seq - 1}: "
                                                "one of them was edited.", entry.seq)
         if not hmac.compare_digest(entry_hash(entry, key), entry.hash):
-            return ChainReport(False, checked, f"Audit entry #{entry.seq} (id {entry.pk}) was edited: "
+            return ChainReport(False, checked, f"Audit entry #{entry.seq} was edited: "
                                                "its hash does not match its contents.", entry.seq)
         if raw_changes is not None:
             problem = _changes_problem(entry, raw_changes)
@@ -449,7 +449,7 @@ def verify_chain(*, batch_size: int = 2000) -> ChainReport:
         promised = _covered_by(entry)
         if promised is not None:
             if group is None or group[0] != entry.seq or group[1:] != promised:
-                return ChainReport(False, checked, f"Audit entry #{entry.seq} (id {entry.pk}) was edited: the "
+                return ChainReport(False, checked, f"Audit entry #{entry.seq} was edited: the "
                                                    f"people it covers ({AuditEntryPerson._meta.db_table}) do not "
                                                    "match its digest (a row edited, deleted or added).", entry.seq)
             group = next(covered, None)
@@ -493,9 +493,9 @@ def _changes_problem(entry: AuditEntry, raw: str) -> str:
     try:
         plain = decrypt_text(raw, "access.AuditEntry.changes")
     except DecryptionError:
-        return f"Audit entry #{entry.seq} (id {entry.pk}) was edited: its changes fail authentication."
+        return f"Audit entry #{entry.seq} was edited: its changes fail authentication."
     if hashlib.sha256(plain.encode()).hexdigest() != entry.changes_digest:
-        return f"Audit entry #{entry.seq} (id {entry.pk}) was edited: its changes do not match their digest."
+        return f"Audit entry #{entry.seq} was edited: its changes do not match their digest."
     return ""
 
 

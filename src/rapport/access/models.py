@@ -212,6 +212,17 @@ class RestrictedRecord(RapportModel):
         return f"{self.object_type} {self.object_id}"
 
 
+class ChainSeqField(models.BigIntegerField):
+    """A BigIntegerField declared ``integer`` on SQLite: as a primary key that is the rowid
+    (SQLite makes only a column declared exactly ``INTEGER PRIMARY KEY`` the rowid; ``bigint``
+    would be a second b-tree). SQLite's integers are 64-bit either way; PostgreSQL keeps bigint."""
+
+    def db_type(self, connection):  # type: ignore[no-untyped-def]
+        if connection.vendor == "sqlite":
+            return "integer"
+        return super().db_type(connection)
+
+
 class AuditEntry(models.Model):
     """S5 — one link of the tamper-evident access audit chain.
 
@@ -230,8 +241,9 @@ class AuditEntry(models.Model):
         PORTAL = "portal", "Customer portal"
         SYSTEM = "system", "System"
 
-    id = models.BigAutoField(primary_key=True)
-    seq = models.BigIntegerField(unique=True)
+    # The chain's own order is the key (decision 0026): on SQLite it is the rowid, so an append
+    # writes no separate id, no unique seq index and no AUTOINCREMENT counter.
+    seq = ChainSeqField(primary_key=True)
     occurred_at = models.DateTimeField(db_index=True)
     # Not indexed: no query looks entries up by actor id alone (the audit search matches the
     # actor's name; break-glass checks go through the person), and every index is a page more

@@ -72,7 +72,7 @@ def test_editing_any_row_is_found_and_named(staff_user):
         record_person_access(actor=staff_user, action="view", people=[ada], channel="ui")
     target = AuditEntry.objects.order_by("seq")[2]
     # when: someone with database access rewrites who looked
-    _raw("UPDATE access_auditentry SET actor_name = %s WHERE id = %s", ["somebody-else", target.pk])
+    _raw("UPDATE access_auditentry SET actor_name = %s WHERE seq = %s", ["somebody-else", target.seq])
     # then
     report = verify_chain()
     assert not report.ok and report.seq == target.seq
@@ -84,7 +84,7 @@ def test_deleting_a_middle_row_is_found_and_named(staff_user):
     for _ in range(4):
         record_person_access(actor=staff_user, action="view", people=[ada], channel="ui")
     victim = AuditEntry.objects.order_by("seq")[1]
-    _raw("DELETE FROM access_auditentry WHERE id = %s", [victim.pk])
+    _raw("DELETE FROM access_auditentry WHERE seq = %s", [victim.seq])
     report = verify_chain()
     assert not report.ok and report.seq == victim.seq and "deleted" in report.problem
 
@@ -94,7 +94,7 @@ def test_deleting_the_last_rows_is_found(staff_user):
     for _ in range(3):
         record_person_access(actor=staff_user, action="view", people=[ada], channel="ui")
     last = AuditEntry.objects.order_by("-seq")[0]
-    _raw("DELETE FROM access_auditentry WHERE id = %s", [last.pk])
+    _raw("DELETE FROM access_auditentry WHERE seq = %s", [last.seq])
     report = verify_chain()
     assert not report.ok and report.seq == last.seq and "deleted" in report.problem
 
@@ -110,8 +110,8 @@ def test_editing_every_column_breaks_the_chain(staff_user):
                "prev_hash": "0" * 64, "hash": "0" * 64, "person_id": None, "actor_id": None}
     for column, value in changes.items():
         original = AuditEntry.objects.filter(pk=entry.pk).values_list(column, flat=True).get()
-        _raw(f"UPDATE access_auditentry SET {column} = %s WHERE id = %s",  # noqa: S608 - fixed names
-             [value if column not in ("person_id", "actor_id") else None, entry.pk])
+        _raw(f"UPDATE access_auditentry SET {column} = %s WHERE seq = %s",  # noqa: S608 - fixed names
+             [value if column not in ("person_id", "actor_id") else None, entry.seq])
         assert not verify_chain().ok, column
         AuditEntry.objects.filter(pk=entry.pk).update(**{column: original})
         assert verify_chain().ok, column
@@ -126,7 +126,7 @@ def test_cli_verify_exit_codes(staff_user, capsys):
     assert "intact" in capsys.readouterr().out
     # when / then: broken
     entry = AuditEntry.objects.order_by("seq").first()
-    _raw("UPDATE access_auditentry SET reason = %s WHERE id = %s", ["forged", entry.pk])
+    _raw("UPDATE access_auditentry SET reason = %s WHERE seq = %s", ["forged", entry.seq])
     with pytest.raises(CommandError, match=f"#{entry.seq}"):
         call_command("audit", "verify")
 
@@ -178,9 +178,9 @@ def test_tampered_sealed_changes_are_found(staff_user):
     people.person_update(actor=staff_user, person=ada, changes={"notes": "secret"})
     entry = AuditEntry.objects.get(changes__isnull=False)
     with connection.cursor() as cursor:
-        cursor.execute("SELECT changes FROM access_auditentry WHERE id = %s", [entry.pk])
+        cursor.execute("SELECT changes FROM access_auditentry WHERE seq = %s", [entry.seq])
         raw = cursor.fetchone()[0]
-    _raw("UPDATE access_auditentry SET changes = %s WHERE id = %s", [raw[:-4] + "AAAA", entry.pk])
+    _raw("UPDATE access_auditentry SET changes = %s WHERE seq = %s", [raw[:-4] + "AAAA", entry.seq])
     report = verify_chain()
     assert not report.ok and report.seq == entry.seq
 

@@ -123,7 +123,7 @@ def test_editing_the_promised_digest_breaks_the_entry_hash(exported):
     _, entry = exported
     forged = entry.detail.replace('"count":5', '"count":4')
     assert forged != entry.detail
-    _raw(f"UPDATE {AuditEntry._meta.db_table} SET detail = %s WHERE id = %s", [forged, entry.pk])  # noqa: S608
+    _raw(f"UPDATE {AuditEntry._meta.db_table} SET detail = %s WHERE seq = %s", [forged, entry.seq])  # noqa: S608
     report = verify_chain()
     assert not report.ok and report.seq == entry.seq and "hash does not match" in report.problem
 
