@@ -271,7 +271,10 @@ class AuditEntry(models.Model):
         verbose_name_plural = "audit entries"
         indexes = [
             models.Index(fields=["person_id", "-seq"], name="access_audit_person"),
-            models.Index(fields=["object_type", "object_id", "-seq"], name="access_audit_object"),
+            # Only entries with field history: the one query by record (``selectors.field_history``)
+            # asks for those, and reads (most entries) then write no page of this index.
+            models.Index(fields=["object_type", "object_id", "-seq"], name="access_audit_object_changes",
+                         condition=models.Q(changes__isnull=False)),
         ]
 
     def __str__(self) -> str:
