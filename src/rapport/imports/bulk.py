@@ -17,7 +17,7 @@ import datetime as dt
 import os
 import re
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from django.db import connection, models
@@ -86,6 +86,86 @@ class TableWriter:
             else:
                 cursor.executemany(self.insert_sql, prepared)
         return len(prepared)
+
+
+# The mark that a statement's writer keeps the contact points' derived rows itself (decision
+# 0028): the digest and count triggers on inserts check it (migrations imports/0005, privacy/0008).
+BULK_POINTS_SETTING = "rapport.bulk_points"  # PostgreSQL: transaction-local setting
+BULK_POINTS_TABLE = "imports_bulkpoints"     # SQLite: a row only this transaction can see
+DIGESTS, KIND_COUNTS = "privacy_contactdigest", "imports_pointkindcount"
+# "triggers" leaves the derived rows to the triggers (for comparing the two in tests and benchmarks)
+POINTS_DERIVED_BY = os.environ.get("RAPPORT_IMPORT_POINTS_DERIVED_BY", "writer")
+
+
+def insert_contact_points(inserts: Sequence[Callable[[], object]], points: Iterable[tuple[Any, Any, str]], *,
+                          new_people: Iterable[Any] = ()) -> None:
+    """Run ``inserts`` (the caller's bulk inserts of contact points) with the insert triggers'
+    work done here instead: ``points`` is (point id, person id, kind) of every point they insert,
+    ``new_people`` the people among them created in this same transaction.
+
+    The triggers on ``people_contactpoint`` add a digest row per new point (decision 0018) and
+    count points per person and kind (decision 0025). On SQLite they run once per row; on
+    PostgreSQL as ``INSERT … SELECT … ON CONFLICT`` over the statement's transition table. Here the
+    same rows are written in one statement per table: a digest row ``(point, version 0)`` per
+    point and one count per (person, kind). SQLite keeps the triggers' conflict handling
+    (``executemany`` of the same upserts). PostgreSQL copies the digest rows (a new point has
+    none; one left over with the same random id would fail the chunk, not be reset) and the new
+    people's counts (a person created in this transaction has none), and upserts only the counts
+    of people who had points before. Runs inside the caller's transaction (the mark must not
+    outlive it; an error rolls it back with the inserts).
+    """
+    if POINTS_DERIVED_BY == "triggers":
+        for insert in inserts:
+            insert()
+        return
+    if not connection.in_atomic_block:
+        raise RuntimeError("insert_contact_points runs inside the caller's transaction")
+    ids: list[str] = []
+    counts: dict[tuple[str, str], int] = {}
+    for point_id, person_id, kind in points:
+        ids.append(_uuid_hex(point_id))
+        key = (_uuid_hex(person_id), kind)
+        counts[key] = counts.get(key, 0) + 1
+    postgres = connection.vendor == "postgresql"
+    with connection.cursor() as cursor:
+        if postgres:
+            cursor.execute("SELECT set_config(%s, 'on', true)", [BULK_POINTS_SETTING])
+        else:  # a second mark (one left behind) fails here instead of silencing the triggers
+            cursor.execute(f"INSERT INTO {BULK_POINTS_TABLE} (flag) VALUES (1)")  # noqa: S608 - a constant
+        for insert in inserts:
+            insert()
+        if postgres:
+            cursor.execute("SELECT set_config(%s, 'off', true)", [BULK_POINTS_SETTING])
+        else:
+            cursor.execute(f"DELETE FROM {BULK_POINTS_TABLE}")  # noqa: S608 - a constant
+        if not ids:
+            return
+        if postgres:
+            _derived_rows_postgres(cursor, ids, counts, {_uuid_hex(p) for p in new_people})
+            return
+        cursor.executemany(f"INSERT INTO {DIGESTS} (point_id, version) VALUES (%s, 0) "  # noqa: S608 - constants
+                           "ON CONFLICT (point_id) DO UPDATE SET digest = NULL, canonical = NULL, "
+                           "version = version + 1", [(i,) for i in ids])
+        cursor.executemany(f"INSERT INTO {KIND_COUNTS} (person_id, kind, n) VALUES (%s, %s, %s) "  # noqa: S608 - constants
+                           "ON CONFLICT (person_id, kind) DO UPDATE SET n = n + excluded.n",
+                           [(person, kind, n) for (person, kind), n in counts.items()])
+
+
+def _derived_rows_postgres(cursor: Any, ids: list[str], counts: dict[tuple[str, str], int],
+                           new_people: set[str]) -> None:
+    """The digest rows and counts of new points on PostgreSQL (see ``insert_contact_points``)."""
+    with cursor.cursor.copy(f"COPY {DIGESTS} (point_id, version) FROM STDIN") as copy:
+        copy.write("\t0\n".join(ids) + "\t0\n")
+    fresh = [f"{person}\t{kind}\t{n}\n" for (person, kind), n in counts.items() if person in new_people]
+    if fresh:
+        with cursor.cursor.copy(f"COPY {KIND_COUNTS} (person_id, kind, n) FROM STDIN") as copy:
+            copy.write("".join(fresh))
+    more = sorted((person, kind, n) for (person, kind), n in counts.items() if person not in new_people)
+    if more:  # people who had points: add to their counts, as the trigger's upsert does
+        cursor.execute(f"INSERT INTO {KIND_COUNTS} (person_id, kind, n) "  # noqa: S608 - a constant
+                       "SELECT * FROM unnest(%s::uuid[], %s::varchar[], %s::integer[]) "
+                       f"ON CONFLICT (person_id, kind) DO UPDATE SET n = {KIND_COUNTS}.n + EXCLUDED.n",
+                       [[p for p, _, _ in more], [k for _, k, _ in more], [n for _, _, n in more]])
 
 
 SQLITE_CACHE_MB = int(os.environ.get("RAPPORT_IMPORT_SQLITE_CACHE_MB", "64"))

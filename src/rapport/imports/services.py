@@ -395,6 +395,7 @@ class Fresh(NamedTuple):
     points: list[Any]                # id, person_id, kind, label, value, normalised, search_key, source,
                                      # verified, primary (bulk.row_maker each)
     rows: int                        # the file rows it stands for
+    point_kinds: list[tuple[str, str]]  # (id, kind) of each point: the digest and count rows (0028)
 
 
 @lru_cache(maxsize=1)
@@ -553,12 +554,16 @@ class _Context:
         db_id = next(ids)
         kinds: set[str] = set()
         points = []
+        point_kinds = []
         source = self.source
         for point in new_points:
-            points.append(row((next(ids), db_id, point.kind, point.label, point.value, point.normalised,
+            point_id = next(ids)
+            points.append(row((point_id, db_id, point.kind, point.label, point.value, point.normalised,
                                point.search_key[:200], source), (False, point.kind not in kinds)))
+            point_kinds.append((point_id, point.kind))
             kinds.add(point.kind)
-        return Fresh(bulk.dashed(db_id), db_id, row((db_id, *_person_row(values))), points, len(records))
+        return Fresh(bulk.dashed(db_id), db_id, row((db_id, *_person_row(values))), points, len(records),
+                     point_kinds)
 
     def _check_consent_row(self, record: ImportRecord) -> None:
         if not record.consents or not record.valid:
@@ -766,9 +771,6 @@ class _Context:
             self._writer(Person, ["id", *PERSON_FIELDS, "given_key", "family_key", "preferred_key", "owner_id",
                                   "version", "created_at", "updated_at"]).insert_ready(
                 [f.person for f in fresh], (actor_id, 1, now, now))
-            self._writer(ContactPoint, ["id", "person_id", "kind", "label", "value", "normalised", "search_key",
-                                        "source", "verified", "primary", "created_at", "updated_at"]).insert_ready(
-                [point for f in fresh for point in f.points], (now, now))
         changes_ledger = []
         bulk.update_rows(Person, [*PERSON_FIELDS, "given_key", "family_key", "preferred_key", "version",
                                   "updated_at"],
@@ -799,8 +801,7 @@ class _Context:
                 tag_rows.append((plan.person_id, tag_ids[name]))
                 entry["tags"].append(str(tag_ids[name]))
             ledger_of[plan.person_id] = entry
-        self._writer(ContactPoint, ["id", "created_at", "updated_at", "person_id", "kind", "label", "value",
-                                    "normalised", "search_key", "source", "verified", "primary"]).insert(point_rows)
+        self._insert_points(fresh, point_rows, now, [p.person_id for p in new_people])
         self._writer(Employment, ["id", "created_at", "updated_at", "person_id", "organisation_id", "title",
                                   "start_date", "end_date"]).insert(job_rows)
         bulk.update_rows(Employment, ["end_date", "updated_at"], ended)
@@ -826,6 +827,22 @@ class _Context:
         ImportChunk.objects.create(import_run=self.imp, index=chunk_index, first_row=first_row, row_count=rows,
                                    created_organisations=[str(o) for o in created_orgs],
                                    changes=changes_ledger, created_versions=created_versions)
+
+    def _insert_points(self, fresh: list[Fresh], point_rows: list[tuple], now: dt.datetime,
+                       new_people: list[Any]) -> None:
+        """The chunk's new contact points: new people's (built ahead) and matched people's, with
+        their digest and count rows written set-based (decision 0028) instead of by the triggers."""
+        fresh_points = self._writer(ContactPoint, ["id", "person_id", "kind", "label", "value", "normalised",
+                                                   "search_key", "source", "verified", "primary", "created_at",
+                                                   "updated_at"])
+        more_points = self._writer(ContactPoint, ["id", "created_at", "updated_at", "person_id", "kind", "label",
+                                                  "value", "normalised", "search_key", "source", "verified",
+                                                  "primary"])
+        derived = [(point_id, f.db_id, kind) for f in fresh for point_id, kind in f.point_kinds]
+        derived += [(row[0], row[3], row[4]) for row in point_rows]
+        bulk.insert_contact_points(
+            [lambda: fresh_points.insert_ready([point for f in fresh for point in f.points], (now, now)),
+             lambda: more_points.insert(point_rows)], derived, new_people=[*new_people, *(f.db_id for f in fresh)])
 
     def _organisations(self, plans: list[_Plan], now: dt.datetime, actor_id: Any) -> tuple[dict[str, Any], list]:
         wanted = {fold(p.new_job[0]): p.new_job[0] for p in plans if p.new_job is not None}
