@@ -88,11 +88,13 @@ def main() -> None:
     for label, source, shape in args.runs:
         port = _free_port()
         server = _start_server(port, args, source, shape=shape)
+        appends = _AuditAppends()
         try:
             served = _over_http(port, key, args, server)
         finally:
             _stop_server(server)
         _report(vendor, label, shape, args, served, baseline)
+        appends.report()
     if args.floor:
         _floor(key, args)
     children = os.times()
@@ -525,6 +527,43 @@ def _drive(port: int, batches: list[list[bytes]], expect: int, server_pid: int, 
         all_bodies += bodies
         client_cpu, reconnects = client_cpu + cpu, reconnects + again
     return samples, all_bodies, spent, elapsed, client_cpu, len(samples), reconnects
+
+
+class _AuditAppends:
+    """How the server's audit appends went (PostgreSQL): the chain head's row counters.
+
+    A single entry is first appended after the head the worker's connection last moved
+    (``access.audit._append_after``: one UPDATE of the head + one INSERT); when another worker
+    moved it since, that UPDATE matches nothing and the entry takes the reserving path (two
+    more statements: reserve, then insert and move: two head updates). So head updates minus
+    entries inserted = appends that guessed a stale head. Read after the server stopped: its
+    backends send their counters when they exit.
+    """
+
+    def __init__(self) -> None:
+        self.before = self._counts()
+
+    def report(self) -> None:
+        if self.before is None:
+            return
+        time.sleep(0.5)  # the exiting backends' counters
+        after = self._counts()
+        entries, updates = (a - b for a, b in zip(after, self.before, strict=True))
+        stale = updates - entries
+        print(f"audit appends by the server: {entries} entries, {stale} after a stale head "
+              f"({100 * stale / max(1, entries):.0f} %: one wasted statement and two more each)")
+
+    @staticmethod
+    def _counts() -> tuple[int, int] | None:
+        from django.db import connection
+
+        if connection.vendor != "postgresql":
+            return None
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT (SELECT n_tup_ins FROM pg_stat_user_tables WHERE relname = 'access_auditentry'), "
+                           "(SELECT n_tup_upd FROM pg_stat_user_tables WHERE relname = 'access_auditchainhead')")
+            entries, updates = cursor.fetchone()
+        return int(entries or 0), int(updates or 0)
 
 
 class _Meter:
