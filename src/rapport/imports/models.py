@@ -133,7 +133,8 @@ class ImportedPerson(models.Model):
     """A person an import created (``created``) or changed; one row per import and person."""
 
     id = models.BigAutoField(primary_key=True)
-    import_run = models.ForeignKey(Import, on_delete=models.CASCADE, related_name="people")
+    # no index of its own: the unique (import_run, person_id) one below leads with it
+    import_run = models.ForeignKey(Import, on_delete=models.CASCADE, related_name="people", db_index=False)
     person_id = models.UUIDField(db_index=True)
     created = models.BooleanField(default=False)
 
