@@ -27,6 +27,7 @@ from typing import Any
 from django.db import connections
 from django.db.models import NOT_PROVIDED, QuerySet, signals
 from django.db.models.query import get_related_populators
+from django.utils import timezone
 
 
 @dataclass(frozen=True)
@@ -318,15 +319,54 @@ def _insert_sql(connection: Any, key: tuple[tuple[type[Any], int], ...]) -> str:
 
 
 def _db_values(model: type[Any], obj: Any, connection: Any) -> list[Any]:
+    native_uuid = connection.features.has_native_uuid_field
     values = []
-    for field, plain in _insert_plan(model):
+    for (field, plain), quick in zip(_insert_plan(model), _quick_plan(model), strict=True):
         if plain is not None:
             value = getattr(obj, field.attname)
             if value is None or type(value) in plain:  # what the field's preparation returns
                 values.append(value)
                 continue
+        elif quick is _UUID:
+            value = getattr(obj, field.attname)
+            if value is None or value.__class__ is uuid.UUID:  # UUIDField.get_db_prep_value's two answers
+                values.append(value if value is None or native_uuid else value.hex)
+                continue
+        elif quick is _NOW:  # DateTimeField.pre_save on add, then the backend's adaptation
+            value = timezone.now()
+            setattr(obj, field.attname, value)
+            values.append(connection.ops.adapt_datetimefield_value(value))
+            continue
         values.append(field.get_db_prep_save(field.pre_save(obj, True), connection))
     return values
+
+
+_UUID, _NOW = "uuid", "now"
+
+
+@functools.cache
+def _quick_plan(model: type[Any]) -> tuple[str | None, ...]:
+    """Per field of ``_insert_fields``, a shortcut ``_db_values`` takes for it, or None.
+
+    ``_UUID``: a plain ``UUIDField``, or a ``ForeignKey`` to one, read as it is (both prepare a
+    ``uuid.UUID`` to itself or its hex, by the backend, and None to None). ``_NOW``: a plain
+    ``DateTimeField`` with ``auto_now`` or ``auto_now_add``, which on an insert always takes
+    ``timezone.now()`` (an aware or naive datetime, as the settings say: its preparation only
+    adapts it). A create's ids, timestamps and foreign keys went through two to five calls
+    each; they were a third of its insert's Python.
+    """
+    from django.db.models import DateTimeField, ForeignKey, UUIDField
+
+    quick: list[str | None] = []
+    for field in _insert_fields(model):
+        kind = type(field)
+        if kind is UUIDField or (kind is ForeignKey and type(field.target_field) is UUIDField):
+            quick.append(_UUID)
+        elif kind is DateTimeField and (field.auto_now or field.auto_now_add):
+            quick.append(_NOW)
+        else:
+            quick.append(None)
+    return tuple(quick)
 
 
 @functools.cache
