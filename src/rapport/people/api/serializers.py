@@ -316,13 +316,9 @@ _datetime = serializers.DateTimeField()
 _date = serializers.DateField()
 
 
-def _when(value: Any) -> str | None:
-    """``DateTimeField().to_representation`` for the ISO 8601 default, at a fraction of the cost."""
-    return timestamp_renderer()(value)
-
-
 def timestamp_renderer() -> Callable[[Any], str | None]:
-    """``_when`` with the current time zone and format looked up once, for a page of timestamps.
+    """``DateTimeField().to_representation`` for the ISO 8601 default, at a fraction of the cost:
+    the current time zone and format looked up once, for a page of timestamps.
 
     A list page renders about 600 timestamps; DRF's field looks up the format, the current
     time zone and awareness for each. Anything but an aware datetime with the ISO format
@@ -347,16 +343,22 @@ def _day(value: Any) -> str | None:
     return _date.to_representation(value) if value is not None else None
 
 
-def contact_point_out(point: ContactPoint | dict[str, Any]) -> dict[str, Any]:
-    """A contact point from a model instance or from a ``values()`` row (``CONTACT_POINT_COLUMNS``)."""
+def contact_point_out(point: ContactPoint | dict[str, Any], *,
+                      when: Callable[[Any], str | None] | None = None) -> dict[str, Any]:
+    """A contact point from a model instance or from a ``values()`` row (``CONTACT_POINT_COLUMNS``).
+
+    ``when`` renders its timestamps (``timestamp_renderer()``, made once for a person's points)."""
+    when = when or timestamp_renderer()
     row = point if isinstance(point, dict) else vars(point)
     return {"id": str(row["id"]), "kind": row["kind"], "label": row["label"], "value": row["value"],
             "normalised": row["normalised"], "source": row["source"], "verified": row["verified"],
-            "primary": row["primary"], "created_at": _when(row["created_at"]), "updated_at": _when(row["updated_at"])}
+            "primary": row["primary"], "created_at": when(row["created_at"]), "updated_at": when(row["updated_at"])}
 
 
-def employment_out(job: Employment | dict[str, Any]) -> dict[str, Any]:
+def employment_out(job: Employment | dict[str, Any], *,
+                   when: Callable[[Any], str | None] | None = None) -> dict[str, Any]:
     """A job from a model instance (organisation loaded) or from a ``values()`` row (``JOB_COLUMNS``)."""
+    when = when or timestamp_renderer()
     if isinstance(job, dict):
         row, organisation_name = job, job["organisation__name"]
     else:
@@ -364,7 +366,7 @@ def employment_out(job: Employment | dict[str, Any]) -> dict[str, Any]:
     return {"id": str(row["id"]), "person": str(row["person_id"]), "organisation": str(row["organisation_id"]),
             "organisation_name": organisation_name, "title": row["title"], "start_date": _day(row["start_date"]),
             "end_date": _day(row["end_date"]), "current": row["end_date"] is None,
-            "created_at": _when(row["created_at"]), "updated_at": _when(row["updated_at"])}
+            "created_at": when(row["created_at"]), "updated_at": when(row["updated_at"])}
 
 
 PERSON_COLUMNS = ("id", "honorific", "given_name", "middle_names", "family_name", "preferred_name", "language",
@@ -391,8 +393,8 @@ def person_out(person: Person | dict[str, Any], hidden: frozenset[str] = frozens
         assert isinstance(person, Person), "a row needs its details"
         points, tags, jobs = person.contact_points.all(), [t.name for t in person.tags.all()], person.employments.all()
     if not getattr(details, "rendered", False):
-        points = [contact_point_out(p) for p in points]
-        jobs = [employment_out(j) for j in jobs]
+        points = [contact_point_out(p, when=when) for p in points]
+        jobs = [employment_out(j, when=when) for j in jobs]
     owner = row["owner_id"]
     data = {
         "id": str(pk), "display_name": _display_name(row), "honorific": row["honorific"],
