@@ -40,6 +40,22 @@ class _Compiled:
     connection: Any
     compiler: Any  # kept for ``objects``: how the selected columns map onto models
 
+    def instances(self, using: str) -> tuple[Any, int, int, list[str], list[Any], tuple[tuple[str, int], ...]]:
+        """How ``objects`` makes instances of a row: (model, first and end column of its own
+        fields, their attribute names, the ``select_related`` populators, annotation positions).
+        Worked out once per compiled query, as Django's iterable does once per evaluation: the
+        populators hold only the columns' layout (the token's sign-in ran them every request)."""
+        found = self.__dict__.get("_instances")
+        if found is None or found[0] != using:
+            compiler = self.compiler
+            klass_info, select = compiler.klass_info, compiler.select
+            start, end = klass_info["select_fields"][0], klass_info["select_fields"][-1] + 1
+            names = [column[0].target.attname for column in select[start:end]]
+            found = (using, (klass_info["model"], start, end, names, get_related_populators(klass_info, select, using),
+                             tuple(compiler.annotation_col_map.items())))
+            self.__dict__["_instances"] = found  # frozen: set as a cache, beside the fields
+        return found[1]
+
 
 class PreparedQuery:
     """``build(ids)`` returns a ``values_list`` queryset whose only varying values are ``ids``.
@@ -69,18 +85,13 @@ class PreparedQuery:
         if not ids:
             return []
         compiled, rows = self._run(ids, using)
-        compiler = compiled.compiler
-        klass_info, select = compiler.klass_info, compiler.select
-        start, end = klass_info["select_fields"][0], klass_info["select_fields"][-1] + 1
-        names = [column[0].target.attname for column in select[start:end]]
-        model = klass_info["model"]
-        populators = get_related_populators(klass_info, select, using)
+        model, start, end, names, populators, annotations = compiled.instances(using)
         found = []
         for row in rows:  # as django.db.models.query.ModelIterable does
             instance = model.from_db(using, names, row[start:end])
             for populator in populators:
                 populator.populate(row, instance)
-            for name, position in compiler.annotation_col_map.items():
+            for name, position in annotations:
                 setattr(instance, name, row[position])
             found.append(instance)
         return found
