@@ -60,17 +60,24 @@ def simple_email(value: str) -> NormalisedIdentifier | None:
     return NormalisedIdentifier(email, _NOT_ALNUM.sub("", email)[:200])
 
 
-@lru_cache(maxsize=65536)
-def _phone(value: str, region: str) -> NormalisedIdentifier:
+def _phone_uncached(value: str, region: str) -> NormalisedIdentifier:
     return simple_phone(value, region) or normalise_phone(value, region)
 
 
-def normalise_point(kind: str, value: str, region: str | None = None) -> NormalisedIdentifier:
-    """``normalise_contact_value`` with the shortcuts above (same results, same errors)."""
+_phone = lru_cache(maxsize=65536)(_phone_uncached)
+
+
+def normalise_point(kind: str, value: str, region: str | None = None, *,
+                    cache_phones: bool = True) -> NormalisedIdentifier:
+    """``normalise_contact_value`` with the shortcuts above (same results, same errors).
+
+    ``cache_phones=False`` for callers that see each value once (an API worker's creates and
+    edits): the cache, kept for real files' repeated switchboards, would only fill up."""
     if kind == "email":
         return simple_email(value) or normalise_contact_value(kind, value, region)
     if kind == "phone":
-        return _phone(value, (region or settings.RAPPORT_DEFAULT_REGION or "GB").upper())
+        return (_phone if cache_phones else _phone_uncached)(
+            value, (region or settings.RAPPORT_DEFAULT_REGION or "GB").upper())
     return normalise_contact_value(kind, value, region)
 
 

@@ -11,7 +11,6 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -20,12 +19,8 @@ from rapport.access.audit import diff, record_change, record_person_access
 from rapport.access.fieldsecurity import refused_writes
 from rapport.core.api.prepared import insert_together
 from rapport.core.search import fold
-from rapport.identity.normalise import (
-    InvalidIdentifier,
-    NormalisedIdentifier,
-    normalise_contact_value,
-)
-from rapport.imports.fastnorm import simple_email, simple_phone
+from rapport.identity.normalise import InvalidIdentifier
+from rapport.imports.fastnorm import normalise_point
 from rapport.people.models import ContactPoint, Employment, Interaction, Organisation, Person, Tag
 from rapport.privacy.suppression import ensure_not_suppressed
 
@@ -183,8 +178,8 @@ def contact_point_update(*, actor: Any, point: ContactPoint, changes: dict[str, 
         _ensure_may_change(point.person)
         if "value" in changes:
             try:
-                result = normalise_point_value(point.kind, str(changes["value"]),
-                                               region=point.person.country or None)
+                result = normalise_point(point.kind, str(changes["value"]),
+                                         region=point.person.country or None, cache_phones=False)
             except InvalidIdentifier as err:
                 raise ValidationError({"value": [str(err)]}) from err
             ensure_not_suppressed(  # an edit must not bring back an erased person's identifier
@@ -442,7 +437,8 @@ def _normalise_contact_points(points: Sequence[ContactPointInput], *,
                 f"Choose one of {', '.join(sorted(valid_kinds))}."]
             continue
         try:
-            normalised = normalise_point_value(point.kind, point.value or "", region=region)
+            # the import path's exact shortcuts (decision 0027); an API worker sees each value once
+            normalised = normalise_point(point.kind, point.value or "", region=region, cache_phones=False)
         except InvalidIdentifier as err:
             errors[f"contact_points.{index}.value"] = [str(err)]
             continue
@@ -450,22 +446,6 @@ def _normalise_contact_points(points: Sequence[ContactPointInput], *,
     if errors:
         raise ValidationError(errors)
     return result
-
-
-def normalise_point_value(kind: str, value: str, *, region: str | None) -> NormalisedIdentifier:
-    """``normalise_contact_value``, with the import path's exact shortcuts for plain ASCII
-    addresses and usual phone layouts (``imports.fastnorm``: proven equal to the identity
-    normalisers by hypothesis there and in ``tests/test_point_normalisation.py``).
-
-    email-validator and phonenumbers were about 0.15 ms of every API create. Without the import
-    path's cache: an API worker sees each value once, and the cache would hold 65,536 of them.
-    """
-    found = None
-    if kind == ContactPoint.Kind.EMAIL:
-        found = simple_email(value)
-    elif kind == ContactPoint.Kind.PHONE:
-        found = simple_phone(value, (region or settings.RAPPORT_DEFAULT_REGION or "GB").upper())
-    return found or normalise_contact_value(kind, value, region=region)
 
 
 def _write_contact_points(person: Person, points: list[_NormalisedContactPoint]) -> list[ContactPoint]:
