@@ -29,7 +29,6 @@ sets how many (default 2: the cores the goal is set for).
 from __future__ import annotations
 
 import csv
-import io
 import json
 import multiprocessing
 import os
@@ -39,7 +38,7 @@ from typing import Any
 
 from django.core.exceptions import EmptyResultSet
 from django.db import DEFAULT_DB_ALIAS, connection, connections, transaction
-from django.db.models import IntegerField, QuerySet, TextField
+from django.db.models import QuerySet, TextField
 from django.db.models.functions import Cast
 
 from rapport.core.forking import fork_possible, fork_safe_by_default
@@ -58,6 +57,19 @@ SNAPSHOT_PAGES = 40  # SQLite: pages a worker reads in one read transaction befo
 SQLITE_MMAP_BYTES = 2**31
 FORMULA = frozenset("=+-@")
 _STAMP_LENGTHS = frozenset((19, 26))  # "YYYY-MM-DD HH:MM:SS" and with ".ffffff"
+
+
+class _Echo:
+    def write(self, value: str) -> str:
+        return value
+
+
+_WRITER = csv.writer(_Echo(), lineterminator="\r\n")
+
+
+def _quoted(cells: Any) -> str:
+    """Cells as ``csv.writer`` writes them in a row, without the line end (some need quotes)."""
+    return _WRITER.writerow(cells)[:-2]
 
 Page = tuple[list[str], bytes]  # (the ids written, as the database gives them; the CSV text)
 
@@ -256,7 +268,6 @@ class PagePlan:
         quote = connection.ops.quote_name
         table = quote(Person._meta.db_table)
         shown = [f for f, _ in columns.fields]
-        formula = " OR ".join(_formula_sql(f"{table}.{quote(f)}", self.postgres) for f in shown) or "0 = 1"
         text = TextField()
         # Timestamps as "YYYY-MM-DD HH:MM:SS[.ffffff]" text in UTC, made isoformat() in Python (a
         # fifth of the cost of SQLite's replace and concatenation or of PostgreSQL's to_char)
@@ -270,10 +281,9 @@ class PagePlan:
             # parse it); the dashed id is made in Python too, a fifth of the cost of SQLite's substr
             key, self.stamps_as_text = "pk", True
             stamps = [exports._raw(f"+{table}.{quote(c)}", text) for c in ("created_at", "updated_at")]
-        # Row: (key, the shown fields, created, updated, formula flag)
+        # Row: (key, the shown fields, created, updated)
         self.people = people.order_by("pk")
-        self.columns = (key, *shown, *stamps,
-                        exports._raw(f"CASE WHEN {formula} THEN 1 ELSE 0 END", IntegerField()))
+        self.columns = (key, *shown, *stamps)
         self.width = 1 + len(shown)
         # the cells between the person's own and the timestamps: job, tags, contact points
         self.job_cells = (3 if columns.titles else 2) if columns.jobs else 0
@@ -286,14 +296,8 @@ class PagePlan:
         ids = "person_id::text" if self.postgres else "person_id"
         self.queries: dict[str, str] = {}
         if columns.points:
-            # 1: the value may start a formula (a phone number in international form cannot: most
-            # phones would go through _safe_cell for nothing), 2: the label may
-            phone = ("value ~ '^[+][0-9 -]*[0-9][0-9 -]*$'" if self.postgres else
-                     "value GLOB '+*[0-9]*' AND substr(value, 2) NOT GLOB '*[^0-9 -]*'")
-            flags = (f"CASE WHEN {_formula_sql('value', self.postgres)} AND NOT ({phone}) THEN 1 ELSE 0 END + "
-                     f"CASE WHEN {_formula_sql('label', self.postgres)} THEN 2 ELSE 0 END")
             self.queries["points"] = (
-                f"SELECT {ids} AS pid, kind, value, label, {flags} "  # noqa: S608 - model metadata; the alias keeps ORDER BY person_id on the uuid (PostgreSQL took the text column of that name)
+                f"SELECT {ids} AS pid, kind, value, label "  # noqa: S608 - model metadata; the alias keeps ORDER BY person_id on the uuid (PostgreSQL took the text column of that name)
                 f"FROM {quote(ContactPoint._meta.db_table)} WHERE {{person}} "
                 f"ORDER BY person_id, kind, {quote('primary')} DESC, created_at, id")
         if columns.jobs:
@@ -396,13 +400,12 @@ class PagePlan:
         if not rows:
             return [], b""
         ids = [r[0] for r in rows]
-        out = io.StringIO()
-        csv.writer(out, lineterminator="\r\n").writerows(self._cells(rows, self._middles(ids, after)))
-        return ids, out.getvalue().encode("utf-8")
+        return ids, "".join(self._lines(rows, self._middles(ids, after))).encode("utf-8")
 
-    def _middles(self, ids: list[str], after: str | None) -> dict[str, list[str]]:
+    def _middles(self, ids: list[str], after: str | None) -> dict[str, str]:
         """Each person's cells between their own and the timestamps (current job, tags, contact
-        points), by person id, for the people who have any: one query per table for the page."""
+        points) as CSV text with a leading comma, by person id, for the people who have any: one
+        query per table for the page."""
         if self.everyone:  # a key range: cheaper than looking each id up
             where = "{c} > %s AND {c} <= %s" if after is not None else "{c} <= %s"
             params: list[Any] = [after, ids[-1]] if after is not None else [ids[-1]]
@@ -422,42 +425,66 @@ class PagePlan:
                 cursor.execute(sql.replace("{person}", condition.format(c=column)), params)
                 fetched = cursor.fetchall()
             {"points": self._points, "jobs": self._jobs, "tags": self._tags}[name](fetched, middles)
-        return middles
+        commas, quoted = len(self.blank) - 1, _quoted
+        texts: dict[str, str] = {}
+        for pid, cells in middles.items():
+            text = ",".join(cells)
+            if text.count(",") != commas or '"' in text or "\n" in text or "\r" in text:
+                text = quoted(cells)
+            texts[pid] = "," + text
+        return texts
 
-    def _cells(self, rows: list[tuple], middles: dict[str, list[str]]) -> Iterator[tuple]:
-        width, safe, formula, blank, middle = self.width, self.safe, FORMULA, self.blank, middles.get
-        if not self.stamps_as_text:  # PostgreSQL's to_char made them isoformat() already
-            for r in rows:
-                head = tuple([safe(v) if v[:1] in formula else v for v in r[:width]]) if r[-1] else r[:width]
-                yield (*head, *middle(r[0], blank), r[width], r[width + 1])
-            return
-        # "YYYY-MM-DD HH:MM:SS[.ffffff]" → isoformat(), inline: a call per cell cost more than the rest
-        # of the conversion; six digits of fraction or none (PostgreSQL drops trailing zeros)
-        whole = _STAMP_LENGTHS
-        if self.postgres:  # the key is the dashed id
-            for r in rows:
-                head = tuple([safe(v) if v[:1] in formula else v for v in r[:width]]) if r[-1] else r[:width]
-                created, updated = r[width], r[width + 1]
-                if len(created) not in whole:
-                    created = created.ljust(26, "0")
-                if len(updated) not in whole:
-                    updated = updated.ljust(26, "0")
-                yield (*head, *middle(r[0], blank), created.replace(" ", "T") + "+00:00",
-                       updated.replace(" ", "T") + "+00:00")
-            return
-        for r in rows:  # SQLite stores isoformat()'s fraction as it is
-            k = r[0]
-            head = tuple([safe(v) if v[:1] in formula else v for v in r[1:width]]) if r[-1] else r[1:width]
-            yield (f"{k[:8]}-{k[8:12]}-{k[12:16]}-{k[16:20]}-{k[20:]}", *head, *middle(k, blank),
-                   r[width].replace(" ", "T") + "+00:00", r[width + 1].replace(" ", "T") + "+00:00")
+    def _lines(self, rows: list[tuple], middles: dict[str, str]) -> list[str]:
+        """The page's CSV lines, as ``csv.writer`` (QUOTE_MINIMAL, CRLF) writes the cells.
+
+        A row's own cells are joined with commas and looked at once: without a quote, a line end
+        or a comma inside a cell (most rows) the joined text is what ``csv.writer`` writes, else
+        ``csv.writer`` writes them (a third of the CPU of ``csv.writer`` for every row and of the
+        tuple of cells it needs). The middle cells come as text (``_middles``).
+        """
+        width, safe, formula, middle, quoted = self.width, self.safe, FORMULA, middles.get, _quoted
+        blank = "," + ",".join(self.blank) if self.blank else ""
+        lines: list[str] = []
+        add = lines.append
+        own = 1 if self.postgres else 0  # SQLite: the key is the 32 hex digits, the first cell is made here
+        start = 0 if self.postgres else 1
+        commas = width - start - 1 if width - start else 0
+        lead = "," if width - start else ""
+        for r in rows:
+            cells = r[start:width]
+            text = ",".join(cells)
+            if (text.count(",") != commas or text[:1] in formula or ",=" in text or ",+" in text or ",-" in text
+                    or ",@" in text or '"' in text or "\n" in text or "\r" in text):
+                # a cell may start a formula or need quotes (or a comma in a cell misleads): cell by cell
+                cells = [safe(v) if v[:1] in formula else v for v in cells]
+                text = ",".join(cells)
+                if text.count(",") != commas or '"' in text or "\n" in text or "\r" in text:
+                    text = quoted(cells)
+            k, created, updated = r[0], r[width], r[width + 1]
+            if self.stamps_as_text:
+                # "YYYY-MM-DD HH:MM:SS[.ffffff]" -> isoformat(): six digits of fraction or none
+                # (PostgreSQL drops trailing zeros; SQLite stores isoformat()'s fraction as it is)
+                if own:
+                    if len(created) not in _STAMP_LENGTHS:
+                        created = created.ljust(26, "0")
+                    if len(updated) not in _STAMP_LENGTHS:
+                        updated = updated.ljust(26, "0")
+                created = created.replace(" ", "T") + "+00:00"
+                updated = updated.replace(" ", "T") + "+00:00"
+            if own:  # PostgreSQL: the key is the dashed id, the row's first cell, joined above
+                add(f"{text}{middle(k, blank)},{created},{updated}\r\n")
+            else:
+                add(f"{k[:8]}-{k[8:12]}-{k[12:16]}-{k[16:20]}-{k[20:]}{lead}{text}{middle(k, blank)},"
+                    f"{created},{updated}\r\n")
+        return lines
 
     def _points(self, fetched: Any, middles: dict[str, list[str]]) -> None:
         """Per kind in order, value and label, as many as the columns (read first: most people have points)."""
-        slots, blank, safe = self.slots, self.blank, self.safe
+        slots, blank, safe, formula = self.slots, self.blank, self.safe, FORMULA
         person = kind = None
         current: list[str] = []
         at = end = 0
-        for pid, point_kind, value, label, flag in fetched:
+        for pid, point_kind, value, label in fetched:
             if pid != person:
                 person, kind, current = pid, None, list(blank)
                 middles[pid] = current
@@ -465,8 +492,8 @@ class PagePlan:
                 kind = point_kind
                 at, end = slots.get(kind, (0, 0))
             if at < end:
-                current[at] = safe(value) if flag & 1 else value
-                current[at + 1] = safe(label) if flag & 2 else label
+                current[at] = safe(value) if value[:1] in formula else value
+                current[at + 1] = safe(label) if label[:1] in formula else label
                 at += 2
 
     def _jobs(self, fetched: Any, middles: dict[str, list[str]]) -> None:
@@ -509,12 +536,6 @@ def _among(sql: str, params: list[Any], chosen: list[str]) -> tuple[str, list[An
     joined = f" FROM json_each(%s) AS chosen CROSS JOIN {table} ON {table}.{connection.ops.quote_name('id')} = chosen.value"
     return (sql[:at] + joined + sql[at + len(f" FROM {table}"):],
             [*params[:before], json.dumps(chosen), *params[before:]])
-
-
-def _formula_sql(column: str, postgres: bool) -> str:
-    """SQL: the value starts with ``=``, ``+``, ``-`` or ``@``, as the first character's code point
-    (integers compared: on PostgreSQL a third, on SQLite half the cost of ``substr(…) IN (…)``)."""
-    return f"{'ascii' if postgres else 'unicode'}({column}) IN (43, 45, 61, 64)"
 
 
 def _iso_datestyle() -> bool:
