@@ -135,14 +135,24 @@ def visible_candidates(*, user: Any, given_name: str = "", family_name: str = ""
     Visibility narrows the candidates before they are scored, in the same query that reads
     them: a hidden person is never shown and never takes a visible one's place.
     """
-    from rapport.identity.services import find_candidates
+    return visible_candidates_and_suppressed(user=user, given_name=given_name, family_name=family_name,
+                                             emails=emails, phones=phones, threshold=threshold, limit=limit)[0]
+
+
+def visible_candidates_and_suppressed(*, user: Any, given_name: str = "", family_name: str = "",
+                                      emails: Any = (), phones: Any = (), threshold: float = 0.5, limit: int = 5,
+                                      suppression_digests: Any = ()) -> tuple[list[dict[str, Any]], set[str]]:
+    """``visible_candidates``, and which of ``suppression_digests`` are on the internal
+    suppression list, looked up in the same statement (``find_candidates_and_suppressed``)."""
+    from rapport.identity.services import find_candidates_and_suppressed
     from rapport.people.models import Person
 
-    found = find_candidates(given_name=given_name, family_name=family_name, emails=list(emails),
-                            phones=list(phones), threshold=threshold, limit=limit,
-                            among=Person.objects.visible_to(user))
+    found, hits = find_candidates_and_suppressed(
+        given_name=given_name, family_name=family_name, emails=list(emails), phones=list(phones),
+        threshold=threshold, limit=limit, among=Person.objects.visible_to(user),
+        suppression_digests=list(suppression_digests))
     return [{"id": str(c.person_id), "display_name": c.display_name, "score": c.score, "evidence": c.evidence}
-            for c in found]
+            for c in found], hits
 
 
 def _value(person: Any, name: str) -> Any:

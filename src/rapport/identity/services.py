@@ -76,21 +76,39 @@ def find_candidates(*, given_name: str = "", family_name: str = "", emails: Sequ
                     phones: Sequence[str] = (), exclude_person_id: Any = None,
                     limit: int = 5, threshold: float = CANDIDATE_THRESHOLD,
                     among: QuerySet | None = None) -> list[Candidate]:
+    """See ``find_candidates_and_suppressed``, which this is without digests."""
+    return find_candidates_and_suppressed(
+        given_name=given_name, family_name=family_name, emails=emails, phones=phones,
+        exclude_person_id=exclude_person_id, limit=limit, threshold=threshold, among=among)[0]
+
+
+def find_candidates_and_suppressed(*, given_name: str = "", family_name: str = "", emails: Sequence[str] = (),
+                                   phones: Sequence[str] = (), exclude_person_id: Any = None,
+                                   limit: int = 5, threshold: float = CANDIDATE_THRESHOLD,
+                                   among: QuerySet | None = None,
+                                   suppression_digests: Sequence[str] = ()) -> tuple[list[Candidate], set[str]]:
     """Existing people who may be the same as the described one, best first.
 
     Each candidate carries its evidence: every compared field with its level (exact, close,
     different) and the weight it added. ``among`` (a Person queryset, e.g. ``visible_to(user)``)
     limits the people looked at inside every blocking key, so a hidden person is never read
     or scored, nor takes a visible one's place in a capped block.
+
+    ``suppression_digests`` (``privacy.suppression.digests_to_check``) are looked up on the
+    internal suppression list in the same statement (the API create's one round trip for
+    both); the second value is the digests found there.
     """
-    if among is not None and among.query.is_empty():
-        return []
-    arms = _arms(given_name=given_name, family_name=family_name, emails=emails, phones=phones)
-    people = _blocked_people(arms, among) if arms else []
+    digests = list(dict.fromkeys(suppression_digests))
+    arms = [] if among is not None and among.query.is_empty() else _arms(
+        given_name=given_name, family_name=family_name, emails=emails, phones=phones)
+    if arms:
+        people, hits = _blocked_people(arms, among, digests)
+    else:
+        people, hits = [], _suppression_hits(digests) if digests else set()
     if exclude_person_id is not None:
         people = [(p, name) for p, name in people if str(p.record_id) != str(exclude_person_id)]
     if not people:
-        return []
+        return [], hits
     probe = prepare(None, {"given_name": given_name, "family_name": family_name,
                            "email": list(emails), "phone": list(phones)})
     found = []
@@ -100,7 +118,7 @@ def find_candidates(*, given_name: str = "", family_name: str = "", emails: Sequ
             evidence = [e for e in match.evidence if e["level"] != "missing"]
             found.append(Candidate(prepared.record_id, round(match.probability, 4), evidence, display_name))
     found.sort(key=lambda c: -c.score)
-    return found[:limit]
+    return found[:limit], hits
 
 
 @dataclass(frozen=True)
@@ -145,7 +163,17 @@ def _arms(*, given_name: str, family_name: str, emails: Sequence[str], phones: S
     return arms
 
 
-def _blocked_people(arms: list[_Arm], among: QuerySet | None) -> list[tuple[Prepared, str]]:
+def _suppression_hits(digests: list[str]) -> set[str]:
+    from rapport.privacy.suppression import internal_hits_sql
+
+    sql, params = internal_hits_sql(len(digests))
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*params, *digests])
+        return {digest for (digest,) in cursor.fetchall()}
+
+
+def _blocked_people(arms: list[_Arm], among: QuerySet | None,
+                    digests: Sequence[str] = ()) -> tuple[list[tuple[Prepared, str]], set[str]]:
     """Match keys and display name of the people of every arm, in one round trip.
 
     ``UNION ALL`` of the arms as derived tables, so each keeps its own LIMIT (SQLite refuses
@@ -155,9 +183,19 @@ def _blocked_people(arms: list[_Arm], among: QuerySet | None) -> list[tuple[Prep
     PER_KEY people, a full ``skip_when_full`` arm dropped, at most MAX_SCORED in all.
     """
     sql, params = _blocked_sql(arms, among)
+    if digests:  # the suppression lookup as rows of arm -1: (-1, NULL …, digest)
+        from rapport.privacy.suppression import internal_hits_sql
+
+        hits_sql, hits_params = internal_hits_sql(len(digests))
+        sql = f"{sql} UNION ALL SELECT -1, NULL, NULL, NULL, NULL, NULL, hit.digest FROM ({hits_sql}) AS hit"  # noqa: S608 - as above
+        params = [*params, *hits_params, *digests]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         rows = cursor.fetchall()
+    hits = set()
+    if digests:
+        hits = {row[6] for row in rows if row[0] == -1}
+        rows = [row for row in rows if row[0] != -1]
     members: dict[int, dict[uuid.UUID, None]] = {}
     names: dict[uuid.UUID, tuple[str, str, str]] = {}
     points: dict[uuid.UUID, dict[str, dict[str, None]]] = {}
@@ -179,7 +217,7 @@ def _blocked_people(arms: list[_Arm], among: QuerySet | None) -> list[tuple[Prep
         kinds = {kind: list(values) for kind, values in points.get(person_id, {}).items()}
         prepared = prepare(person_id, {"given_name": given, "family_name": family, **kinds})
         out.append((prepared, " ".join(p for p in (preferred or given, family) if p) or "(no name)"))
-    return out
+    return out, hits
 
 
 def _blocked_sql(arms: list[_Arm], among: QuerySet | None) -> tuple[str, list[Any]]:

@@ -73,6 +73,71 @@ def person_create_with_points(*, actor: Any, given_name: str = "", family_name: 
     The API answers a create with the stored person; with the rows in hand it need not read
     them back (three queries on every create).
     """
+    person, normalised = _new_person(
+        actor=actor, given_name=given_name, family_name=family_name, preferred_name=preferred_name,
+        honorific=honorific, middle_names=middle_names, language=language, timezone_name=timezone_name,
+        country=country, notes=notes, owner=owner, contact_points=contact_points)
+    ensure_not_suppressed(  # the values were just normalised: not parsed a second time
+        emails=[n.normalised for n in normalised if n.data.kind == ContactPoint.Kind.EMAIL],
+        phones=[n.normalised for n in normalised if n.data.kind == ContactPoint.Kind.PHONE],
+        normalised=True,
+    )
+    return person, _insert_new_person(actor=actor, person=person, normalised=normalised, tags=tags, channel=channel)
+
+
+@dataclass(frozen=True)
+class CheckedCreate:
+    """What ``person_create_checked`` did: ``person`` is the new person (``written`` its contact
+    point rows), or the existing one linked to (``linked``; ``written`` is None)."""
+
+    person: Person
+    written: list[ContactPoint] | None
+    candidates: list[dict]
+    linked: bool = False
+
+
+def person_create_checked(*, actor: Any, on_duplicate: str = "create", given_name: str = "",
+                          family_name: str = "", preferred_name: str = "", honorific: str = "",
+                          middle_names: str = "", language: str = "", timezone_name: str = "",
+                          country: str = "", notes: str = "", tags: Iterable[str] = (), owner: Any = None,
+                          contact_points: Sequence[ContactPointInput] = (), channel: str = "api") -> CheckedCreate:
+    """``person_create_with_points`` behind identity's real-time duplicate check (I2), whose one
+    statement also looks the contact points up on the suppression list (one round trip for both).
+
+    ``on_duplicate``: ``create`` (default: create anyway, report the candidates), ``refuse``
+    (``DuplicateFound``, 409) or ``link`` (the best existing person instead of a new one). A
+    suppressed identifier is refused (``Suppressed``) before the policy is applied; invalid
+    input (``ValidationError``) before either. The check sees only people ``actor`` may see.
+    """
+    from rapport.identity import realtime
+    from rapport.privacy.suppression import digests_to_check, refuse_hits
+
+    realtime.check_policy(on_duplicate)
+    person, normalised = _new_person(
+        actor=actor, given_name=given_name, family_name=family_name, preferred_name=preferred_name,
+        honorific=honorific, middle_names=middle_names, language=language, timezone_name=timezone_name,
+        country=country, notes=notes, owner=owner, contact_points=contact_points)
+    by_digest = digests_to_check(
+        emails=[n.normalised for n in normalised if n.data.kind == ContactPoint.Kind.EMAIL],
+        phones=[n.normalised for n in normalised if n.data.kind == ContactPoint.Kind.PHONE], normalised=True)
+    # The duplicate check is given the values as sent (it folds them itself), as before.
+    candidates, hits = realtime.candidates_and_suppressed(
+        user=actor, given_name=given_name, family_name=family_name,
+        emails=[p.value for p in contact_points if p.kind == ContactPoint.Kind.EMAIL],
+        phones=[p.value for p in contact_points if p.kind == ContactPoint.Kind.PHONE],
+        suppression_digests=list(by_digest))
+    refuse_hits(by_digest, hits)
+    existing = realtime.apply_policy(user=actor, on_duplicate=on_duplicate, candidates=candidates)
+    if existing is not None:
+        return CheckedCreate(existing, None, candidates, linked=True)
+    written = _insert_new_person(actor=actor, person=person, normalised=normalised, tags=tags, channel=channel)
+    return CheckedCreate(person, written, candidates)
+
+
+def _new_person(*, actor: Any, given_name: str, family_name: str, preferred_name: str, honorific: str,
+                middle_names: str, language: str, timezone_name: str, country: str, notes: str, owner: Any,
+                contact_points: Sequence[ContactPointInput]) -> tuple[Person, list[_NormalisedContactPoint]]:
+    """The person to create (not saved) and their points, normalised and validated."""
     person = Person(
         honorific=honorific.strip(), given_name=given_name.strip(), middle_names=middle_names.strip(),
         family_name=family_name.strip(), preferred_name=preferred_name.strip(),
@@ -86,19 +151,20 @@ def person_create_with_points(*, actor: Any, given_name: str = "", family_name: 
     # The owner is the signed-in actor, just loaded: checking that the user exists would be one
     # more query on every create (the foreign key still guards it in the database).
     _validate(person, exclude=("owner",) if owner is None and person.owner_id is not None else ())
-    ensure_not_suppressed(  # the values were just normalised: not parsed a second time
-        emails=[n.normalised for n in normalised if n.data.kind == ContactPoint.Kind.EMAIL],
-        phones=[n.normalised for n in normalised if n.data.kind == ContactPoint.Kind.PHONE],
-        normalised=True,
-    )
+    return person, normalised
+
+
+def _insert_new_person(*, actor: Any, person: Person, normalised: list[_NormalisedContactPoint],
+                       tags: Iterable[str], channel: str) -> list[ContactPoint]:
+    """Write a new person, their points, tags and audit entry in one transaction."""
     with transaction.atomic():
-        written = _new_contact_points(person, normalised)
+        written = list(dict.fromkeys(_new_contact_points(person, normalised)))
         # One round trip for the person and their points, SQL built once (core.api.prepared).
-        insert_together((Person, [person]), (ContactPoint, list(dict.fromkeys(written))))
+        insert_together((Person, [person]), (ContactPoint, written))
         if tags:
             _set_tags(person, tags)
         record_person_access(actor=actor, action="create", people=[person], channel=channel)
-    return person, list(dict.fromkeys(written))
+    return written
 
 
 def person_update(*, actor: Any, person: Person, changes: dict[str, Any],

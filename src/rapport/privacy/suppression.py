@@ -28,7 +28,7 @@ from functools import lru_cache
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 
 from rapport.core.api.prepared import PreparedQuery
 from rapport.core.errors import DomainError
@@ -69,6 +69,21 @@ def ensure_not_suppressed(*, emails: Iterable[str] = (), phones: Iterable[str] =
     ``normalised=True`` says the values are already normalised (an import's contact points):
     they are not parsed again, which is most of the cost for thousands of rows.
     """
+    by_digest = digests_to_check(emails=emails, phones=phones, normalised=normalised)
+    if not by_digest:
+        return
+    # One person's identifiers: compiled once per connection and digest count, a prepared
+    # statement on PostgreSQL (compiled by the ORM it was a fifth of an API create's CPU). An
+    # import's chunks come in every size, each of which would be compiled and kept: the ORM.
+    digests = list(by_digest)
+    found = _INTERNAL_HITS.rows(digests) if len(digests) <= PREPARED_DIGESTS else _internal_hits(digests)
+    refuse_hits(by_digest, {digest for (digest,) in found})
+
+
+def digests_to_check(*, emails: Iterable[str] = (), phones: Iterable[str] = (),
+                     normalised: bool = False) -> dict[str, tuple[str, str]]:
+    """The digests ``ensure_not_suppressed`` looks up, each with what it stands for (label and
+    value), in the order the values were given."""
     emails, phones = [e for e in emails if e], [p for p in phones if p]
     digests_of = _stored_digests if normalised else identifier_digests
     by_digest: dict[str, tuple[str, str]] = {}
@@ -78,14 +93,26 @@ def ensure_not_suppressed(*, emails: Iterable[str] = (), phones: Iterable[str] =
     for value in phones:
         for digest in digests_of(SuppressionEntry.Kind.PHONE, value):
             by_digest[digest] = ("phone number", value)
-    if not by_digest:
-        return
-    # One person's identifiers: compiled once per connection and digest count, a prepared
-    # statement on PostgreSQL (compiled by the ORM it was a fifth of an API create's CPU). An
-    # import's chunks come in every size, each of which would be compiled and kept: the ORM.
-    digests = list(by_digest)
-    found = _INTERNAL_HITS.rows(digests) if len(digests) <= PREPARED_DIGESTS else _internal_hits(digests)
-    hits = {digest for (digest,) in found}
+    return by_digest
+
+
+def internal_hits_sql(count: int) -> tuple[str, list[str]]:
+    """The lookup of ``count`` digests on the internal list as plain SQL, for a caller that runs
+    it inside a statement of its own (the API create's duplicate check): ``(sql, params)``, the
+    digests' ``%s`` placeholders last (append the digests to ``params``). Selects ``digest``."""
+    quote = connection.ops.quote_name
+    meta = SuppressionEntry._meta
+    column = {name: quote(meta.get_field(name).column) for name in ("kind", "source", "digest")}
+    params = [*INTERNAL_KINDS, *INTERNAL_SOURCES]
+    sql = (f"SELECT {column['digest']} FROM {quote(meta.db_table)} "  # noqa: S608 - model metadata, parameters apart
+           f"WHERE {column['kind']} IN ({', '.join(['%s'] * len(INTERNAL_KINDS))}) "
+           f"AND {column['source']} IN ({', '.join(['%s'] * len(INTERNAL_SOURCES))}) "
+           f"AND {column['digest']} IN ({', '.join(['%s'] * count)})")
+    return sql, [str(p) for p in params]
+
+
+def refuse_hits(by_digest: dict[str, tuple[str, str]], hits: set[str]) -> None:
+    """Raise ``Suppressed`` for the first given value whose digest is among ``hits``."""
     hit = next((digest for digest in by_digest if digest in hits), None)  # the first given value
     if hit is not None:
         label, value = by_digest[hit]

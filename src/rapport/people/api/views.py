@@ -25,7 +25,7 @@ from rest_framework.response import Response
 from rapport.access.audit import record_people_access_bulk, record_person_access
 from rapport.access.fieldsecurity import hidden_fields
 from rapport.core.api.conventions import IdempotentCreateMixin, check_if_match, etag_for
-from rapport.identity.realtime import candidates_header, check_before_create
+from rapport.identity.realtime import candidates_header
 from rapport.people import selectors, services
 from rapport.people.api import pages
 from rapport.people.api import serializers as s
@@ -86,19 +86,16 @@ class _PersonCreate(GenericAPIView):
         points = [services.ContactPointInput(**point) for point in values.pop("contact_points")]
         # I2: duplicate candidates are reported (header); ?on_duplicate=refuse gives a 409 with
         # them, ?on_duplicate=link returns the existing person instead (rapport.identity.realtime).
-        candidates, existing = check_before_create(
-            user=request.user, on_duplicate=request.query_params.get("on_duplicate", "create"),
-            given_name=values.get("given_name", ""), family_name=values.get("family_name", ""),
-            emails=[p.value for p in points if p.kind == "email"],
-            phones=[p.value for p in points if p.kind == "phone"])
+        # The check's statement also looks the points up on the suppression list.
+        done = services.person_create_checked(
+            actor=request.user, on_duplicate=request.query_params.get("on_duplicate", "create"),
+            timezone_name=values.pop("timezone"), contact_points=points, channel="api", **values)
+        person, written, candidates = done.person, done.written, done.candidates
         found = {"Rapport-Duplicate-Candidates": candidates_header(candidates)} if candidates else {}
-        if existing is not None:
-            return Response(_person_out(request, existing), status=status.HTTP_200_OK,
-                            headers={"ETag": etag_for(existing), "Location": f"{request.path}{existing.pk}/",
-                                     "Rapport-Linked-To": str(existing.pk), **found})
-        person, written = services.person_create_with_points(
-            actor=request.user, timezone_name=values.pop("timezone"), contact_points=points, channel="api",
-            **values)
+        if done.linked:
+            return Response(_person_out(request, person), status=status.HTTP_200_OK,
+                            headers={"ETag": etag_for(person), "Location": f"{request.path}{person.pk}/",
+                                     "Rapport-Linked-To": str(person.pk), **found})
         if values.get("tags"):
             out = _person_out(request, person)
         else:  # nothing but the rows just written: no need to read them back
