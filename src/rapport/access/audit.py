@@ -9,8 +9,9 @@ kept outside the database) of its own fields and of the previous entry's hash. A
 their seqs from the chain head row with one ``UPDATE … RETURNING``, which locks it until the
 transaction ends (on PostgreSQL; SQLite's IMMEDIATE transactions already serialise writers),
 so several processes never fork the chain; on PostgreSQL a single entry is first tried in
-one statement after the head the connection moved last (``_append_after``), on SQLite in one
-statement after the head the database holds (``_append_here``). ``verify_chain`` walks the
+one statement after the head the connection moved last (``_append_after``; a stale guess
+gives back the current head in the same statement, so it costs one more statement, not the
+reserving path), on SQLite in one statement after the head the database holds (``_append_here``). ``verify_chain`` walks the
 chain and names the first entry that was edited or deleted.
 
 Field history: pass ``changes={"field": [old, new]}``; the values are sealed (they are
@@ -124,7 +125,8 @@ def _append(rows: list[dict[str, Any]]) -> int:
     and gives the previous hash), insert the entries, move the head's hash (on SQLite the
     trigger of migration ``access/0010`` moves it as the last entry is inserted). On PostgreSQL
     a single entry's insert and the head's move are one statement (a data-modifying ``WITH``),
-    and a single entry is first tried in one statement alone (``_append_after``); on SQLite a
+    and a single entry is first tried in one statement alone (``_append_after``, at most
+    ``AFTER_ATTEMPTS`` times, each miss reading the current head for the next); on SQLite a
     single entry is one statement (``_append_here``).
     """
     if not rows:
@@ -136,11 +138,16 @@ def _append(rows: list[dict[str, Any]]) -> int:
         if seq:
             return seq
     key = keyring().audit_key
-    last = _last_head.get(wrapper) if plan.append_after and len(rows) == 1 else None
-    if last is not None:
+    if plan.append_after and len(rows) == 1:
+        # The head this connection moved last, else the empty chain's: a guess the statement checks.
+        head: tuple[int, str] | tuple[()] | None = _last_head.get(wrapper) or (0, "")
         with preparing_cursor(connection) as cursor:
-            if _append_after(cursor, plan, rows[0], last, key):
-                return rows[0]["seq"]
+            for _ in range(AFTER_ATTEMPTS):
+                head = _append_after(cursor, plan, rows[0], head, key)
+                if head is None:
+                    return rows[0]["seq"]
+                if not head:  # no head row yet: the reserving path creates it
+                    break
     # No savepoint of its own inside a caller's transaction: a failed append fails the caller.
     with transaction.atomic(savepoint=False), preparing_cursor(connection) as cursor:
         end, prev = _reserve(cursor, plan, len(rows))
@@ -173,24 +180,37 @@ def _wrapper() -> Any:
     return connections[DEFAULT_DB_ALIAS]  # the thread's own connection (``connection`` is a proxy)
 
 
-def _append_after(cursor: Any, plan: _Plan, row: dict[str, Any], last: tuple[int, str], key: bytes) -> bool:
-    """Append ``row`` after the head this connection last saw, in one statement; False if it moved.
+AFTER_ATTEMPTS = 3  # one-statement tries of a single entry before the reserving path (autocommit, contended)
 
-    The statement moves the head only if it is still (seq, hash) as remembered, and inserts
-    the entry only if the head moved: one round trip, no transaction of its own (in autocommit
-    it is one; inside a caller's it holds the head's row lock until that commits, as the
-    reserving path does). A concurrent appender waits on the row lock, then finds the head
-    changed and touches nothing; the caller then takes the reserving path.
+
+def _append_after(cursor: Any, plan: _Plan, row: dict[str, Any], last: tuple[int, str],
+                  key: bytes) -> tuple[int, str] | tuple[()] | None:
+    """Append ``row`` after the head ``last``, in one statement: None if it did, else the head
+    the chain holds now (``()`` if it has no head row yet), to try again after.
+
+    The statement moves the head only if it is still (seq, hash) as guessed, and inserts the
+    entry only if the head moved: one round trip, no transaction of its own (in autocommit it
+    is one; inside a caller's it holds the head's row lock until that commits, as the reserving
+    path does). A concurrent appender waits on the row lock, then finds the head changed and
+    touches nothing. When the guess was stale the same statement reads the current head, so
+    the next try needs no statement of its own. Inside a caller's transaction it reads it
+    ``FOR UPDATE``: the head is then this transaction's until it commits and the next try is
+    sure to append; in autocommit that lock would end with the statement (and make it a
+    writing transaction), so it reads the committed head, and a try can miss again when
+    another process appends in between.
     """
     seq, prev = last
     row["seq"], row["prev_hash"] = seq + 1, prev
     row["hash"] = _row_hash(row, key)
-    cursor.execute(plan.append_after, [seq + 1, row["hash"], seq, prev, *plan.values([row])[0]])
-    if cursor.rowcount == 1:
-        _last_head[_wrapper()] = (seq + 1, row["hash"])
-        return True
-    _last_head.pop(_wrapper(), None)
-    return False
+    wrapper = _wrapper()
+    sql = plan.append_after_locking if wrapper.in_atomic_block else plan.append_after
+    cursor.execute(sql, [seq + 1, row["hash"], seq, prev, *plan.values([row])[0]])
+    found = cursor.fetchall()
+    if found and found[0][1] is None:  # moved: the entry is in
+        _last_head[wrapper] = (seq + 1, row["hash"])
+        return None
+    _last_head.pop(wrapper, None)
+    return (int(found[0][0]), found[0][1]) if found else ()
 
 
 def _append_here(wrapper: Any, plan: _Plan, row: dict[str, Any]) -> int:
@@ -281,7 +301,8 @@ class _Plan:
 
     insert: str
     insert_and_move: str  # "" where a single statement cannot do both
-    append_after: str  # move a remembered head and insert after it, in one statement ("" on SQLite)
+    append_after: str  # move a guessed head and insert after it, or read the head, in one statement ("" on SQLite)
+    append_after_locking: str  # the same, reading the head FOR UPDATE (inside a caller's transaction)
     append_here: str  # insert after the head the database holds, in one statement (SQLite; else "")
     here_columns: tuple[tuple[str, str, Any, Any], ...]  # its parameters: (name, attname, converter, default)
     link_param: str  # its parameter for the link function: the entry's own fields, encoded
@@ -331,7 +352,7 @@ def _build_plan() -> _Plan:
     move = f"UPDATE {head} SET {quote('hash')} = %s WHERE {quote('id')} = 1"  # noqa: S608 - model metadata
     reserve = (f"UPDATE {head} SET {quote('seq')} = {quote('seq')} + %s WHERE {quote('id')} = 1 "  # noqa: S608
                f"RETURNING {quote('seq')}, {quote('hash')}")
-    insert_and_move = append_after = append_here = ""
+    insert_and_move = append_after = append_after_locking = append_here = ""
     here_columns: tuple[tuple[str, str, Any, Any], ...] = ()
     link_param = "link"
     here_sql = ""
@@ -353,13 +374,22 @@ def _build_plan() -> _Plan:
     if connection.vendor == "postgresql":
         insert_and_move = f"WITH entry AS ({insert}) {move}"
         typed = ", ".join(f"%s::{f.db_type(connection)}" for f in fields)  # a SELECT list's parameters need types
-        append_after = (f"WITH moved AS (UPDATE {head} SET {quote('seq')} = %s, {quote('hash')} = %s "  # noqa: S608
-                        f"WHERE {quote('id')} = 1 AND {quote('seq')} = %s AND {quote('hash')} = %s "
-                        f"RETURNING {quote('seq')}) "
-                        f"INSERT INTO {entries} ({', '.join(quote(f.column) for f in fields)}) "
-                        f"SELECT {typed} FROM moved")
+        # One row back: (new seq, NULL) when the guessed head moved and the entry went in, else
+        # (seq, hash) of the head the chain holds now (what the next try appends after); none
+        # when there is no head row at all.
+        moved_then = (f"WITH moved AS (UPDATE {head} SET {quote('seq')} = %s, {quote('hash')} = %s "  # noqa: S608
+                      f"WHERE {quote('id')} = 1 AND {quote('seq')} = %s AND {quote('hash')} = %s "
+                      f"RETURNING {quote('seq')}), "
+                      f"entry AS (INSERT INTO {entries} ({', '.join(quote(f.column) for f in fields)}) "
+                      f"SELECT {typed} FROM moved), "
+                      f"current_head AS (SELECT {quote('seq')}, {quote('hash')} FROM {head} "
+                      f"WHERE {quote('id')} = 1 AND NOT EXISTS (SELECT FROM moved){{lock}}) "
+                      f"SELECT {quote('seq')}, NULL FROM moved UNION ALL SELECT {quote('seq')}, {quote('hash')} FROM current_head")
+        append_after = moved_then.format(lock="")
+        append_after_locking = moved_then.format(lock=" FOR UPDATE")
     sealed = next(f.attname for f in fields if isinstance(f, EncryptedTextField))
     return _Plan(insert=insert, insert_and_move=insert_and_move, append_after=append_after,
+                 append_after_locking=append_after_locking,
                  append_here=append_here, here_columns=here_columns, link_param=link_param, here_sql=here_sql,
                  reserve=reserve,
                  move=move, columns=columns, sealed=sealed)
