@@ -312,7 +312,7 @@ def _baseline(path: Path) -> tuple[float, float]:
                 person.insert(people)
                 # the points' digest and count rows as the import writes them (decision 0028): what a
                 # bulk writer must do for the same end state once the triggers skip its statements
-                insert_contact_points([partial(point.insert, points)], [(p[0], p[3], p[4]) for p in points],
+                insert_contact_points([partial(point.insert, points)], ((p[0], p[3], p[4]) for p in points),
                                       new_people=[p[0] for p in people])
     seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
     print(f"baseline raw insert of the same rows: {seconds:.1f}s")

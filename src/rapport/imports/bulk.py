@@ -20,7 +20,7 @@ import uuid
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from django.db import connection, models
+from django.db import connection, models, transaction
 
 
 class TableWriter:
@@ -90,9 +90,12 @@ class TableWriter:
 
 # The mark that a statement's writer keeps the contact points' derived rows itself (decision
 # 0028): the digest and count triggers on inserts check it (migrations imports/0005, privacy/0008).
+# On SQLite the writer drops the two triggers for its inserts instead (decision 0030): the table
+# the SQLite triggers' WHEN reads stays empty.
 BULK_POINTS_SETTING = "rapport.bulk_points"  # PostgreSQL: transaction-local setting
-BULK_POINTS_TABLE = "imports_bulkpoints"     # SQLite: a row only this transaction can see
+BULK_POINTS_TABLE = "imports_bulkpoints"     # SQLite: checked by the triggers' WHEN, no longer set
 DIGESTS, KIND_COUNTS = "privacy_contactdigest", "imports_pointkindcount"
+POINTS_TABLE = "people_contactpoint"
 # "triggers" leaves the derived rows to the triggers (for comparing the two in tests and benchmarks)
 POINTS_DERIVED_BY = os.environ.get("RAPPORT_IMPORT_POINTS_DERIVED_BY", "writer")
 
@@ -113,6 +116,10 @@ def insert_contact_points(inserts: Sequence[Callable[[], object]], points: Itera
     people's counts (a person created in this transaction has none), and upserts only the counts
     of people who had points before. Runs inside the caller's transaction (the mark must not
     outlive it; an error rolls it back with the inserts).
+
+    How the triggers are kept from doing the same work: on PostgreSQL the transaction-local mark
+    their functions check; on SQLite the two insert triggers are dropped for the inserts and
+    created again right after, in a savepoint (``_insert_points_sqlite``, decision 0030).
     """
     if POINTS_DERIVED_BY == "triggers":
         for insert in inserts:
@@ -120,35 +127,94 @@ def insert_contact_points(inserts: Sequence[Callable[[], object]], points: Itera
         return
     if not connection.in_atomic_block:
         raise RuntimeError("insert_contact_points runs inside the caller's transaction")
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            _insert_points_postgres(cursor, inserts, points, new_people)
+        else:
+            _insert_points_sqlite(cursor, inserts, points)
+
+
+INSERT_TRIGGERS = (f"{DIGESTS}_added", f"{KIND_COUNTS}_added")  # the triggers whose rows the writer makes
+_DIGESTS_UPSERT = "ON CONFLICT (point_id) DO UPDATE SET digest = NULL, canonical = NULL, version = version + 1"
+_COUNTS_UPSERT = "ON CONFLICT (person_id, kind) DO UPDATE SET n = n + excluded.n"
+
+
+def _insert_points_sqlite(cursor: Any, inserts: Sequence[Callable[[], object]],
+                          points: Iterable[tuple[Any, Any, str]]) -> None:
+    """SQLite: run ``inserts`` with the two insert triggers dropped, create them again, and
+    derive the digest rows and counts from the rows just inserted — all in a savepoint of the
+    caller's write transaction (decision 0030).
+
+    Even skipped by their ``WHEN``, row triggers cost SQLite a sub-program call and a subquery per
+    inserted row (measured: more than half of the import's contact point inserts). DDL is
+    transactional in SQLite and a write transaction excludes every other writer, so no other
+    connection ever inserts a point while the triggers are gone, and readers only ever see the
+    committed schema, with them. The triggers are re-created from their own text in
+    ``sqlite_master`` (whatever migration wrote them); an error rolls the savepoint back, triggers
+    included, before it reaches the caller.
+
+    The points inserted are the rows above the table's largest rowid before the inserts (SQLite
+    gives a new row the largest rowid + 1, and no other writer runs meanwhile), so the derived
+    rows are two ``INSERT … SELECT`` statements in the engine, with the triggers' own upserts; if
+    the count of those rows is not the number the inserts changed (a rowid at its maximum makes
+    SQLite pick random ones), the rows are written from ``points`` instead.
+    """
+    raw = connection.connection
+    with transaction.atomic():
+        cursor.execute(f"SELECT max(rowid) FROM {POINTS_TABLE}")  # noqa: S608 - a constant
+        before = cursor.fetchone()[0] or 0
+        cursor.execute("SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND tbl_name = %s "
+                       "AND name IN (%s, %s) ORDER BY rowid", [POINTS_TABLE, *INSERT_TRIGGERS])
+        triggers = cursor.fetchall()
+        for name, _ in triggers:
+            cursor.execute(f'DROP TRIGGER "{name}"')
+        changes = raw.total_changes
+        for insert in inserts:
+            insert()
+        inserted = raw.total_changes - changes
+        for _, sql in triggers:
+            cursor.execute(sql)
+        if not inserted:
+            return
+        cursor.execute(f"SELECT COUNT(*) FROM {POINTS_TABLE} WHERE rowid > %s", [before])  # noqa: S608 - a constant
+        if cursor.fetchone()[0] == inserted:
+            cursor.execute(f"INSERT INTO {DIGESTS} (point_id, version) "  # noqa: S608 - constants
+                           f"SELECT id, 0 FROM {POINTS_TABLE} WHERE rowid > %s {_DIGESTS_UPSERT}", [before])
+            # one upsert per point, as the trigger's (a GROUP BY first costs its sort: measured slower)
+            cursor.execute(f"INSERT INTO {KIND_COUNTS} (person_id, kind, n) "  # noqa: S608 - constants
+                           f"SELECT person_id, kind, 1 FROM {POINTS_TABLE} WHERE rowid > %s {_COUNTS_UPSERT}",
+                           [before])
+            return
+        ids, counts = _derived(points)
+        cursor.executemany(f"INSERT INTO {DIGESTS} (point_id, version) VALUES (%s, 0) {_DIGESTS_UPSERT}",  # noqa: S608 - constants
+                           [(i,) for i in ids])
+        cursor.executemany(f"INSERT INTO {KIND_COUNTS} (person_id, kind, n) VALUES (%s, %s, %s) "  # noqa: S608 - constants
+                           f"{_COUNTS_UPSERT}", [(person, kind, n) for (person, kind), n in counts.items()])
+
+
+def _insert_points_postgres(cursor: Any, inserts: Sequence[Callable[[], object]],
+                            points: Iterable[tuple[Any, Any, str]], new_people: Iterable[Any]) -> None:
+    """PostgreSQL: run ``inserts`` with the transaction-local mark the trigger functions check
+    set, in a savepoint (an error takes the mark back with it); then COPY the derived rows."""
+    with transaction.atomic():
+        cursor.execute("SELECT set_config(%s, 'on', true)", [BULK_POINTS_SETTING])
+        for insert in inserts:
+            insert()
+        cursor.execute("SELECT set_config(%s, 'off', true)", [BULK_POINTS_SETTING])
+    ids, counts = _derived(points)
+    if ids:
+        _derived_rows_postgres(cursor, ids, counts, {_uuid_hex(p) for p in new_people})
+
+
+def _derived(points: Iterable[tuple[Any, Any, str]]) -> tuple[list[str], dict[tuple[str, str], int]]:
+    """The digest rows' point ids and the counts per (person, kind) of ``points``, as 32 hex digits."""
     ids: list[str] = []
     counts: dict[tuple[str, str], int] = {}
     for point_id, person_id, kind in points:
         ids.append(_uuid_hex(point_id))
         key = (_uuid_hex(person_id), kind)
         counts[key] = counts.get(key, 0) + 1
-    postgres = connection.vendor == "postgresql"
-    with connection.cursor() as cursor:
-        if postgres:
-            cursor.execute("SELECT set_config(%s, 'on', true)", [BULK_POINTS_SETTING])
-        else:  # a second mark (one left behind) fails here instead of silencing the triggers
-            cursor.execute(f"INSERT INTO {BULK_POINTS_TABLE} (flag) VALUES (1)")  # noqa: S608 - a constant
-        for insert in inserts:
-            insert()
-        if postgres:
-            cursor.execute("SELECT set_config(%s, 'off', true)", [BULK_POINTS_SETTING])
-        else:
-            cursor.execute(f"DELETE FROM {BULK_POINTS_TABLE}")  # noqa: S608 - a constant
-        if not ids:
-            return
-        if postgres:
-            _derived_rows_postgres(cursor, ids, counts, {_uuid_hex(p) for p in new_people})
-            return
-        cursor.executemany(f"INSERT INTO {DIGESTS} (point_id, version) VALUES (%s, 0) "  # noqa: S608 - constants
-                           "ON CONFLICT (point_id) DO UPDATE SET digest = NULL, canonical = NULL, "
-                           "version = version + 1", [(i,) for i in ids])
-        cursor.executemany(f"INSERT INTO {KIND_COUNTS} (person_id, kind, n) VALUES (%s, %s, %s) "  # noqa: S608 - constants
-                           "ON CONFLICT (person_id, kind) DO UPDATE SET n = n + excluded.n",
-                           [(person, kind, n) for (person, kind), n in counts.items()])
+    return ids, counts
 
 
 def _derived_rows_postgres(cursor: Any, ids: list[str], counts: dict[tuple[str, str], int],

@@ -20,6 +20,7 @@ import contextlib
 import datetime as dt
 import gc
 import hashlib
+import itertools
 import logging
 import os
 import shutil
@@ -838,8 +839,9 @@ class _Context:
         more_points = self._writer(ContactPoint, ["id", "created_at", "updated_at", "person_id", "kind", "label",
                                                   "value", "normalised", "search_key", "source", "verified",
                                                   "primary"])
-        derived = [(point_id, f.db_id, kind) for f in fresh for point_id, kind in f.point_kinds]
-        derived += [(row[0], row[3], row[4]) for row in point_rows]
+        # (lazily: SQLite reads the points back from the table instead, decision 0030)
+        derived = itertools.chain(((point_id, f.db_id, kind) for f in fresh for point_id, kind in f.point_kinds),
+                                  ((row[0], row[3], row[4]) for row in point_rows))
         bulk.insert_contact_points(
             [lambda: fresh_points.insert_ready([point for f in fresh for point in f.points], (now, now)),
              lambda: more_points.insert(point_rows)], derived, new_people=[*new_people, *(f.db_id for f in fresh)])
