@@ -126,8 +126,12 @@ DATABASES = {
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # WAL lets the web server read while the worker writes; IMMEDIATE transactions take the
     # write lock up front so concurrent writers wait (busy timeout) instead of failing.
+    # RAPPORT_SQLITE_WAL_AUTOCHECKPOINT: WAL pages after which a commit checkpoints (SQLite's
+    # default, 1000, unless set; docs/performance/access.md round 5 measures where they fall).
+    _wal_pages = int(os.environ.get("RAPPORT_SQLITE_WAL_AUTOCHECKPOINT", "1000"))
     DATABASES["default"]["OPTIONS"] = {
-        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;",
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON; "
+                        f"PRAGMA wal_autocheckpoint={_wal_pages};",
         "transaction_mode": "IMMEDIATE",
         "timeout": 20,
     }
