@@ -551,12 +551,13 @@ def _drive(port: int, batches: list[list[bytes]], expect: int, server_pid: int, 
 class _AuditAppends:
     """How the server's audit appends went (PostgreSQL): the chain head's row counters.
 
-    A single entry is first appended after the head the worker's connection last moved
-    (``access.audit._append_after``: one UPDATE of the head + one INSERT); when another worker
-    moved it since, that UPDATE matches nothing and the entry takes the reserving path (two
-    more statements: reserve, then insert and move: two head updates). So head updates minus
-    entries inserted = appends that guessed a stale head. Read after the server stopped: its
-    backends send their counters when they exit.
+    A single entry is first appended after a guessed head (``access.audit._append_after``: one
+    statement that moves the head and inserts the entry, or, when the guess is stale, moves
+    nothing and reads the current head for the next try; decision 0030). An entry that takes the
+    reserving path (no head row yet, or three stale guesses in a row) moves the head twice:
+    reserve, then insert and move. So head updates minus entries inserted = reserving-path
+    appends; stale guesses themselves update no row and are not counted here. Read after the
+    server stopped: its backends send their counters when they exit.
     """
 
     def __init__(self) -> None:
@@ -568,9 +569,9 @@ class _AuditAppends:
         time.sleep(0.5)  # the exiting backends' counters
         after = self._counts()
         entries, updates = (a - b for a, b in zip(after, self.before, strict=True))
-        stale = updates - entries
-        print(f"audit appends by the server: {entries} entries, {stale} after a stale head "
-              f"({100 * stale / max(1, entries):.0f} %: one wasted statement and two more each)")
+        reserved = updates - entries
+        print(f"audit appends by the server: {entries} entries, {reserved} by the reserving path "
+              f"({100 * reserved / max(1, entries):.0f} %; a stale guess costs one more statement and is not counted)")
 
     @staticmethod
     def _counts() -> tuple[int, int] | None:
