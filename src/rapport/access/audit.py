@@ -699,8 +699,10 @@ def _insert_covered(seq: int, ids: list[str]) -> None:
             with cursor.cursor.copy(f"COPY {table} (entry_seq, person_id) FROM STDIN") as copy:
                 copy.write("".join([f"{seq}\t{pid}\n" for pid in ids]))
         else:  # SQLite stores a UUIDField as its 32 hex digits, exactly these strings
-            cursor.executemany(f"INSERT INTO {table} (entry_seq, person_id) VALUES (%s, %s)",  # noqa: S608 - model metadata
-                               [(seq, pid) for pid in ids])
+            # One statement over a JSON array instead of executemany: 3.5-4.6 -> 1.6-1.8 µs a row
+            # (decision 0034's proposal); ORDER BY key keeps the rows in the order given.
+            cursor.execute(f"INSERT INTO {table} (entry_seq, person_id) "  # noqa: S608 - model metadata
+                           "SELECT %s, value FROM json_each(%s) ORDER BY key", [seq, json.dumps(ids)])
 
 
 def _covered_sets(batch_size: int) -> Iterator[tuple[int, int, str]]:
