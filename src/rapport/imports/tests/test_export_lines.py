@@ -7,10 +7,12 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from django.db import connection
 
 from rapport.imports import exports
 from rapport.imports.tests.test_exports import _reference_csv, body
+from rapport.imports.tests.workers import (
+    use_export_workers,
+)
 from rapport.people import services as people
 from rapport.people.models import ContactPoint, Person, Tag
 
@@ -56,10 +58,7 @@ def odd(make_person, make_organisation, staff_user):
 @pytest.mark.parametrize("workers", ["0", "2"])
 def test_joined_lines_are_the_csv_writers_bytes(odd, staff_user, monkeypatch, workers):
     # given people whose cells need quotes, hold commas or line ends, or start formulas; pages of 3
-    if workers != "0" and connection.vendor == "sqlite" and connection.is_in_memory_db():
-        pytest.skip("an in-memory SQLite database is not visible to the worker processes "
-                    "(set RAPPORT_TEST_SQLITE_NAME to run this case)")
-    monkeypatch.setenv("RAPPORT_EXPORT_WORKERS", workers)
+    use_export_workers(monkeypatch, workers)
     monkeypatch.setattr(exports, "PAGE", 3)
     # when
     fast = body(exports.export_people(user=staff_user, fmt="csv"))

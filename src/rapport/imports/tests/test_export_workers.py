@@ -8,10 +8,9 @@ import pytest
 from django.db import connection
 
 from rapport.imports import export_csv, exports
-
-
-def _file_database() -> bool:
-    return not (connection.vendor == "sqlite" and connection.is_in_memory_db())
+from rapport.imports.tests.workers import (
+    skip_unless_workers_can_read,
+)
 
 
 @pytest.mark.django_db
@@ -34,9 +33,7 @@ def test_read_mapped_maps_a_sqlite_database_file():
 @pytest.mark.django_db(transaction=True)  # committed: the worker processes read it on their own connections
 def test_every_worker_opens_its_connection_through_read_mapped(make_person, staff_user, monkeypatch, tmp_path):
     # given ten people, pages of two and two workers, with read_mapped recording the process it ran in
-    if not _file_database():
-        pytest.skip("an in-memory SQLite database is not visible to the worker processes "
-                    "(set RAPPORT_TEST_SQLITE_NAME to run this case)")
+    skip_unless_workers_can_read()
     for n in range(10):
         make_person(given_name=f"Person {n}", family_name="Mapped", emails=[f"p{n}@example.com"])
     monkeypatch.setenv("RAPPORT_EXPORT_WORKERS", "2")

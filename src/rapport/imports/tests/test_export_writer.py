@@ -14,19 +14,12 @@ from django.db import DEFAULT_DB_ALIAS, connection, connections
 from rapport.access.audit import verify_chain
 from rapport.access.models import AuditEntry, AuditEntryPerson
 from rapport.imports import export_csv, exports
+from rapport.imports.tests.workers import (
+    skip_unless_workers_can_read,
+)
 from rapport.people.models import Person
 
 pytestmark = pytest.mark.django_db(transaction=True)  # committed: the workers read on their own connections
-
-
-def _file_database() -> bool:
-    return not (connection.vendor == "sqlite" and connection.is_in_memory_db())
-
-
-def _skip_without_workers() -> None:
-    if not _file_database():
-        pytest.skip("an in-memory SQLite database is not visible to the worker processes "
-                    "(set RAPPORT_TEST_SQLITE_NAME to run this case)")
 
 
 def _people(make_person, count: int) -> None:
@@ -38,7 +31,7 @@ def _people(make_person, count: int) -> None:
 def test_the_exporting_process_writes_the_audit_a_group_of_pages_per_transaction(make_person, staff_user,
                                                                                monkeypatch, tmp_path):
     # given 11 people, pages of two (six pages), groups of four pages and two workers
-    _skip_without_workers()
+    skip_unless_workers_can_read()
     _people(make_person, 11)
     monkeypatch.setenv("RAPPORT_EXPORT_WORKERS", "2")
     monkeypatch.setattr(exports, "PAGE", 2)
@@ -77,7 +70,7 @@ def test_the_exporting_process_writes_the_audit_a_group_of_pages_per_transaction
 def test_a_filtered_export_survives_a_commit_by_someone_else_between_pages(make_person, staff_user, monkeypatch):
     # given 24 people, 12 in GB, pages of one, groups of two pages and two workers: the exporting
     # process reads the chosen ids from one open query while it writes the audit
-    _skip_without_workers()
+    skip_unless_workers_can_read()
     _people(make_person, 24)
     monkeypatch.setenv("RAPPORT_EXPORT_WORKERS", "2")
     monkeypatch.setattr(exports, "PAGE", 1)

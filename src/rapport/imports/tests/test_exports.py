@@ -12,10 +12,12 @@ import uuid
 import openpyxl
 import pytest
 import vobject
-from django.db import connection
 
 from rapport.imports import exports
 from rapport.imports.tests.test_services import snapshot
+from rapport.imports.tests.workers import (
+    use_export_workers,
+)
 from rapport.people import services as people
 from rapport.people.models import Organisation, Person, Tag
 
@@ -334,10 +336,7 @@ def test_csv_pages_equal_the_row_by_row_reference(varied, staff_user, monkeypatc
     from rapport.access.models import AuditEntryPerson
     from rapport.imports import export_csv
 
-    if workers != "0" and connection.vendor == "sqlite" and connection.is_in_memory_db():
-        pytest.skip("an in-memory SQLite database is not visible to the worker processes "
-                    "(set RAPPORT_TEST_SQLITE_NAME to run this case)")
-    monkeypatch.setenv("RAPPORT_EXPORT_WORKERS", workers)
+    use_export_workers(monkeypatch, workers)
     monkeypatch.setattr(exports, "PAGE", 4)
     hidden = {"people.Person": frozenset({"notes", "middle_names"}), "people.Employment": frozenset({"title"})}
     for restricted in (False, True):
@@ -383,9 +382,7 @@ def test_csv_cells_are_text_and_formula_safe_in_sql_and_python_alike(varied, sta
 def test_csv_timestamps_are_isoformat_whatever_their_fraction(varied, staff_user, monkeypatch, workers):
     # given timestamps that are whole seconds or whose microseconds end in zeros (PostgreSQL's
     # timestamp text drops those zeros; isoformat() writes six digits or none)
-    if workers != "0" and connection.vendor == "sqlite" and connection.is_in_memory_db():
-        pytest.skip("an in-memory SQLite database is not visible to the worker processes")
-    monkeypatch.setenv("RAPPORT_EXPORT_WORKERS", workers)
+    use_export_workers(monkeypatch, workers)
     monkeypatch.setattr(exports, "PAGE", 4)
     stamps = [dt.datetime(2026, 1, 2, 3, 4, 5, us, tzinfo=dt.UTC) for us in (0, 500000, 120000, 1, 999999)]
     for person, stamp in zip(varied, stamps, strict=False):
