@@ -104,7 +104,9 @@ def find_candidates_and_suppressed(*, given_name: str = "", family_name: str = "
     if arms:
         people, hits = _blocked_people(arms, among, digests)
     else:
-        people, hits = [], _suppression_hits(digests) if digests else set()
+        from rapport.privacy.suppression import internal_hits
+
+        people, hits = [], internal_hits(digests) if digests else set()
     if exclude_person_id is not None:
         people = [(p, name) for p, name in people if str(p.record_id) != str(exclude_person_id)]
     if not people:
@@ -161,15 +163,6 @@ def _arms(*, given_name: str, family_name: str, emails: Sequence[str], phones: S
     elif family:
         arms.append(_Arm(False, (("family_key", family),), skip_when_full=True))
     return arms
-
-
-def _suppression_hits(digests: list[str]) -> set[str]:
-    from rapport.privacy.suppression import internal_hits_sql
-
-    sql, params = internal_hits_sql(len(digests))
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [*params, *digests])
-        return {digest for (digest,) in cursor.fetchall()}
 
 
 def _blocked_people(arms: list[_Arm], among: QuerySet | None,

@@ -75,9 +75,13 @@ def ensure_not_suppressed(*, emails: Iterable[str] = (), phones: Iterable[str] =
     # One person's identifiers: compiled once per connection and digest count, a prepared
     # statement on PostgreSQL (compiled by the ORM it was a fifth of an API create's CPU). An
     # import's chunks come in every size, each of which would be compiled and kept: the ORM.
-    digests = list(by_digest)
+    refuse_hits(by_digest, internal_hits(list(by_digest)))
+
+
+def internal_hits(digests: list[str]) -> set[str]:
+    """The digests among ``digests`` on the internal list (prepared up to ``PREPARED_DIGESTS``)."""
     found = _INTERNAL_HITS.rows(digests) if len(digests) <= PREPARED_DIGESTS else _internal_hits(digests)
-    refuse_hits(by_digest, {digest for (digest,) in found})
+    return {digest for (digest,) in found}
 
 
 def digests_to_check(*, emails: Iterable[str] = (), phones: Iterable[str] = (),
