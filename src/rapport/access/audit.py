@@ -700,7 +700,7 @@ def _insert_covered(seq: int, ids: list[str]) -> None:
                 copy.write("".join([f"{seq}\t{pid}\n" for pid in ids]))
         else:  # SQLite stores a UUIDField as its 32 hex digits, exactly these strings
             # One statement over a JSON array instead of executemany: 3.5-4.6 -> 1.6-1.8 µs a row
-            # (decision 0034's proposal); ORDER BY key keeps the rows in the order given.
+            # (docs/performance/exports.md, seventh session); ORDER BY key keeps the rows in the order given.
             cursor.execute(f"INSERT INTO {table} (entry_seq, person_id) "  # noqa: S608 - model metadata
                            "SELECT %s, value FROM json_each(%s) ORDER BY key", [seq, json.dumps(ids)])
 

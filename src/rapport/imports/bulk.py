@@ -90,7 +90,7 @@ class TableWriter:
 
 # The mark that a statement's writer keeps the contact points' derived rows itself (decision
 # 0028): the digest and count triggers on inserts check it (migrations imports/0005, privacy/0008).
-# On SQLite the writer drops the two triggers for its inserts instead (decision 0030): the table
+# On SQLite the writer drops the two triggers for its inserts instead (decision 0033): the table
 # the SQLite triggers' WHEN reads stays empty.
 BULK_POINTS_SETTING = "rapport.bulk_points"  # PostgreSQL: transaction-local setting
 BULK_POINTS_TABLE = "imports_bulkpoints"     # SQLite: checked by the triggers' WHEN, no longer set
@@ -119,7 +119,7 @@ def insert_contact_points(inserts: Sequence[Callable[[], object]], points: Itera
 
     How the triggers are kept from doing the same work: on PostgreSQL the transaction-local mark
     their functions check; on SQLite the two insert triggers are dropped for the inserts and
-    created again right after, in a savepoint (``_insert_points_sqlite``, decision 0030).
+    created again right after, in a savepoint (``_insert_points_sqlite``, decision 0033).
     """
     if POINTS_DERIVED_BY == "triggers":
         for insert in inserts:
@@ -143,7 +143,7 @@ def _insert_points_sqlite(cursor: Any, inserts: Sequence[Callable[[], object]],
                           points: Iterable[tuple[Any, Any, str]]) -> None:
     """SQLite: run ``inserts`` with the two insert triggers dropped, create them again, and
     derive the digest rows and counts from the rows just inserted — all in a savepoint of the
-    caller's write transaction (decision 0030).
+    caller's write transaction (decision 0033).
 
     Even skipped by their ``WHEN``, row triggers cost SQLite a sub-program call and a subquery per
     inserted row (measured: more than half of the import's contact point inserts). DDL is

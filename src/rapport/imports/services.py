@@ -839,7 +839,7 @@ class _Context:
         more_points = self._writer(ContactPoint, ["id", "created_at", "updated_at", "person_id", "kind", "label",
                                                   "value", "normalised", "search_key", "source", "verified",
                                                   "primary"])
-        # (lazily: SQLite reads the points back from the table instead, decision 0030)
+        # (lazily: SQLite reads the points back from the table instead, decision 0033)
         derived = itertools.chain(((point_id, f.db_id, kind) for f in fresh for point_id, kind in f.point_kinds),
                                   ((row[0], row[3], row[4]) for row in point_rows))
         bulk.insert_contact_points(

@@ -53,7 +53,7 @@ def marks_left() -> int:
 
 def insert_triggers() -> list[tuple]:
     """The contact point insert triggers as the database holds them (SQLite: the writer drops and
-    re-creates them inside its transaction, decision 0030; they must come back exactly)."""
+    re-creates them inside its transaction, decision 0033; they must come back exactly)."""
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
             cursor.execute("SELECT tgname, pg_get_triggerdef(oid) FROM pg_trigger "
