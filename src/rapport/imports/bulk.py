@@ -231,7 +231,8 @@ def _derived_rows_postgres(cursor: Any, ids: list[str], counts: dict[tuple[str, 
         cursor.execute(f"INSERT INTO {KIND_COUNTS} (person_id, kind, n) "  # noqa: S608 - a constant
                        "SELECT * FROM unnest(%s::uuid[], %s::varchar[], %s::integer[]) "
                        f"ON CONFLICT (person_id, kind) DO UPDATE SET n = {KIND_COUNTS}.n + EXCLUDED.n",
-                       [[p for p, _, _ in more], [k for _, k, _ in more], [n for _, _, n in more]])
+                       [pg_array([p for p, _, _ in more]), pg_array([k for _, k, _ in more]),
+                        pg_array([n for _, _, n in more])])
 
 
 SQLITE_CACHE_MB = int(os.environ.get("RAPPORT_IMPORT_SQLITE_CACHE_MB", "64"))
@@ -313,8 +314,7 @@ def update_rows(model: type[models.Model], columns: Sequence[str], rows: Iterabl
             names = [f"v{i}" for i in range(len(every))]
             sets = ", ".join(f"{quote(f.column)} = u.{name}" for f, name in zip(fields, names, strict=False))
             types = [_array_type(f) for f in every]
-            columns = [[None if v is None else str(v) for v in column] if kind == "uuid" else list(column)
-                       for kind, column in zip(types, zip(*prepared, strict=True), strict=True)]  # ids: UUIDs or text
+            columns = [pg_array(column) for column in zip(*prepared, strict=True)]  # one literal each (pg_array)
             arrays = ", ".join(f"%s::{kind}[]" for kind in types)
             cursor.execute(f"UPDATE {table} AS t SET {sets} FROM unnest({arrays}) AS u({', '.join(names)}) "  # noqa: S608 - model metadata
                            f"WHERE t.{pk} = u.{names[-1]}", columns)
@@ -387,14 +387,16 @@ def db_uuid(value: uuid.UUID) -> Any:
 
 
 def select_in(template: str, values: list[Any], *, before: Sequence[Any] = ()) -> list[tuple]:
-    """Rows of ``template`` (its ``{values}`` becomes ``= ANY(%s)`` on PostgreSQL, ``IN (…)`` in
-    batches elsewhere); ``before`` are the parameters ahead of the values."""
+    """Rows of ``template`` (its ``{values}`` becomes ``= ANY(%s::uuid[])`` or ``::text[]`` with
+    one array literal on PostgreSQL, ``IN (…)`` in batches elsewhere); ``before`` are the
+    parameters ahead of the values."""
     if not values:
         return []
     rows: list[tuple] = []
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
-            cursor.execute(template.format(values="= ANY(%s)"), [*before, list(values)])
+            kind = "uuid" if isinstance(values[0], uuid.UUID) else "text"
+            cursor.execute(template.format(values=f"= ANY(%s::{kind}[])"), [*before, pg_array(values)])
             return cursor.fetchall()
         for start in range(0, len(values), IN_BATCH):
             batch = values[start:start + IN_BATCH]
@@ -404,6 +406,43 @@ def select_in(template: str, values: list[Any], *, before: Sequence[Any] = ()) -
 
 
 IN_BATCH = 5000  # parameters per statement on SQLite: well under its 32,766
+
+
+def pg_array(values: Iterable[Any]) -> str:
+    """``values`` as the text of a PostgreSQL array, for one ``%s::type[]`` parameter.
+
+    Django's psycopg cursor binds parameters on the client: a Python list is quoted element by
+    element, 3-6 µs each, and the server then parses thousands of quoted constants (measured,
+    4,000 emails: 13.0 → 2.9 ms of client CPU and 31.7 → 8.8 ms wall per statement; decision
+    0038). As one string the list is escaped once. Every text element is double-quoted (so an
+    empty string, ``NULL`` or a comma stay text), with ``\\`` and ``"`` backslash-escaped, as
+    PostgreSQL's array input reads them; ``None`` is ``NULL``.
+    """
+    items = list(values)
+    if items and all(value.__class__ is str for value in items):
+        joined = '","'.join(items)
+        if "\\" in joined or '"' in joined:
+            joined = '","'.join([_array_escape(value) for value in items])
+        return '{"' + joined + '"}'
+    return "{" + ",".join([_array_element(value) for value in items]) + "}"
+
+
+def _array_escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace('"', '\\"')
+
+
+def _array_element(value: Any) -> str:
+    if value is None:
+        return "NULL"
+    if value.__class__ is str:
+        return f'"{_array_escape(value)}"'
+    if value is True or value is False:
+        return "t" if value else "f"
+    if isinstance(value, int | float | uuid.UUID):
+        return str(value)
+    if isinstance(value, dt.datetime | dt.date):
+        return f'"{value.isoformat()}"'
+    raise TypeError(f"No array element form for {type(value).__name__}")
 
 
 def new_id() -> str:

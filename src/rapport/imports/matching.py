@@ -25,6 +25,7 @@ from typing import Any
 
 from django.db import connection
 
+from rapport.imports.bulk import pg_array
 from rapport.imports.records import ImportRecord
 from rapport.people.models import ContactPoint
 
@@ -172,7 +173,7 @@ def _sql(template: str) -> str:
                            address=ContactPoint.Kind.ADDRESS.value)
 
 
-# {values}: "= ANY(%s)" with one array on PostgreSQL, "IN (%s, …)" elsewhere; person_id last
+# {values}: "= ANY(%s::text[])" with one array literal on PostgreSQL (bulk.pg_array), "IN (%s, …)" elsewhere; person_id last
 _POINTS_SQL = "SELECT kind, normalised, person_id FROM {point} WHERE normalised {{values}}"
 _ADDRESSES_SQL = ("SELECT p.normalised, o.family_key, p.person_id FROM {point} p JOIN {person} o ON o.{pk} = p.person_id "
                   "WHERE p.kind = '{address}' AND p.normalised {{values}}")
@@ -184,7 +185,7 @@ def _select(template: str, values: list[str]) -> Iterable[tuple]:
     sql = _sql(template)
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
-            cursor.execute(sql.format(values="= ANY(%s)"), [values])
+            cursor.execute(sql.format(values="= ANY(%s::text[])"), [pg_array(values)])
             yield from cursor.fetchall()
             return
         for batch in _batched(values, SQLITE_IN_BATCH):

@@ -66,3 +66,52 @@ def test_update_rows_sets_each_row_its_own_values() -> None:
     assert got[people[1].pk] == ("", "Nul\\l", 7)
     assert got[people[2].pk] == ("Old2", "Name", people[2].version)
     assert Person.objects.get(pk=people[0].pk).updated_at == stamp
+
+
+ODD_TEXTS = ["", "NULL", "a,b", "{x}", 'quote"d', "back\\slash", '\\"', "tab\tnew\nline", " spaced ", "é中", "x" * 300]
+
+
+@pytest.mark.django_db
+def test_pg_array_literal_reads_back_as_the_same_values() -> None:
+    # the one-string array parameter (decision 0038) must give PostgreSQL exactly the values
+    if connection.vendor != "postgresql":
+        pytest.skip("an array literal is PostgreSQL's")
+    import datetime as dt
+
+    ids = [uuid.uuid4(), uuid.uuid4()]
+    stamp = dt.datetime(2026, 12, 2, 5, 30, 1, 123456, tzinfo=dt.UTC)
+    with connection.cursor() as cursor:
+        # when / then: text, including every character the literal escapes or quotes
+        cursor.execute("SELECT unnest(%s::text[])", [bulk.pg_array(ODD_TEXTS)])
+        assert [row[0] for row in cursor.fetchall()] == ODD_TEXTS
+        cursor.execute("SELECT unnest(%s::text[])", [bulk.pg_array([*ODD_TEXTS, None])])
+        assert [row[0] for row in cursor.fetchall()] == [*ODD_TEXTS, None]
+        # other element types: UUIDs (objects or text), numbers, booleans, timestamps, NULL
+        cursor.execute("SELECT unnest(%s::uuid[])", [bulk.pg_array([ids[0], str(ids[1]), None])])
+        assert [row[0] for row in cursor.fetchall()] == [ids[0], ids[1], None]
+        cursor.execute("SELECT unnest(%s::integer[]), unnest(%s::boolean[]), unnest(%s::timestamptz[])",
+                       [bulk.pg_array([3, -7]), bulk.pg_array([True, False]), bulk.pg_array([stamp, None])])
+        assert cursor.fetchall() == [(3, True, stamp), (-7, False, None)]
+        cursor.execute("SELECT cardinality(%s::text[])", [bulk.pg_array([])])
+        assert cursor.fetchone()[0] == 0
+
+
+@pytest.mark.django_db
+def test_lookups_by_array_find_values_with_quotes_commas_and_backslashes() -> None:
+    # given contact points whose normalised values hold the array literal's special characters
+    from rapport.imports.matching import database_lookup
+    from rapport.people.models import ContactPoint, Person
+
+    person = Person.objects.create(given_name="Odd", family_name="Values")
+    for text in ODD_TEXTS[1:]:
+        ContactPoint.objects.create(person=person, kind="social", value=text, normalised=text, search_key=text[:200])
+    keys = {("social", text) for text in ODD_TEXTS[1:]} | {("social", "not there"), ("social", "NULL,")}
+
+    # when: the chunk matcher's lookup (one array on PostgreSQL) and a raw select_in (the run's reads)
+    found = database_lookup(keys)
+    rows = bulk.select_in("SELECT normalised FROM people_contactpoint WHERE normalised {values}",
+                          [*ODD_TEXTS[1:], "not there"])
+
+    # then every odd value is found, and nothing else
+    assert found == {("social", text): [person.pk] for text in ODD_TEXTS[1:]}
+    assert sorted(value for (value,) in rows) == sorted(ODD_TEXTS[1:])
