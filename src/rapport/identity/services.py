@@ -15,6 +15,7 @@ most ``MAX_SCORED`` people scored per lookup, whatever the table size
 from __future__ import annotations
 
 import contextlib
+import functools
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -179,9 +180,9 @@ def _blocked_people(arms: list[_Arm], among: QuerySet | None,
     if digests:  # the suppression lookup as rows of arm -1: (-1, NULL …, digest)
         from rapport.privacy.suppression import internal_hits_sql
 
-        hits_sql, hits_params = internal_hits_sql(len(digests))
+        hits_sql, hits_params = internal_hits_sql(digests)
         sql = f"{sql} UNION ALL SELECT -1, NULL, NULL, NULL, NULL, NULL, hit.digest FROM ({hits_sql}) AS hit"  # noqa: S608 - as above
-        params = [*params, *hits_params, *digests]
+        params = [*params, *hits_params]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         rows = cursor.fetchall()
@@ -215,41 +216,78 @@ def _blocked_people(arms: list[_Arm], among: QuerySet | None,
 
 def _blocked_sql(arms: list[_Arm], among: QuerySet | None) -> tuple[str, list[Any]]:
     """The one query of a lookup (bench/identity_realtime.py prints its plan)."""
+    if among is not None and bool(among.query.where):
+        parts, params = [], []
+        for arm in arms:
+            sql, arm_params = _arm_orm_sql(arm, among)
+            parts.append(sql)
+            params.extend(arm_params)
+        return _joined_sql(connection.vendor, tuple(arm.on_points for arm in arms), tuple(parts)), params
+    # Unrestricted, the text depends only on the arms' shape: built once per shape, not on every create.
+    params = [value for arm in arms for value in _arm_params(arm)]
+    return _unrestricted_sql(connection.vendor, tuple(_arm_shape(arm) for arm in arms)), params
+
+
+_ArmShape = tuple[bool, int, tuple[tuple[str, int | None], ...]]  # on points, limit, (column, IN size or None)
+
+
+def _arm_shape(arm: _Arm) -> _ArmShape:
+    return arm.on_points, arm.limit, tuple((name, len(value) if isinstance(value, tuple) else None)
+                                           for name, value in arm.where)
+
+
+def _arm_params(arm: _Arm) -> list[Any]:
+    params: list[Any] = []
+    for _, value in arm.where:
+        if isinstance(value, tuple):
+            params.extend(value)
+        else:
+            params.append(value)
+    return params
+
+
+@functools.lru_cache(maxsize=256)
+def _unrestricted_sql(vendor: str, shapes: tuple[_ArmShape, ...]) -> str:
+    parts = tuple(_arm_text(vendor, shape) for shape in shapes)
+    return _joined_sql(vendor, tuple(on_points for on_points, _, _ in shapes), parts)
+
+
+def _joined_sql(vendor: str, on_points: tuple[bool, ...], parts: tuple[str, ...]) -> str:
+    """The arms' derived tables as one ``UNION ALL``, joined to the people and their points."""
     from rapport.people.models import ContactPoint, Person
 
     quote = connection.ops.quote_name
     pk = quote(Person._meta.pk.column)
-    restricted = among is not None and bool(among.query.where)
-    parts, params = [], []
-    for n, arm in enumerate(arms):
-        sql, arm_params = _arm_orm_sql(arm, among) if restricted else _arm_sql(arm)
-        column = "person_id" if arm.on_points else Person._meta.pk.column
-        parts.append(f"SELECT {n} AS arm, block{n}.{quote(column)} AS person_id FROM ({sql}) AS block{n}")  # noqa: S608 - model metadata, parameters apart
-        params.extend(arm_params)
-    sql = (f"SELECT b.arm, p.{pk}, p.given_name, p.family_name, p.preferred_name, c.kind, c.normalised "  # noqa: S608 - model metadata, parameters apart
-           f"FROM ({' UNION ALL '.join(parts)}) AS b "
-           f"JOIN {quote(Person._meta.db_table)} p ON p.{pk} = b.person_id "
-           f"LEFT JOIN {quote(ContactPoint._meta.db_table)} c ON c.person_id = p.{pk}")
-    return sql, params
+    selects = []
+    for n, (points, sql) in enumerate(zip(on_points, parts, strict=True)):
+        column = "person_id" if points else Person._meta.pk.column
+        selects.append(f"SELECT {n} AS arm, block{n}.{quote(column)} AS person_id FROM ({sql}) AS block{n}")  # noqa: S608 - model metadata, parameters apart
+    return (f"SELECT b.arm, p.{pk}, p.given_name, p.family_name, p.preferred_name, c.kind, c.normalised "  # noqa: S608 - model metadata, parameters apart
+            f"FROM ({' UNION ALL '.join(selects)}) AS b "
+            f"JOIN {quote(Person._meta.db_table)} p ON p.{pk} = b.person_id "
+            f"LEFT JOIN {quote(ContactPoint._meta.db_table)} c ON c.person_id = p.{pk}")
 
 
 def _arm_sql(arm: _Arm) -> tuple[str, list[Any]]:
+    return _arm_text(connection.vendor, _arm_shape(arm)), _arm_params(arm)
+
+
+@functools.lru_cache(maxsize=256)
+def _arm_text(vendor: str, shape: _ArmShape) -> str:
+    """One arm's SQL, its values as placeholders in ``_arm_params``' order (``vendor`` keys the cache:
+    the quoting is the connection's)."""
     from rapport.people.models import ContactPoint, Person
 
-    model = ContactPoint if arm.on_points else Person
+    on_points, limit, where = shape
+    model = ContactPoint if on_points else Person
     quote = connection.ops.quote_name
-    conditions, params = [], []
-    for name, value in arm.where:
+    conditions = []
+    for name, size in where:
         column = quote(model._meta.get_field(name).column)
-        if isinstance(value, tuple):
-            conditions.append(f"{column} IN ({', '.join(['%s'] * len(value))})")
-            params.extend(value)
-        else:
-            conditions.append(f"{column} = %s")
-            params.append(value)
-    selected = quote("person_id" if arm.on_points else model._meta.pk.column)
+        conditions.append(f"{column} = %s" if size is None else f"{column} IN ({', '.join(['%s'] * size)})")
+    selected = quote("person_id" if on_points else model._meta.pk.column)
     return (f"SELECT {selected} FROM {quote(model._meta.db_table)} "  # noqa: S608 - model metadata, parameters apart
-            f"WHERE {' AND '.join(conditions)} LIMIT {arm.limit}"), params
+            f"WHERE {' AND '.join(conditions)} LIMIT {limit}")
 
 
 def _arm_orm_sql(arm: _Arm, among: QuerySet) -> tuple[str, tuple[Any, ...]]:

@@ -27,6 +27,8 @@ from rapport.privacy.suppression import ensure_not_suppressed
 PERSON_FIELDS = ("honorific", "given_name", "middle_names", "family_name", "preferred_name",
                  "language", "timezone", "country", "notes", "birth_date", "gender", "income_band")
 ORGANISATION_FIELDS = ("name", "domain", "notes")
+# Once: the enum's ``values`` builds its list anew on every read (a tenth of a create's normalising).
+CONTACT_POINT_KINDS = frozenset(ContactPoint.Kind.values)
 
 
 @dataclass(frozen=True)
@@ -496,11 +498,10 @@ def _normalise_contact_points(points: Sequence[ContactPointInput], *,
                               region: str | None) -> list[_NormalisedContactPoint]:
     errors: dict[str, list[str]] = {}
     result = []
-    valid_kinds = set(ContactPoint.Kind.values)
     for index, point in enumerate(points):
-        if point.kind not in valid_kinds:
+        if point.kind not in CONTACT_POINT_KINDS:
             errors[f"contact_points.{index}.kind"] = [
-                f"Choose one of {', '.join(sorted(valid_kinds))}."]
+                f"Choose one of {', '.join(sorted(CONTACT_POINT_KINDS))}."]
             continue
         try:
             # the import path's exact shortcuts (decision 0027); an API worker sees each value once

@@ -28,7 +28,7 @@ from functools import lru_cache
 from typing import Any
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import transaction
 
 from rapport.core.api.prepared import PreparedQuery
 from rapport.core.errors import DomainError
@@ -100,19 +100,12 @@ def digests_to_check(*, emails: Iterable[str] = (), phones: Iterable[str] = (),
     return by_digest
 
 
-def internal_hits_sql(count: int) -> tuple[str, list[str]]:
-    """The lookup of ``count`` digests on the internal list as plain SQL, for a caller that runs
-    it inside a statement of its own (the API create's duplicate check): ``(sql, params)``, the
-    digests' ``%s`` placeholders last (append the digests to ``params``). Selects ``digest``."""
-    quote = connection.ops.quote_name
-    meta = SuppressionEntry._meta
-    column = {name: quote(meta.get_field(name).column) for name in ("kind", "source", "digest")}
-    params = [*INTERNAL_KINDS, *INTERNAL_SOURCES]
-    sql = (f"SELECT {column['digest']} FROM {quote(meta.db_table)} "  # noqa: S608 - model metadata, parameters apart
-           f"WHERE {column['kind']} IN ({', '.join(['%s'] * len(INTERNAL_KINDS))}) "
-           f"AND {column['source']} IN ({', '.join(['%s'] * len(INTERNAL_SOURCES))}) "
-           f"AND {column['digest']} IN ({', '.join(['%s'] * count)})")
-    return sql, [str(p) for p in params]
+def internal_hits_sql(digests: list[str]) -> tuple[str, list[str]]:
+    """``internal_hits``' lookup of ``digests`` as SQL and parameters, for a caller that runs it
+    inside a statement of its own (the API create's duplicate check). Selects ``digest``.
+
+    The same query (``_internal_hits``), compiled once per connection and digest count."""
+    return _INTERNAL_HITS.sql(digests)
 
 
 def refuse_hits(by_digest: dict[str, tuple[str, str]], hits: set[str]) -> None:

@@ -96,14 +96,24 @@ class PreparedQuery:
             found.append(instance)
         return found
 
-    def _run(self, ids: Sequence[Any], using: str) -> tuple[_Compiled, list[tuple[Any, ...]]]:
-        connection = connections[using]
+    def sql(self, ids: Sequence[Any], *, using: str = "default") -> tuple[str, list[Any]]:
+        """The compiled statement and its parameters for ``ids`` (``%s`` placeholders), for a
+        caller that runs it inside a statement of its own: the query is still stated once."""
+        compiled, params = self._bound(connections[using], ids)
+        return compiled.sql, params
+
+    def _bound(self, connection: Any, ids: Sequence[Any]) -> tuple[_Compiled, list[Any]]:
         compiled = self._compiled.setdefault(connection, {}).get(len(ids))
         if compiled is None:
             compiled = self._compiled[connection][len(ids)] = self._compile(connection, len(ids))
         params = list(compiled.params)
         for slot, value in zip(compiled.slots, ids, strict=True):
             params[slot] = compiled.prep(value)
+        return compiled, params
+
+    def _run(self, ids: Sequence[Any], using: str) -> tuple[_Compiled, list[tuple[Any, ...]]]:
+        connection = connections[using]
+        compiled, params = self._bound(connection, ids)
         with preparing_cursor(connection) as cursor:
             cursor.execute(compiled.sql, params)
             rows = cursor.fetchall()

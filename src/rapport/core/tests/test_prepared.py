@@ -228,3 +228,20 @@ def test_insert_values_taken_as_they_are_equal_what_the_field_prepares(staff_use
             expected = field.get_db_prep_save(field.pre_save(obj, True), connection)
             assert written[field] == expected and type(written[field]) is type(expected), field.name
     assert not any(passes for field, passes in _insert_plan(Person) if field.name in {"gender", "birth_date", "id"})
+
+
+def test_sql_is_the_compiled_query_with_the_ids_bound(staff_user):
+    # given
+    people = [make_person(actor=staff_user, emails=[f"s{i}@example.com"]) for i in range(3)]
+    for chosen in (people[:2], people, people[:2]):
+        ids = [p.pk for p in chosen]
+        expected = list(ContactPoint.objects.filter(person_id__in=ids).order_by("kind", "created_at")
+                        .values_list("person_id", "kind", "normalised", "primary", "created_at"))
+        # when: the statement run by a caller's own cursor, as inside a larger statement
+        sql, params = POINTS.sql(ids)
+        with connection.cursor() as cursor:
+            cursor.execute(f"SELECT COUNT(*) FROM ({sql}) AS inner_rows", params)  # noqa: S608 - compiled SQL
+            (count,) = cursor.fetchone()
+        # then: the ORM's statement for these ids (placeholders and values), the same rows
+        assert (sql, tuple(params)) == POINTS.build(ids).query.sql_with_params()
+        assert count == len(expected) == len(chosen)

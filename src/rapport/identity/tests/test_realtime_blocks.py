@@ -182,3 +182,24 @@ def test_hidden_people_are_not_scored_and_do_not_crowd_out_visible_ones(make_per
     assert [c["id"] for c in found] == [str(mine.pk)]
     assert found[0]["display_name"] == "Sam Okoro"
     assert len(everyone) == 5
+
+
+def test_the_unrestricted_query_text_is_kept_per_shape_and_bound_in_its_order(make_person):
+    # given: one person, then lookups whose arms differ in shape (IN sizes, arms present)
+    person = make_person(given_name="Kate", family_name="Lyon", emails=["kate.lyon@gmail.com"],
+                         phones=["+442079460031"])
+    lookups = [dict(given_name="Kate", family_name="Lyon", emails=["Kate.Lyon@gmail.com"], phones=[]),
+               dict(given_name="", family_name="Lyon", emails=[], phones=["020 7946 0031"]),
+               dict(given_name="Kate", family_name="Lyon", emails=["kate.lyon@example.com", "k@gmail.com"],
+                    phones=["+44 20 7946 0031"])]
+    for lookup in lookups * 2:  # the second time from the kept text
+        arms = services._arms(**lookup)
+        # when
+        sql, params = services._blocked_sql(arms, None)
+        # then: one placeholder per value, and the text is what the arms' own SQL spells
+        assert sql.count("%s") == len(params)
+        for arm in arms:
+            arm_sql, arm_params = services._arm_sql(arm)
+            assert arm_sql in sql and all(value in params for value in arm_params)
+        found = find_candidates(**lookup, threshold=0)
+        assert [c.person_id for c in found] == [person.pk]
