@@ -31,6 +31,13 @@ this process and its backend. ``2 cores/s`` is then what two dedicated cores wou
 2 s of CPU per second divided by the CPU one request costs (client excluded, as it would run
 elsewhere; PostgreSQL background writers excluded).
 
+Each phase also prints (printed only; nothing above is measured differently) how the server's
+own CPU in that phase split between its processes, the whole machine's idle and I/O-wait share
+(``/proc/stat``) and the load generator's CPU per request of that phase: with one thread per
+worker, a worker serves only the connections it accepted, and when the four connections land
+4 + 0 one worker serves everything while the other idles (the rate halves at the same CPU per
+request), which the split shows as one process near 100 %.
+
 It also proves list queries do not grow with the data: it counts the queries of one list-100
 page (in-process, through the real view, ``CaptureQueriesContext``) at two database sizes.
 
@@ -521,6 +528,7 @@ def _drive(port: int, batches: list[list[bytes]], expect: int, server_pid: int, 
     taken = fork.Value("l", 0)
     pipes, processes = [], []
     meter = _Meter(server_pid=server_pid)
+    split, machine = _ProcessSplit(server_pid), _MachineTime()
     start = time.perf_counter()
     for _ in batches:
         parent, child = fork.Pipe(duplex=False)
@@ -531,6 +539,7 @@ def _drive(port: int, batches: list[list[bytes]], expect: int, server_pid: int, 
     answers = [pipe.recv() for pipe in pipes]
     elapsed = time.perf_counter() - start
     spent = meter.lap()
+    shares_of_cpu, idle = split.shares(), machine.idle()
     for process in processes:
         process.join()
     samples: list[float] = []
@@ -544,8 +553,44 @@ def _drive(port: int, batches: list[list[bytes]], expect: int, server_pid: int, 
         all_bodies += bodies
         shares.append(len(got))
         client_cpu, reconnects = client_cpu + cpu, reconnects + again
-    print(f"{name}: requests sent by each client connection: {' / '.join(map(str, shares))}")
+    print(f"{name}: requests sent by each client connection: {' / '.join(map(str, shares))}; "
+          f"server processes' share of their CPU: {shares_of_cpu}; machine idle {idle}; "
+          f"load generator {client_cpu * 1000 / max(1, len(samples)):.2f} ms CPU per request")
     return samples, all_bodies, spent, elapsed, client_cpu, len(samples), reconnects
+
+
+class _ProcessSplit:
+    """How the server's own CPU in one phase split between its processes (workers first, by pid).
+
+    With one thread per worker, each worker serves only the connections it accepted: when the
+    four client connections land 4 + 0, one worker serves every request and the other idles,
+    which halves the measured rate while the CPU per request stays the same."""
+
+    def __init__(self, server_pid: int) -> None:
+        self.pids = sorted(_descendants(server_pid))
+        self.before = {pid: _cpu_of({pid}) for pid in self.pids}
+
+    def shares(self) -> str:
+        spent = {pid: _cpu_of({pid}) - before for pid, before in self.before.items()}
+        total = sum(spent.values()) or 1.0
+        busy = sorted((s for s in spent.values() if s / total >= 0.02), reverse=True)
+        return " / ".join(f"{100 * s / total:.0f} %" for s in busy)
+
+
+class _MachineTime:
+    """The whole machine's idle and I/O-wait share of its CPU time over one phase (/proc/stat)."""
+
+    def __init__(self) -> None:
+        self.before = self._ticks()
+
+    def idle(self) -> str:
+        spent = [b - a for a, b in zip(self.before, self._ticks(), strict=True)]
+        total = sum(spent) or 1
+        return f"{100 * spent[3] / total:.0f} %, iowait {100 * spent[4] / total:.0f} %"
+
+    @staticmethod
+    def _ticks() -> list[int]:
+        return [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
 
 
 class _AuditAppends:
