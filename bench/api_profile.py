@@ -1,14 +1,17 @@
 """Where one API create (or get) spends its CPU: the real WSGI application, every middleware.
 
     .venv/bin/python bench/api_profile.py [--size 2000] [--postgres] [--requests 300] [--op create|get|list]
-        [--profile 40]
+        [--profile 40] [--sample 0]
 
 Calls ``rapport.wsgi.application`` directly with pre-built WSGI environs (what gunicorn or
 granian hand it, minus the socket), so the figures are the application's own: Django's
 handler, the middleware, DRF, authentication, the view, the services and the database.
 Prints, per request: the statements sent (counted and grouped by their first words), this
 process's CPU and, on PostgreSQL, the backend's CPU (read from ``/proc``), then the cProfile
-functions with the most cumulative time over ``--profile`` requests.
+functions with the most cumulative time over ``--profile`` requests. ``--sample N`` also
+samples N more requests statistically (a stack every 0.5 ms of this process's CPU, SIGPROF):
+cProfile's per-call cost inflates call-heavy code (Django's plumbing), the sampler's does not,
+so its shares (and ms per request) are the ones to compare.
 
 A development tool for docs/performance/api.md, not a benchmark of its own: bench/api.py
 measures the server.
@@ -41,6 +44,8 @@ def main() -> None:
     parser.add_argument("--profile", type=int, default=40)
     parser.add_argument("--op", choices=("create", "get", "list"), default="create")
     parser.add_argument("--top", type=int, default=45)
+    parser.add_argument("--sample", type=int, default=0,
+                        help="requests sampled statistically (SIGPROF every 0.5 ms of CPU) after the cProfile run")
     parser.add_argument("--explain", action="store_true",
                         help="PostgreSQL: planning and execution time of each statement (EXPLAIN ANALYZE, rolled back)")
     args = parser.parse_args()
@@ -118,6 +123,49 @@ def main() -> None:
     text = io.StringIO()
     pstats.Stats(profiler, stream=text).sort_stats("tottime").print_stats(30)
     print(text.getvalue())
+    if args.sample:
+        _sampled(call, args.sample, args.top)
+
+
+def _sampled(call, requests: int, top: int) -> None:  # type: ignore[no-untyped-def]
+    """Where the CPU of ``requests`` calls goes, by stack samples: per function, the share of
+    samples it was on the stack (inclusive) and on top (own), with ms per request."""
+    import signal
+
+    inclusive: Counter = Counter()
+    own: Counter = Counter()
+
+    def sample(signum, frame) -> None:  # type: ignore[no-untyped-def]
+        seen = set()
+        if frame is not None:
+            own[_where(frame.f_code)] += 1
+        while frame is not None:
+            key = _where(frame.f_code)
+            if key not in seen:
+                seen.add(key)
+                inclusive[key] += 1
+            frame = frame.f_back
+
+    signal.signal(signal.SIGPROF, sample)
+    cpu0 = time.process_time()
+    signal.setitimer(signal.ITIMER_PROF, 0.0005, 0.0005)
+    try:
+        for i in range(requests):
+            call(5_000_000 + i)
+    finally:
+        signal.setitimer(signal.ITIMER_PROF, 0, 0)
+    per_request = (time.process_time() - cpu0) * 1000 / requests
+    samples = sum(own.values()) or 1
+    print(f"sampled: {requests} requests, {samples} samples, {per_request:.2f} ms CPU per request (this process)")
+    for title, counter in (("on the stack", inclusive), ("on top", own)):
+        print(f"   {title}:   share   ms/request  function")
+        for key, count in counter.most_common(top):
+            print(f"   {100 * count / samples:>16.1f} % {count * per_request / samples:>8.3f}  {key}")
+
+
+def _where(code) -> str:  # type: ignore[no-untyped-def]
+    name = code.co_filename.rpartition("site-packages/")[2].rpartition("/src/")[2]
+    return f"{name}:{code.co_firstlineno}({code.co_name})"
 
 
 def _explain(connection, call) -> None:  # type: ignore[no-untyped-def]
