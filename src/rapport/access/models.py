@@ -223,6 +223,9 @@ class ChainSeqField(models.BigIntegerField):
         return super().db_type(connection)
 
 
+UNINDEXED_ACTION = "view"  # the one action the action index leaves out (decision 0037)
+
+
 class AuditEntry(models.Model):
     """S5 — one link of the tamper-evident access audit chain.
 
@@ -250,7 +253,8 @@ class AuditEntry(models.Model):
     # in each audited read's commit (decision 0022).
     actor_id = models.UUIDField(null=True, blank=True)
     actor_name = models.CharField(max_length=150, blank=True)
-    action = models.CharField(max_length=32, db_index=True)
+    # Indexed without views (``access_audit_action_not_view``, decision 0037).
+    action = models.CharField(max_length=32)
     object_type = models.CharField(max_length=100, blank=True)
     object_id = models.CharField(max_length=64, blank=True)
     person_id = models.UUIDField(null=True, blank=True)
@@ -275,6 +279,11 @@ class AuditEntry(models.Model):
             # asks for those, and reads (most entries) then write no page of this index.
             models.Index(fields=["object_type", "object_id", "-seq"], name="access_audit_object_changes",
                          condition=models.Q(changes__isnull=False)),
+            # Every action but views: views are most of the trail (each read of a person writes
+            # one) and the newest views are simply the newest entries; queries for any other
+            # action say ``NOT action = 'view'`` too, so both planners can use it (decision 0037).
+            models.Index(fields=["action"], name="access_audit_action_not_view",
+                         condition=~models.Q(action=UNINDEXED_ACTION)),
         ]
 
     def __str__(self) -> str:
