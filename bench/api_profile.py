@@ -3,6 +3,10 @@
     .venv/bin/python bench/api_profile.py [--size 2000] [--postgres] [--requests 300] [--op create|get|list]
         [--profile 40] [--sample 0]
 
+``--op floor-get`` / ``floor-post`` / ``django`` call the floor routes of ``bench/_api_floor.py``
+(a DRF view with the API's token sign-in, permissions and throttles answering a constant, the
+POST parsing a create's body; a plain Django view): what every API request costs before its work.
+
 Calls ``rapport.wsgi.application`` directly with pre-built WSGI environs (what gunicorn or
 granian hand it, minus the socket), so the figures are the application's own: Django's
 handler, the middleware, DRF, authentication, the view, the services and the database.
@@ -33,6 +37,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import api as bench_api  # the same data and bodies as bench/api.py
 from _common import boot
 
+FLOOR_ROUTES = {"floor-get": ("GET", "/api/v1/floor/"), "floor-post": ("POST", "/api/v1/floor/"),
+                "django": ("GET", "/floor/django/")}
+
 
 def main() -> None:
     import argparse
@@ -42,7 +49,8 @@ def main() -> None:
     parser.add_argument("--postgres", action="store_true")
     parser.add_argument("--requests", type=int, default=300)
     parser.add_argument("--profile", type=int, default=40)
-    parser.add_argument("--op", choices=("create", "get", "list"), default="create")
+    parser.add_argument("--op", choices=("create", "get", "list", "floor-get", "floor-post", "django"),
+                        default="create")
     parser.add_argument("--top", type=int, default=45)
     parser.add_argument("--sample", type=int, default=0,
                         help="requests sampled statistically (SIGPROF every 0.5 ms of CPU) after the cProfile run")
@@ -60,7 +68,10 @@ def main() -> None:
 
     from rapport.access.models import User
     from rapport.access.services import token_create
-    from rapport.wsgi import application
+    if args.op in FLOOR_ROUTES:
+        from _api_floor import application  # Rapport's application with the floor routes added
+    else:
+        from rapport.wsgi import application
 
     user = User.objects.create_superuser("bench", "bench@example.com", "x")
     _, key = token_create(user=user, name="bench", scopes=["read", "write"])
@@ -73,6 +84,10 @@ def main() -> None:
         if args.op == "create":
             body = json.dumps(bench_api._create_body(i)).encode()
             environ = _environ("POST", "/api/v1/people/", key, body)
+        elif args.op in FLOOR_ROUTES:
+            method, path = FLOOR_ROUTES[args.op]
+            body = json.dumps(bench_api._create_body(i)).encode() if method == "POST" else b""
+            environ = _environ(method, path, key, body)
         elif args.op == "list":  # one page of 100, as bench/api.py's list-100
             environ = _environ("GET", "/api/v1/people/?page_size=100", key, b"")
         else:
@@ -85,7 +100,7 @@ def main() -> None:
     if args.op == "get":
         for i in range(50):
             args.op = "create"
-            created.append(json.loads(call(900_000 + i))["id"])
+            created.append(json.loads(call(800_000 + i))["id"])  # +44 7911 9xxxxx is not a valid number
         args.op = "get"
     for i in range(20):  # warm: connections, caches, prepared statements
         call(1_000_000 + i)
