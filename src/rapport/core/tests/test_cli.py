@@ -132,3 +132,30 @@ def test_run_serves_with_granian_by_default_and_gunicorn_keeps_connections_alive
     assert granian[granian.index("--blocking-threads") + 1] == "1"
     # one thread is still gthread: gunicorn's sync worker would close every connection
     assert gunicorn[gunicorn.index("--worker-class") + 1] == "gthread" and gunicorn[gunicorn.index("--workers") + 1] == "3"
+
+
+@pytest.mark.parametrize("server, flag", [("granian", ["--access-log"]), ("gunicorn", ["--access-logfile", "-"])])
+def test_run_logs_every_request_unless_the_access_log_is_switched_off(monkeypatch, server: str,  # type: ignore[no-untyped-def]
+                                                                      flag: list[str]) -> None:
+    from rapport.core.management.commands.run import web_server_command
+
+    def command(**extra) -> list[str]:  # type: ignore[no-untyped-def]
+        return web_server_command(server=server, app="rapport.wsgi:application", bind="127.0.0.1:8000",
+                                  workers=2, threads=1, **extra)
+
+    def has_flag(argv: list[str]) -> bool:
+        return any(argv[i:i + len(flag)] == flag for i in range(len(argv)))
+
+    # given / when / then: on by default, as before
+    monkeypatch.delenv("RAPPORT_ACCESS_LOG", raising=False)
+    assert has_flag(command())
+    # the environment switches it off (a proxy in front logs every request already)
+    for value in ("off", "OFF", "0", "false", "no"):
+        monkeypatch.setenv("RAPPORT_ACCESS_LOG", value)
+        assert not has_flag(command()), value
+    monkeypatch.setenv("RAPPORT_ACCESS_LOG", "on")
+    assert has_flag(command())
+    # an explicit argument wins over the environment
+    assert not has_flag(command(access_log=False))
+    monkeypatch.setenv("RAPPORT_ACCESS_LOG", "off")
+    assert has_flag(command(access_log=True))
