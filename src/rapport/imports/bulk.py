@@ -89,11 +89,10 @@ class TableWriter:
 
 
 # The mark that a statement's writer keeps the contact points' derived rows itself (decision
-# 0028): the digest and count triggers on inserts check it (migrations imports/0005, privacy/0008).
-# On SQLite the writer drops the two triggers for its inserts instead (decision 0033): the table
-# the SQLite triggers' WHEN reads stays empty.
+# 0028): PostgreSQL's digest and count trigger functions on inserts check it (migrations
+# imports/0005, privacy/0008). On SQLite the writer drops the two triggers for its inserts instead
+# (decision 0033), so SQLite has no mark (its table and the triggers' WHEN went in imports/0007).
 BULK_POINTS_SETTING = "rapport.bulk_points"  # PostgreSQL: transaction-local setting
-BULK_POINTS_TABLE = "imports_bulkpoints"     # SQLite: checked by the triggers' WHEN, no longer set
 DIGESTS, KIND_COUNTS = "privacy_contactdigest", "imports_pointkindcount"
 POINTS_TABLE = "people_contactpoint"
 # "triggers" leaves the derived rows to the triggers (for comparing the two in tests and benchmarks)

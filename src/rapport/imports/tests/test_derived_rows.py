@@ -42,13 +42,12 @@ def derived_by_content() -> dict[str, list[tuple]]:
 
 
 def marks_left() -> int:
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT current_setting(%s, true)", [bulk.BULK_POINTS_SETTING])
-            return int(cursor.fetchone()[0] == "on")
+    """PostgreSQL's mark still on (SQLite has none: its writer drops the triggers, decision 0033)."""
+    if connection.vendor != "postgresql":
+        return 0
     with connection.cursor() as cursor:
-        cursor.execute(f"SELECT COUNT(*) FROM {bulk.BULK_POINTS_TABLE}")  # noqa: S608 - a constant
-        return cursor.fetchone()[0]
+        cursor.execute("SELECT current_setting(%s, true)", [bulk.BULK_POINTS_SETTING])
+        return int(cursor.fetchone()[0] == "on")
 
 
 def insert_triggers() -> list[tuple]:
