@@ -133,10 +133,15 @@ class ContactPoint(RapportModel):
     label = models.CharField(max_length=32, blank=True, help_text="home, work, mobile, …")
     value = models.TextField(help_text="As given")
     normalised = models.CharField(max_length=320, db_index=True, editable=False)
-    search_key = models.CharField(max_length=200, db_index=True, editable=False)
+    # no index of its own: every read of it names the kind, and (kind, search_key) serves those
+    search_key = models.CharField(max_length=200, editable=False)
     source = models.CharField(max_length=64, blank=True, help_text="Where this came from")
     verified = models.BooleanField(default=False)
     primary = models.BooleanField(default=False)
+    # RapportModel's timestamps without their indexes: points are read per person, never by
+    # date, and every import writes millions of them (decision 0040)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         ordering = ["kind", "-primary", "created_at"]

@@ -1,7 +1,7 @@
 """A3 — the indexes the import writes are the ones the reads use (decision 0040).
 
 people/0003 drops PostgreSQL's ``varchar_pattern_ops`` twins of the people's indexed
-CharFields. These tests hold that the reads the benchmarks measure (bench/search.py,
+CharFields, people/0004 the contact points' indexes on their timestamps and on ``search_key``. These tests hold that the reads the benchmarks measure (bench/search.py,
 bench/identity_realtime.py) and the import's own lookup still find an index for their
 conditions on both databases: on PostgreSQL with sequential scans priced out of reach
 (``enable_seqscan = off`` leaves a sequential scan only where no index can answer), on
@@ -57,7 +57,19 @@ def test_the_pattern_ops_twins_are_gone_and_the_plain_indexes_stay() -> None:
         definitions = [row[0] for row in cursor.fetchall()]
     assert not [d for d in definitions if "pattern_ops" in d]
     for column in TWINS:
-        assert [d for d in definitions if d.endswith(f"USING btree ({column})")], column
+        if column != "search_key":  # its own index went too (people/0004)
+            assert [d for d in definitions if d.endswith(f"USING btree ({column})")], column
+
+
+def test_contact_points_keep_only_the_indexes_reads_use() -> None:
+    # people/0004: no index on the timestamps or on search_key alone ((kind, search_key) serves it)
+    with connection.cursor() as cursor:
+        indexes = {index for index, info in connection.introspection.get_constraints(cursor, "people_contactpoint").items()
+                   if info["index"]}
+        columns = {tuple(info["columns"]) for info in
+                   connection.introspection.get_constraints(cursor, "people_contactpoint").values() if info["index"]}
+    assert not {("created_at",), ("updated_at",), ("search_key",)} & columns, indexes
+    assert {("normalised",), ("person_id",), ("kind", "search_key")} <= columns, indexes
 
 
 @pytest.mark.parametrize("query", ["smi", "ada lov"])
