@@ -28,7 +28,7 @@ import logging
 import re
 import uuid
 import weakref
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -41,7 +41,7 @@ from django.utils import timezone
 from rapport.access.encryption import DecryptionError, EncryptedTextField, decrypt_text, keyring
 from rapport.access.models import AuditChainHead, AuditEntry, AuditEntryPerson
 from rapport.access.network import client_ip
-from rapport.core.api.prepared import preparing_cursor
+from rapport.core.api.prepared import Fragment, preparing_cursor
 from rapport.core.middleware import current_request_id
 
 logger = logging.getLogger("rapport.audit")
@@ -102,6 +102,43 @@ def record_event(*, actor: Any, action: str, object_type: str = "", object_id: A
                     detail=detail, changes=changes)
     row.update(object_type=object_type.lower(), object_id=str(object_id or ""), person_id=person_id)
     _append([row])
+
+
+def record_person_access_with(*, actor: Any, action: str, person_id: Any, channel: str,
+                              writes: Callable[[Fragment], list[tuple[Any, ...]]], request: Any = None) -> bool:
+    """``record_person_access`` of one person in the same statement as the caller's own writes
+    (PostgreSQL): True when both are in, False when nothing was written (SQLite, no head row yet,
+    or the head moved under every one of ``AFTER_ATTEMPTS`` tries) and the caller writes and
+    records the usual way.
+
+    ``writes(fragment)`` runs one statement that starts its ``WITH`` with ``fragment.ctes``, writes
+    only where ``fragment.condition`` holds and ends with ``fragment.outcome``, and returns its
+    rows (``core.api.prepared.TogetherInsert.run_after``). It is ``_append_after``'s statement with
+    the caller's inserts inside: the head moves only if it is still as guessed, the entry and the
+    caller's rows go in only if it moved, so everything is written or nothing is; the hash is
+    computed here, and the key is in neither the SQL nor its parameters. In autocommit that is the
+    whole transaction: no BEGIN, no COMMIT.
+    """
+    wrapper = _wrapper()
+    plan = _plan(wrapper)
+    if not plan.after_ctes:
+        return False
+    base = _base_row(actor=actor, action=action, channel=channel, request=request, reason="",
+                     detail=None, changes=None)
+    row = {**base, "object_type": PERSON, "object_id": str(person_id), "person_id": person_id}
+    key = keyring().audit_key
+    head: tuple[int, str] | tuple[()] | None = _last_head.get(wrapper) or (0, "")
+    for _ in range(AFTER_ATTEMPTS):
+        locking = wrapper.in_atomic_block
+        params = _after_params(plan, row, head, key)
+        fragment = Fragment(plan.after_ctes_locking if locking else plan.after_ctes, params,
+                            "EXISTS (SELECT FROM moved)", plan.after_outcome)
+        head = _after_outcome(wrapper, row, writes(fragment))
+        if head is None:
+            return True
+        if not head:  # no head row yet: the reserving path creates it
+            return False
+    return False
 
 
 def forget_person_changes(person_id: Any) -> int:
@@ -199,15 +236,26 @@ def _append_after(cursor: Any, plan: _Plan, row: dict[str, Any], last: tuple[int
     writing transaction), so it reads the committed head, and a try can miss again when
     another process appends in between.
     """
+    wrapper = _wrapper()
+    sql = plan.append_after_locking if wrapper.in_atomic_block else plan.append_after
+    cursor.execute(sql, _after_params(plan, row, last, key))
+    return _after_outcome(wrapper, row, cursor.fetchall())
+
+
+def _after_params(plan: _Plan, row: dict[str, Any], last: tuple[int, str], key: bytes) -> list[Any]:
+    """The parameters of the append after ``last`` (the head's new seq and hash, the guess, the
+    entry's columns); the entry's link to ``last`` and its HMAC are set on ``row``."""
     seq, prev = last
     row["seq"], row["prev_hash"] = seq + 1, prev
     row["hash"] = _row_hash(row, key)
-    wrapper = _wrapper()
-    sql = plan.append_after_locking if wrapper.in_atomic_block else plan.append_after
-    cursor.execute(sql, [seq + 1, row["hash"], seq, prev, *plan.values([row])[0]])
-    found = cursor.fetchall()
+    return [seq + 1, row["hash"], seq, prev, *plan.values([row])[0]]
+
+
+def _after_outcome(wrapper: Any, row: dict[str, Any],
+                   found: list[tuple[Any, ...]]) -> tuple[int, str] | tuple[()] | None:
+    """What the append after a guess gave back: None if ``row`` went in, else the head to try after."""
     if found and found[0][1] is None:  # moved: the entry is in
-        _last_head[wrapper] = (seq + 1, row["hash"])
+        _last_head[wrapper] = (row["seq"], row["hash"])
         return None
     _last_head.pop(wrapper, None)
     return (int(found[0][0]), found[0][1]) if found else ()
@@ -303,6 +351,9 @@ class _Plan:
     insert_and_move: str  # "" where a single statement cannot do both
     append_after: str  # move a guessed head and insert after it, or read the head, in one statement ("" on SQLite)
     append_after_locking: str  # the same, reading the head FOR UPDATE (inside a caller's transaction)
+    after_ctes: str  # ``append_after``'s WITH items, for a caller's statement (``Fragment``; "" on SQLite)
+    after_ctes_locking: str  # those of ``append_after_locking``
+    after_outcome: str  # ``append_after``'s closing SELECT
     append_here: str  # insert after the head the database holds, in one statement (SQLite; else "")
     here_columns: tuple[tuple[str, str, Any, Any], ...]  # its parameters: (name, attname, converter, default)
     link_param: str  # its parameter for the link function: the entry's own fields, encoded
@@ -353,6 +404,7 @@ def _build_plan() -> _Plan:
     reserve = (f"UPDATE {head} SET {quote('seq')} = {quote('seq')} + %s WHERE {quote('id')} = 1 "  # noqa: S608
                f"RETURNING {quote('seq')}, {quote('hash')}")
     insert_and_move = append_after = append_after_locking = append_here = ""
+    after_ctes = after_ctes_locking = after_outcome = ""
     here_columns: tuple[tuple[str, str, Any, Any], ...] = ()
     link_param = "link"
     here_sql = ""
@@ -377,19 +429,22 @@ def _build_plan() -> _Plan:
         # One row back: (new seq, NULL) when the guessed head moved and the entry went in, else
         # (seq, hash) of the head the chain holds now (what the next try appends after); none
         # when there is no head row at all.
-        moved_then = (f"WITH moved AS (UPDATE {head} SET {quote('seq')} = %s, {quote('hash')} = %s "  # noqa: S608
-                      f"WHERE {quote('id')} = 1 AND {quote('seq')} = %s AND {quote('hash')} = %s "
-                      f"RETURNING {quote('seq')}), "
-                      f"entry AS (INSERT INTO {entries} ({', '.join(quote(f.column) for f in fields)}) "
-                      f"SELECT {typed} FROM moved), "
-                      f"current_head AS (SELECT {quote('seq')}, {quote('hash')} FROM {head} "
-                      f"WHERE {quote('id')} = 1 AND NOT EXISTS (SELECT FROM moved){{lock}}) "
-                      f"SELECT {quote('seq')}, NULL FROM moved UNION ALL SELECT {quote('seq')}, {quote('hash')} FROM current_head")
-        append_after = moved_then.format(lock="")
-        append_after_locking = moved_then.format(lock=" FOR UPDATE")
+        ctes = (f"moved AS (UPDATE {head} SET {quote('seq')} = %s, {quote('hash')} = %s "  # noqa: S608
+                f"WHERE {quote('id')} = 1 AND {quote('seq')} = %s AND {quote('hash')} = %s "
+                f"RETURNING {quote('seq')}), "
+                f"entry AS (INSERT INTO {entries} ({', '.join(quote(f.column) for f in fields)}) "
+                f"SELECT {typed} FROM moved), "
+                f"current_head AS (SELECT {quote('seq')}, {quote('hash')} FROM {head} "
+                f"WHERE {quote('id')} = 1 AND NOT EXISTS (SELECT FROM moved){{lock}})")
+        after_outcome = (f"SELECT {quote('seq')}, NULL FROM moved "  # noqa: S608 - model metadata
+                         f"UNION ALL SELECT {quote('seq')}, {quote('hash')} FROM current_head")
+        after_ctes, after_ctes_locking = ctes.format(lock=""), ctes.format(lock=" FOR UPDATE")
+        append_after = f"WITH {after_ctes} {after_outcome}"
+        append_after_locking = f"WITH {after_ctes_locking} {after_outcome}"
     sealed = next(f.attname for f in fields if isinstance(f, EncryptedTextField))
     return _Plan(insert=insert, insert_and_move=insert_and_move, append_after=append_after,
-                 append_after_locking=append_after_locking,
+                 append_after_locking=append_after_locking, after_ctes=after_ctes,
+                 after_ctes_locking=after_ctes_locking, after_outcome=after_outcome,
                  append_here=append_here, here_columns=here_columns, link_param=link_param, here_sql=here_sql,
                  reserve=reserve,
                  move=move, columns=columns, sealed=sealed)

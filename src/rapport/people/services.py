@@ -15,9 +15,14 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from rapport.access.audit import diff, record_change, record_person_access
+from rapport.access.audit import (
+    diff,
+    record_change,
+    record_person_access,
+    record_person_access_with,
+)
 from rapport.access.fieldsecurity import refused_writes
-from rapport.core.api.prepared import insert_together
+from rapport.core.api.prepared import TogetherInsert
 from rapport.core.search import fold
 from rapport.identity.normalise import InvalidIdentifier
 from rapport.imports.fastnorm import normalise_point
@@ -158,11 +163,24 @@ def _new_person(*, actor: Any, given_name: str, family_name: str, preferred_name
 
 def _insert_new_person(*, actor: Any, person: Person, normalised: list[_NormalisedContactPoint],
                        tags: Iterable[str], channel: str) -> list[ContactPoint]:
-    """Write a new person, their points, tags and audit entry in one transaction."""
+    """Write a new person, their points, tags and audit entry in one transaction.
+
+    On PostgreSQL without tags that is one statement (decision 0039): the person and their points
+    are inserted inside the audit's append after the chain head this connection guesses, only if
+    the guess holds, so the entry and the rows are written together or not at all; in autocommit
+    the statement is the whole transaction. A stale guess is tried again after the head the
+    statement read; when the audit gives up, the rows are written the usual way, below.
+    """
+    written = list(dict.fromkeys(_new_contact_points(person, normalised)))
+    # One round trip for the person and their points, SQL built once (core.api.prepared).
+    insert = TogetherInsert((Person, [person]), (ContactPoint, written))
+    if not tags and insert.one_statement and record_person_access_with(
+            actor=actor, action="create", person_id=person.pk, channel=channel, writes=insert.run_after):
+        insert.done()
+        return written
     with transaction.atomic():
-        written = list(dict.fromkeys(_new_contact_points(person, normalised)))
-        # One round trip for the person and their points, SQL built once (core.api.prepared).
-        insert_together((Person, [person]), (ContactPoint, written))
+        insert.run()
+        insert.done()
         if tags:
             _set_tags(person, tags)
         record_person_access(actor=actor, action="create", people=[person], channel=channel)

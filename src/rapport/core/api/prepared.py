@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import re
 import uuid
 import weakref
 from collections.abc import Callable, Iterator, Sequence
@@ -277,34 +278,85 @@ def insert_together(*groups: tuple[type[Any], Sequence[Any]], using: str = "defa
     (Django's are ``DEFERRABLE INITIALLY DEFERRED`` on PostgreSQL; SQLite checks each statement,
     so list parents first).
     """
-    groups = tuple((model, list(objs)) for model, objs in groups if objs)
-    if not groups:
-        return
-    connection = connections[using]
-    for model, objs in groups:
-        if signals.pre_save.has_listeners(model):
-            for obj in objs:
-                signals.pre_save.send(sender=model, instance=obj, raw=False, using=using, update_fields=None)
-    values = [[_db_values(model, obj, connection) for obj in objs] for model, objs in groups]
-    if connection.vendor == "postgresql" and sum(map(len, (r for g in values for r in g))) <= PG_MAX_PARAMS:
-        sql = _insert_sql(connection, tuple((model, len(objs)) for model, objs in groups))
-        with preparing_cursor(connection) as cursor:
-            cursor.execute(sql, [v for group in values for row in group for v in row])
-    else:  # one statement per model, in batches within the database's limit on parameters
+    insert = TogetherInsert(*groups, using=using)
+    insert.run()
+    insert.done()
+
+
+@dataclass(frozen=True)
+class Fragment:
+    """The start and end of a statement another module writes in (PostgreSQL): ``ctes`` open its
+    ``WITH`` (with ``params``, first), the statement's own writes happen only where ``condition``
+    holds, and ``outcome`` is its closing ``SELECT``, whose rows that module reads (the audit's
+    single append, ``access.audit.record_person_access_with``)."""
+
+    ctes: str
+    params: list[Any]
+    condition: str
+    outcome: str
+
+
+class TogetherInsert:
+    """``insert_together`` in its steps: the values prepared once (``pre_save`` signals sent),
+    ``run()`` or ``run_after(fragment)`` to write them, ``done()`` once they are in (instances
+    marked saved, ``post_save`` sent)."""
+
+    def __init__(self, *groups: tuple[type[Any], Sequence[Any]], using: str = "default") -> None:
+        self.groups = tuple((model, list(objs)) for model, objs in groups if objs)
+        self.using = using
+        self.connection = connections[using]
+        for model, objs in self.groups:
+            if signals.pre_save.has_listeners(model):
+                for obj in objs:
+                    signals.pre_save.send(sender=model, instance=obj, raw=False, using=using, update_fields=None)
+        self.values = [[_db_values(model, obj, self.connection) for obj in objs] for model, objs in self.groups]
+
+    @property
+    def one_statement(self) -> bool:
+        """Whether ``run_after`` can write it: PostgreSQL, and within its limit on parameters."""
+        return (self.connection.vendor == "postgresql"
+                and sum(map(len, (r for g in self.values for r in g))) <= PG_MAX_PARAMS)
+
+    def run(self) -> None:
+        if not self.groups:
+            return
+        connection, values = self.connection, self.values
+        if self.one_statement:
+            sql = _insert_sql(connection, tuple((model, len(objs)) for model, objs in self.groups))
+            with preparing_cursor(connection) as cursor:
+                cursor.execute(sql, [v for group in values for row in group for v in row])
+            return
+        # one statement per model, in batches within the database's limit on parameters
         limit = connection.features.max_query_params or PG_MAX_PARAMS
         with connection.cursor() as cursor:
-            for (model, _), group in zip(groups, values, strict=True):
+            for (model, _), group in zip(self.groups, values, strict=True):
                 size = max(1, limit // len(_insert_fields(model)))
                 for first in range(0, len(group), size):
                     batch = group[first:first + size]
                     cursor.execute(_insert_sql(connection, ((model, len(batch)),)), [v for row in batch for v in row])
-    for model, objs in groups:
-        for obj in objs:
-            obj._state.adding, obj._state.db = False, using
-        if signals.post_save.has_listeners(model):
+
+    def run_after(self, fragment: Fragment) -> list[tuple[Any, ...]]:
+        """Write the rows in ``fragment``'s statement, only where its condition holds: one round
+        trip for the fragment's writes and these; its outcome's rows. The rows are typed (``%s::uuid``,
+        without length or precision, so a too long value still fails as an insert's would): a
+        ``SELECT``'s parameters get no type from the columns they go into."""
+        if not self.one_statement:
+            raise ValueError("run_after writes in one PostgreSQL statement: use run().")
+        shape = tuple((model, len(objs)) for model, objs in self.groups)
+        sql = _conditional_sql(self.connection, shape, fragment.ctes, fragment.condition, fragment.outcome)
+        with preparing_cursor(self.connection) as cursor:
+            cursor.execute(sql, [*fragment.params, *(v for group in self.values for row in group for v in row)])
+            return cursor.fetchall()
+
+    def done(self) -> None:
+        using = self.using
+        for model, objs in self.groups:
             for obj in objs:
-                signals.post_save.send(sender=model, instance=obj, created=True, update_fields=None, raw=False,
-                                       using=using)
+                obj._state.adding, obj._state.db = False, using
+            if signals.post_save.has_listeners(model):
+                for obj in objs:
+                    signals.post_save.send(sender=model, instance=obj, created=True, update_fields=None, raw=False,
+                                           using=using)
 
 
 PG_MAX_PARAMS = 65535  # PostgreSQL's limit on one statement's parameters
@@ -337,6 +389,34 @@ def _insert_sql(connection: Any, key: tuple[tuple[type[Any], int], ...]) -> str:
     heads = ", ".join(f"inserted_{i} AS ({sql})" for i, sql in enumerate(inserts[:-1]))
     sql = _inserts[connection][key] = f"WITH {heads} {inserts[-1]}" if heads else inserts[0]
     return sql
+
+
+_conditionals: weakref.WeakKeyDictionary[Any, dict[tuple[Any, ...], str]] = weakref.WeakKeyDictionary()
+
+
+def _conditional_sql(connection: Any, key: tuple[tuple[type[Any], int], ...], ctes: str, condition: str,
+                     outcome: str) -> str:
+    """``WITH <ctes>, inserted_0 AS (INSERT … SELECT … WHERE <condition>), … <outcome>``."""
+    cache_key = (key, ctes, condition, outcome)
+    cached = _conditionals.setdefault(connection, {}).get(cache_key)
+    if cached is not None:
+        return cached
+    quote = connection.ops.quote_name
+    inserts = []
+    for i, (model, count) in enumerate(key):
+        fields = _insert_fields(model)
+        row = "(" + ", ".join(f"%s::{_cast_type(f, connection)}" for f in fields) + ")"
+        inserts.append(f"inserted_{i} AS (INSERT INTO {quote(model._meta.db_table)} "  # noqa: S608 - model metadata only
+                       f"({', '.join(quote(f.column) for f in fields)}) "
+                       f"SELECT * FROM (VALUES {', '.join([row] * count)}) AS v WHERE {condition})")
+    sql = _conditionals[connection][cache_key] = f"WITH {ctes}, {', '.join(inserts)} {outcome}"
+    return sql
+
+
+def _cast_type(field: Any, connection: Any) -> str:
+    """The column's type without its length or precision (``varchar(200)`` -> ``varchar``): the
+    insert's assignment to the column still checks them, where a cast would cut the value."""
+    return re.sub(r"\([^)]*\)", "", field.db_type(connection))
 
 
 def _db_values(model: type[Any], obj: Any, connection: Any) -> list[Any]:
