@@ -130,6 +130,7 @@ def test_a_stale_guess_is_tried_again_and_appends_exactly_one_entry(chain, in_tr
     together = [q["sql"] for q in queries.captured_queries if q["sql"].startswith("WITH moved AS")]
     assert len(together) == 2, together
     assert ("FOR UPDATE" in together[0]) is in_transaction
+    assert "FOR UPDATE" in together[1]  # autocommit too: the try after a miss is in a transaction
     assert AuditEntry.objects.count() == entries + 1
     assert Person.objects.filter(pk=done.person.pk).count() == 1
     assert ContactPoint.objects.filter(person_id=done.person.pk).count() == 2
