@@ -149,6 +149,26 @@ def record_person_access_with(*, actor: Any, action: str, person_id: Any, channe
     return False
 
 
+def head_guess_sql() -> str:
+    """PostgreSQL: a SELECT of the chain head's (seq, hash) that a caller reads inside a statement
+    it runs anyway (the create's duplicate check), then hands to ``note_head_guess``; "" on SQLite.
+
+    The head this connection moved last is stale whenever another server process appended since,
+    which with two workers is most creates (decision 0039): the one-statement create then missed,
+    and a miss is a statement and a transaction more. A head read a moment before the append is
+    stale only when another append fell into that moment. Still only a guess: the append checks it.
+    """
+    plan = _plan(_wrapper())
+    if not plan.after_ctes:
+        return ""
+    return plan.head_guess
+
+
+def note_head_guess(seq: Any, hash_: str) -> None:
+    """The head ``head_guess_sql`` read: the next single append of this connection guesses it."""
+    _last_head[_wrapper()] = (int(seq), hash_)
+
+
 def forget_person_changes(person_id: Any) -> int:
     """Erasure (C5): drop the old/new values of a person's field history; the chain stays valid."""
     return AuditEntry.objects.filter(person_id=person_id, changes__isnull=False).update(changes=None)
@@ -359,6 +379,7 @@ class _Plan:
     insert_and_move: str  # "" where a single statement cannot do both
     append_after: str  # move a guessed head and insert after it, or read the head, in one statement ("" on SQLite)
     append_after_locking: str  # the same, reading the head FOR UPDATE (inside a caller's transaction)
+    head_guess: str  # SELECT seq, hash of the head, for a caller's statement (``head_guess_sql``; "" on SQLite)
     after_ctes: str  # ``append_after``'s WITH items, for a caller's statement (``Fragment``; "" on SQLite)
     after_ctes_locking: str  # those of ``append_after_locking``
     after_outcome: str  # ``append_after``'s closing SELECT
@@ -412,7 +433,7 @@ def _build_plan() -> _Plan:
     reserve = (f"UPDATE {head} SET {quote('seq')} = {quote('seq')} + %s WHERE {quote('id')} = 1 "  # noqa: S608
                f"RETURNING {quote('seq')}, {quote('hash')}")
     insert_and_move = append_after = append_after_locking = append_here = ""
-    after_ctes = after_ctes_locking = after_outcome = ""
+    after_ctes = after_ctes_locking = after_outcome = head_guess = ""
     here_columns: tuple[tuple[str, str, Any, Any], ...] = ()
     link_param = "link"
     here_sql = ""
@@ -449,9 +470,10 @@ def _build_plan() -> _Plan:
         after_ctes, after_ctes_locking = ctes.format(lock=""), ctes.format(lock=" FOR UPDATE")
         append_after = f"WITH {after_ctes} {after_outcome}"
         append_after_locking = f"WITH {after_ctes_locking} {after_outcome}"
+        head_guess = f"SELECT {quote('seq')}, {quote('hash')} FROM {head} WHERE {quote('id')} = 1"  # noqa: S608
     sealed = next(f.attname for f in fields if isinstance(f, EncryptedTextField))
     return _Plan(insert=insert, insert_and_move=insert_and_move, append_after=append_after,
-                 append_after_locking=append_after_locking, after_ctes=after_ctes,
+                 append_after_locking=append_after_locking, head_guess=head_guess, after_ctes=after_ctes,
                  after_ctes_locking=after_ctes_locking, after_outcome=after_outcome,
                  append_here=append_here, here_columns=here_columns, link_param=link_param, here_sql=here_sql,
                  reserve=reserve,

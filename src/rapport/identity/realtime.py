@@ -42,7 +42,8 @@ def check_policy(on_duplicate: str) -> None:
 
 def candidates_and_suppressed(*, user: Any, given_name: str = "", family_name: str = "",
                               emails: Sequence[str] = (), phones: Sequence[str] = (),
-                              suppression_digests: Sequence[str] = ()) -> tuple[list[dict], set[str]]:
+                              suppression_digests: Sequence[str] = (),
+                              read_audit_head: bool = False) -> tuple[list[dict], set[str]]:
     """The candidates ``user`` may see, and which of ``suppression_digests`` are on the internal
     suppression list: one statement (``people.services.person_create_checked`` refuses those)."""
     from rapport.identity.selectors import visible_candidates_and_suppressed
@@ -52,7 +53,8 @@ def candidates_and_suppressed(*, user: Any, given_name: str = "", family_name: s
     with statements_prepared():
         return visible_candidates_and_suppressed(user=user, given_name=given_name, family_name=family_name,
                                                  emails=emails, phones=phones,
-                                                 suppression_digests=suppression_digests)
+                                                 suppression_digests=suppression_digests,
+                                                 read_audit_head=read_audit_head)
 
 
 def apply_policy(*, user: Any, on_duplicate: str, candidates: list[dict]) -> Any:

@@ -141,7 +141,8 @@ def visible_candidates(*, user: Any, given_name: str = "", family_name: str = ""
 
 def visible_candidates_and_suppressed(*, user: Any, given_name: str = "", family_name: str = "",
                                       emails: Any = (), phones: Any = (), threshold: float = 0.5, limit: int = 5,
-                                      suppression_digests: Any = ()) -> tuple[list[dict[str, Any]], set[str]]:
+                                      suppression_digests: Any = (),
+                                      read_audit_head: bool = False) -> tuple[list[dict[str, Any]], set[str]]:
     """``visible_candidates``, and which of ``suppression_digests`` are on the internal
     suppression list, looked up in the same statement (``find_candidates_and_suppressed``)."""
     from rapport.identity.services import find_candidates_and_suppressed
@@ -150,7 +151,7 @@ def visible_candidates_and_suppressed(*, user: Any, given_name: str = "", family
     found, hits = find_candidates_and_suppressed(
         given_name=given_name, family_name=family_name, emails=list(emails), phones=list(phones),
         threshold=threshold, limit=limit, among=Person.objects.visible_to(user),
-        suppression_digests=list(suppression_digests))
+        suppression_digests=list(suppression_digests), read_audit_head=read_audit_head)
     return [{"id": str(c.person_id), "display_name": c.display_name, "score": c.score, "evidence": c.evidence}
             for c in found], hits
 

@@ -24,6 +24,7 @@ from typing import Any
 from django.db import connection
 from django.db.models import Exists, OuterRef, QuerySet
 
+from rapport.access import audit
 from rapport.core.search import fold
 from rapport.identity.engine import (
     CLOSE,
@@ -87,7 +88,8 @@ def find_candidates_and_suppressed(*, given_name: str = "", family_name: str = "
                                    phones: Sequence[str] = (), exclude_person_id: Any = None,
                                    limit: int = 5, threshold: float = CANDIDATE_THRESHOLD,
                                    among: QuerySet | None = None,
-                                   suppression_digests: Sequence[str] = ()) -> tuple[list[Candidate], set[str]]:
+                                   suppression_digests: Sequence[str] = (),
+                                   read_audit_head: bool = False) -> tuple[list[Candidate], set[str]]:
     """Existing people who may be the same as the described one, best first.
 
     Each candidate carries its evidence: every compared field with its level (exact, close,
@@ -97,13 +99,15 @@ def find_candidates_and_suppressed(*, given_name: str = "", family_name: str = "
 
     ``suppression_digests`` (``privacy.suppression.digests_to_check``) are looked up on the
     internal suppression list in the same statement (the API create's one round trip for
-    both); the second value is the digests found there.
+    both); the second value is the digests found there. ``read_audit_head``: the same statement
+    also reads the audit chain's head for the create's one-statement append that follows
+    (``access.audit.head_guess_sql``; PostgreSQL).
     """
     digests = list(dict.fromkeys(suppression_digests))
     arms = [] if among is not None and among.query.is_empty() else _arms(
         given_name=given_name, family_name=family_name, emails=emails, phones=phones)
     if arms:
-        people, hits = _blocked_people(arms, among, digests)
+        people, hits = _blocked_people(arms, among, digests, read_audit_head)
     else:
         from rapport.privacy.suppression import internal_hits
 
@@ -166,8 +170,8 @@ def _arms(*, given_name: str, family_name: str, emails: Sequence[str], phones: S
     return arms
 
 
-def _blocked_people(arms: list[_Arm], among: QuerySet | None,
-                    digests: Sequence[str] = ()) -> tuple[list[tuple[Prepared, str]], set[str]]:
+def _blocked_people(arms: list[_Arm], among: QuerySet | None, digests: Sequence[str] = (),
+                    read_audit_head: bool = False) -> tuple[list[tuple[Prepared, str]], set[str]]:
     """Match keys and display name of the people of every arm, in one round trip.
 
     ``UNION ALL`` of the arms as derived tables, so each keeps its own LIMIT (SQLite refuses
@@ -183,13 +187,19 @@ def _blocked_people(arms: list[_Arm], among: QuerySet | None,
         hits_sql, hits_params = internal_hits_sql(digests)
         sql = f"{sql} UNION ALL SELECT -1, NULL, NULL, NULL, NULL, NULL, hit.digest FROM ({hits_sql}) AS hit"  # noqa: S608 - as above
         params = [*params, *hits_params]
+    head_sql = audit.head_guess_sql() if read_audit_head else ""
+    if head_sql:  # the audit chain's head as a row of arm -2: (-2, NULL …, seq, hash)
+        sql = f"{sql} UNION ALL SELECT -2, NULL, NULL, NULL, NULL, CAST(h.seq AS varchar), h.hash FROM ({head_sql}) AS h"  # noqa: S608
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         rows = cursor.fetchall()
     hits = set()
-    if digests:
+    if digests or head_sql:
         hits = {row[6] for row in rows if row[0] == -1}
-        rows = [row for row in rows if row[0] != -1]
+        for row in rows:
+            if row[0] == -2:
+                audit.note_head_guess(row[5], row[6])
+        rows = [row for row in rows if row[0] >= 0]
     members: dict[int, dict[uuid.UUID, None]] = {}
     names: dict[uuid.UUID, tuple[str, str, str]] = {}
     points: dict[uuid.UUID, dict[str, dict[str, None]]] = {}

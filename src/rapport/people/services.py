@@ -132,7 +132,7 @@ def person_create_checked(*, actor: Any, on_duplicate: str = "create", given_nam
         user=actor, given_name=given_name, family_name=family_name,
         emails=[p.value for p in contact_points if p.kind == ContactPoint.Kind.EMAIL],
         phones=[p.value for p in contact_points if p.kind == ContactPoint.Kind.PHONE],
-        suppression_digests=list(by_digest))
+        suppression_digests=list(by_digest), read_audit_head=not tags)  # for the one-statement create
     refuse_hits(by_digest, hits)
     existing = realtime.apply_policy(user=actor, on_duplicate=on_duplicate, candidates=candidates)
     if existing is not None:

@@ -90,6 +90,28 @@ def test_a_suppressed_identifier_is_refused_with_nothing_written(chain, in_trans
 
 
 @postgres_only
+def test_the_duplicate_check_refreshes_a_stale_guess(chain):
+    """The head this connection moved last is stale once another process appended (most creates,
+    with two server workers): the duplicate check's statement reads the head, so the append that
+    follows does not miss."""
+    # given: another connection appended since this one last did
+    _create(chain, contact_points=[EMAIL])  # caches warm, as on a server
+    _stale_guess()
+    entries = AuditEntry.objects.count()
+    # when
+    with CaptureQueriesContext(connection) as queries:
+        done = _create(chain, contact_points=[services.ContactPointInput(kind="email", value="ada2@example.com"),
+                                              PHONE])
+    # then: one try, and it wrote everything
+    statements = [q["sql"] for q in queries.captured_queries]
+    assert len(statements) == 2, statements
+    assert "UNION ALL SELECT -2" in statements[0] and statements[1].startswith("WITH moved AS (UPDATE")
+    assert AuditEntry.objects.count() == entries + 1
+    assert ContactPoint.objects.filter(person_id=done.person.pk).count() == 2
+    _chain_is_one_line()
+
+
+@postgres_only
 def test_an_autocommit_create_is_two_statements_and_no_transaction(chain, monkeypatch):
     """Pins the create's statements: the duplicate check (with the suppression lookup), then the
     person, points and entry together. A BEGIN/COMMIT or a separate insert coming back fails here."""
@@ -115,9 +137,12 @@ def test_an_autocommit_create_is_two_statements_and_no_transaction(chain, monkey
 
 @postgres_only
 @pytest.mark.parametrize("in_transaction", [False, True], ids=["autocommit", "in-transaction"])
-def test_a_stale_guess_is_tried_again_and_appends_exactly_one_entry(chain, in_transaction):
-    # given: this connection remembers a head the chain has moved past (as another process would)
-    _stale_guess()
+def test_a_stale_guess_is_tried_again_and_appends_exactly_one_entry(chain, in_transaction, monkeypatch):
+    # given: the head moves after the duplicate check read it (as another process's append would)
+    from rapport.identity import realtime
+
+    real_policy = realtime.apply_policy
+    monkeypatch.setattr(realtime, "apply_policy", lambda **kw: (_stale_guess(), real_policy(**kw))[1])
     entries = AuditEntry.objects.count()
     # when
     with CaptureQueriesContext(connection) as queries:
