@@ -34,6 +34,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import api as bench_api  # the same data and bodies as bench/api.py
 from _common import boot
+from api_profile import _backend_pid, _cpu  # the backend's CPU, as api_profile.py reads it
 
 
 def main() -> None:
@@ -216,21 +217,6 @@ def _environ(method: str, path: str, key: str, body: bytes) -> dict:
         "wsgi.errors": sys.stderr, "wsgi.multithread": True, "wsgi.multiprocess": True,
         "wsgi.run_once": False, "wsgi.version": (1, 0),
     }
-
-
-def _backend_pid(connection: Any) -> int | None:
-    if connection.vendor != "postgresql":
-        return None
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_backend_pid()")
-        return cursor.fetchone()[0]
-
-
-def _cpu(pid: int | None) -> float:
-    if pid is None:
-        return 0.0
-    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 if __name__ == "__main__":
