@@ -28,13 +28,13 @@ def constant(environ: dict[str, Any], start_response: Any) -> list[bytes]:
     return [BODY]
 
 
-def _routes() -> Any:
+def floor_views() -> tuple[Any, Any]:
+    """The floor's two views, each answering a constant: a DRF ``APIView`` with the API's defaults
+    (as every Rapport API view: token, permissions of ``people.person``, throttles; a POST's body
+    parsed) and a plain Django view. Also ``bench/api_costs.py``'s."""
     from django.http import JsonResponse
-    from django.urls import path
     from rest_framework.response import Response
     from rest_framework.views import APIView
-
-    import rapport.urls
 
     class Floor(APIView):
         object_type = "people.person"
@@ -49,7 +49,16 @@ def _routes() -> Any:
     def plain(request: Any) -> JsonResponse:
         return JsonResponse({"ok": True})
 
-    rapport.urls.urlpatterns[:0] = [path("api/v1/floor/", Floor.as_view()), path("floor/django/", plain)]
+    return Floor, plain
+
+
+def _routes() -> Any:
+    from django.urls import path
+
+    import rapport.urls
+
+    floor, plain = floor_views()
+    rapport.urls.urlpatterns[:0] = [path("api/v1/floor/", floor.as_view()), path("floor/django/", plain)]
 
 
 from rapport.wsgi import application  # noqa: E402 - Django is set up first

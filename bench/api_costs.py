@@ -167,7 +167,6 @@ class _With:
 def _handlers() -> tuple[Any, Any]:
     """Rapport's WSGI application with the cost routes, and the same without middleware."""
     from django.core.handlers.wsgi import WSGIHandler
-    from django.http import JsonResponse
     from django.test.utils import override_settings
     from django.urls import path
     from rest_framework.response import Response
@@ -186,22 +185,14 @@ def _handlers() -> tuple[Any, Any]:
     class Token(Nothing):
         authentication_classes = api_settings.DEFAULT_AUTHENTICATION_CLASSES
 
-    class Checked(APIView):  # the API's defaults, as every Rapport API view
-        object_type = "people.person"
+    # the API's defaults, as every Rapport API view, and a plain Django view (bench/api.py --floor's);
+    # importing the floor module adds its own routes too, after which the cost routes go first
+    from _api_floor import floor_views
 
-        def get(self, request: Any) -> Response:
-            return Response({"ok": True})
-
-        def post(self, request: Any) -> Response:
-            request.data  # noqa: B018 - parsed, as a create's body is
-            return Response({"ok": True}, status=201)
-
-    def plain(request: Any) -> JsonResponse:
-        return JsonResponse({"ok": True})
-
+    checked, plain = floor_views()
     rapport.urls.urlpatterns[:0] = [
         path("api/v1/cost/plain/", plain), path("api/v1/cost/drf/", Nothing.as_view()),
-        path("api/v1/cost/token/", Token.as_view()), path("api/v1/cost/checked/", Checked.as_view())]
+        path("api/v1/cost/token/", Token.as_view()), path("api/v1/cost/checked/", checked.as_view())]
     with override_settings(MIDDLEWARE=[]):
         bare = WSGIHandler()
     return application, bare
