@@ -7,8 +7,9 @@ a non-C collation can use. Rapport's prefix search is written as ranges on folde
 which the plain index serves; the blind indexes are matched exactly (``blind_q``) and key
 rotation's ``NOT startswith`` reads every row anyway. So the twins were only written: at every
 insert of a person (7 of its 19 indexes) and of a contact point (2 of 9), a million-row import
-among them. SQLite never had them. The plain indexes and the models' ``db_index`` stay, so
-Django's later migrations of these fields drop a twin with ``IF EXISTS`` as they always do.
+among them. SQLite never had them. The plain indexes and the models' ``db_index`` stay (but
+``search_key``'s, which people/0004 drops), so Django's later migrations of these fields drop a
+twin with ``IF EXISTS`` as they always do.
 """
 
 from django.db import migrations
